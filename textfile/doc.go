@@ -2,7 +2,12 @@
 // reader of node_exporter textfile-collector files (".prom").
 //
 // A file is written in full each time: temporary name not ending in ".prom" in
-// the same directory, fsync, rename, mode 0644. Families and series come out in
-// a stable order with HELP and TYPE, no sample timestamps and no duplicates, so
+// the same directory, fsync, mode 0644, rename, fsync of the directory. A crash
+// leaves the old file or the new one, never a mix; this holds on local file
+// systems, not necessarily on network ones. Families and series come out in a
+// stable order with HELP and TYPE, no sample timestamps and no duplicates, so
 // node_exporter never drops the file and diffs between runs stay readable.
+//
+// The package knows nothing of where the values come from: it takes a slice
+// of Family and writes a file.
 package textfile
