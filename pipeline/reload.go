@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -226,37 +225,18 @@ func (r *CommandReloader) Reload(ctx context.Context) ReloadResult {
 	if timeout <= 0 {
 		timeout = reloadCommandTimeout
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, r.Argv[0], r.Argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// The negative pid names the process group: the command and
-		// everything it started that did not leave the group.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	cmd.WaitDelay = reloadWaitDelay
-	out := &reloadOutput{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		res.Detail = fmt.Sprintf("cannot start %s: %v", r.Argv[0], reloadInnerExecError(err))
-		return res
-	}
-	err := cmd.Wait()
-	output := reloadTrim(out.String())
+	c := runCommand(ctx, r.Argv, "", timeout)
 	switch {
-	case err == nil || errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success():
+	case c.StartErr != nil:
+		res.Detail = fmt.Sprintf("cannot start %s: %v", r.Argv[0], c.StartErr)
+	case c.OK:
 		res.Status = http.StatusOK
-		res.Detail = output
-	case cctx.Err() != nil:
-		reason := fmt.Sprintf("no exit within %s", timeout)
-		if ctx.Err() != nil {
-			reason = reloadCtxReason(ctx)
-		}
-		res.Detail = reloadTrim(reloadJoin(reason+"; killed", output))
+		res.Detail = c.Output
+	case c.TimedOut:
+		res.Detail = reloadTrim(reloadJoin(c.Reason+"; killed", c.Output))
 	default:
 		res.Status = http.StatusInternalServerError
-		res.Detail = reloadTrim(reloadJoin(output, err.Error()))
+		res.Detail = reloadTrim(reloadJoin(c.Output, c.Err.Error()))
 	}
 	return res
 }

@@ -1,0 +1,55 @@
+# butler: build, test and run.
+GO       ?= go
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+RUN_DIR  := $(CURDIR)/run
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+
+.PHONY: all build test run lint bench install deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/butler .
+
+# Installs what the tests need (real Prometheus, Alertmanager, node_exporter, git)
+# when missing, then vet, the race-enabled tests, and the alert rules.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	scripts/check-alerts.sh
+
+deps:
+	scripts/test-deps.sh
+
+# Syncs the bundled example (testdata/example) offline into ./run; run it twice:
+# the first run writes, the second changes nothing.
+run: build
+	@mkdir -p $(RUN_DIR)
+	BUTLER_RUN_DIR=$(RUN_DIR) bin/butler --config testdata/example/butler.toml sync
+	@echo "--- $(RUN_DIR)/textfile/butler.prom"
+	@cat $(RUN_DIR)/textfile/butler.prom
+
+lint:
+	scripts/test-deps.sh --lint
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+install: build
+	install -D -m 0755 bin/butler $(DESTDIR)$(PREFIX)/bin/butler
+	install -D -m 0644 scripts/butler.service $(DESTDIR)/etc/systemd/system/butler.service
+	install -D -m 0644 scripts/butler.timer $(DESTDIR)/etc/systemd/system/butler.timer
+	install -D -m 0644 scripts/butler.cron $(DESTDIR)/usr/share/doc/butler/butler.cron
+	install -D -m 0644 scripts/examples/butler.toml $(DESTDIR)/usr/share/doc/butler/examples/butler.toml
+	install -D -m 0644 scripts/examples/butler.env $(DESTDIR)/usr/share/doc/butler/examples/butler.env
+	install -D -m 0644 scripts/butler-alerts.yml $(DESTDIR)/usr/share/doc/butler/butler-alerts.yml
+
+clean:
+	rm -rf bin run

@@ -1,0 +1,192 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/butler-sre/butler/pipeline"
+	"github.com/urfave/cli/v3"
+)
+
+// Deps is what the commands take from the outside world; tests build it by hand.
+type Deps struct {
+	Stdout, Stderr io.Writer
+	LookupEnv      func(string) (string, bool)
+	Environ        []string
+	Now            func() time.Time
+	Hostname       string
+	HTTPClient     *http.Client // nil: the default clients of pipeline
+	Build          pipeline.BuildInfo
+
+	logger *slog.Logger // set from --log-level and --log-format
+}
+
+// SystemDeps returns the Deps of a real process.
+func SystemDeps(build pipeline.BuildInfo) *Deps {
+	host, _ := os.Hostname()
+	return &Deps{
+		Stdout:    os.Stdout,
+		Stderr:    os.Stderr,
+		LookupEnv: os.LookupEnv,
+		Environ:   os.Environ(),
+		Now:       time.Now,
+		Hostname:  host,
+		Build:     build,
+	}
+}
+
+// Exit codes of butler sync (SPEC section 2).
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitConfig = 2
+	ExitLocked = 3
+)
+
+// errUsage marks command-line mistakes: exit 2.
+var errUsage = errors.New("usage error")
+
+// ExitCode maps an error returned by a command to the process exit code.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, pipeline.ErrLocked):
+		return ExitLocked
+	case errors.Is(err, pipeline.ErrConfig), errors.Is(err, errUsage):
+		return ExitConfig
+	default:
+		return ExitFailed
+	}
+}
+
+// Main runs butler with args (program name first) and returns the exit code.
+func Main(ctx context.Context, args []string, d *Deps) int {
+	err := NewRoot(d).Run(ctx, args)
+	if err != nil && !errors.Is(err, pipeline.ErrFailed) {
+		// Failures of a sync were logged as they happened; anything else is said here.
+		fmt.Fprintf(d.Stderr, "butler: %v\n", err)
+	}
+	return ExitCode(err)
+}
+
+// NewRoot builds the root command.
+func NewRoot(d *Deps) *cli.Command {
+	return &cli.Command{
+		Name:  "butler",
+		Usage: "keep the configuration files of local programs in step with a remote store",
+		Description: `butler is a one-shot command for cron or a systemd timer. For every manager in
+butler.toml it fetches the files, renders and validates them, writes what changed
+atomically, reloads the manager, and keeps a last-known-good copy that it puts back
+when a reload is refused. It reports what it did in a node_exporter textfile.`,
+		Version:         d.Build.Version,
+		Writer:          d.Stdout,
+		ErrWriter:       d.Stderr,
+		ExitErrHandler:  func(context.Context, *cli.Command, error) {},
+		OnUsageError:    usageError,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "butler.toml: a path or a source URL", Value: "/etc/butler/butler.toml", Sources: cli.EnvVars("BUTLER_CONFIG")},
+			&cli.StringFlag{Name: "state-dir", Usage: "override [butler] state_dir", Sources: cli.EnvVars("BUTLER_STATE_DIR")},
+			&cli.StringFlag{Name: "textfile", Usage: "override [butler] textfile", Sources: cli.EnvVars("BUTLER_TEXTFILE")},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
+			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
+		},
+		Before: func(ctx context.Context, cmd *cli.Command) (context.Context, error) {
+			l, err := newLogger(d.Stderr, cmd.String("log-level"), cmd.String("log-format"))
+			if err != nil {
+				return ctx, err
+			}
+			d.logger = l
+			return ctx, nil
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() > 0 {
+				return fmt.Errorf("%w: unknown command %q (see butler --help)", errUsage, cmd.Args().First())
+			}
+			return fmt.Errorf("%w: no command given (see butler --help)", errUsage)
+		},
+		Commands: []*cli.Command{
+			syncCommand(d),
+			checkCommand(d),
+			renderCommand(d),
+			versionCommand(d),
+		},
+	}
+}
+
+func usageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
+	return fmt.Errorf("%w: %w", errUsage, err)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+	}
+}
+
+// loadConfig reads the configuration named by --config, a path or a source URL,
+// and applies --state-dir and --textfile.
+func loadConfig(ctx context.Context, cmd *cli.Command, d *Deps) (*pipeline.Config, error) {
+	loc := cmd.String("config")
+	var cfg *pipeline.Config
+	var err error
+	if isURL(loc) {
+		cfg, err = fetchConfig(ctx, loc, d)
+	} else {
+		cfg, err = pipeline.LoadConfigFile(loc, d.LookupEnv)
+	}
+	if cfg != nil {
+		if v := cmd.String("state-dir"); v != "" {
+			cfg.Butler.StateDir = v
+		}
+		if cmd.IsSet("textfile") {
+			cfg.Butler.Textfile = cmd.String("textfile")
+		}
+	}
+	return cfg, err
+}
+
+func isURL(loc string) bool {
+	return strings.Contains(loc, "://") || strings.Contains(loc, "::")
+}
+
+// fetchConfig fetches a configuration from a source URL with the default schemes.
+func fetchConfig(ctx context.Context, loc string, d *Deps) (*pipeline.Config, error) {
+	tmp, err := os.MkdirTemp("", "butler-config-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	f := pipeline.NewFetcher(pipeline.FetcherConfig{
+		Schemes:     pipeline.DefaultSchemes,
+		MaxFileSize: pipeline.DefaultMaxFileSize,
+		TempDir:     tmp,
+		HTTPClient:  d.HTTPClient,
+	})
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	name := pipeline.RedactURL(loc)
+	data, _, err := f.Fetch(ctx, loc, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: fetch configuration %s: %w", pipeline.ErrConfig, name, err)
+	}
+	return pipeline.ParseConfig(data, name, "", d.LookupEnv)
+}

@@ -1,0 +1,114 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/butler-sre/butler/pipeline"
+	"github.com/urfave/cli/v3"
+)
+
+func syncCommand(d *Deps) *cli.Command {
+	return &cli.Command{
+		Name:      "sync",
+		Usage:     "run every phase once for every manager (the job cron or the timer runs)",
+		UsageText: "butler [global flags] sync [--manager NAME]... [--dry-run] [--force] [--splay D] [--timeout D]",
+		Description: `For every manager: fetch its files, render and validate them, write what changed
+atomically, reload the manager, and keep or restore the last-known-good copy.
+Metrics go to the textfile of [butler] textfile.
+
+EXIT STATUS
+   0  every selected manager is in step: applied and reloaded, or unchanged
+   1  at least one manager failed in some phase (the others still ran); metrics written
+   2  usage or configuration error (nothing fetched); metrics written when the textfile path is known
+   3  another butler run holds the lock; nothing done, textfile untouched`,
+		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "manager", Usage: "only this manager (repeatable)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print a unified diff of what would change; write nothing, reload nothing"},
+			&cli.BoolFlag{Name: "force", Usage: "write and reload even when nothing changed; re-apply content whose reload failed"},
+			&cli.DurationFlag{Name: "splay", Usage: "first wait a random time in [0, DURATION)"},
+			&cli.DurationFlag{Name: "timeout", Usage: "deadline for the whole run (overrides [butler] timeout)"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() > 0 {
+				return usageArgs(cmd)
+			}
+			cfg, err := loadConfig(ctx, cmd, d)
+			if err != nil {
+				recordConfigError(cmd, cfg, d)
+				return err
+			}
+			opts := pipeline.Options{
+				Managers:   cmd.StringSlice("manager"),
+				DryRun:     cmd.Bool("dry-run"),
+				Force:      cmd.Bool("force"),
+				Splay:      cmd.Duration("splay"),
+				Timeout:    cmd.Duration("timeout"),
+				Now:        d.Now,
+				Logger:     d.logger,
+				Stdout:     d.Stdout,
+				Environ:    d.Environ,
+				Hostname:   d.Hostname,
+				Build:      d.Build,
+				HTTPClient: d.HTTPClient,
+			}
+			res, err := pipeline.Run(ctx, cfg, opts)
+			if errors.Is(err, pipeline.ErrConfig) && !opts.DryRun {
+				recordConfigError(cmd, cfg, d)
+			}
+			if res != nil {
+				summarize(d.logger, res, opts.DryRun)
+			}
+			return err
+		},
+	}
+}
+
+// recordConfigError writes the metrics of a run stopped by a configuration error,
+// when the textfile path is known.
+func recordConfigError(cmd *cli.Command, cfg *pipeline.Config, d *Deps) {
+	if cmd.Bool("dry-run") {
+		return
+	}
+	b := pipeline.Butler{StateDir: pipeline.DefaultStateDir, Textfile: pipeline.DefaultTextfile}
+	if cfg != nil {
+		b = cfg.Butler
+	}
+	if v := cmd.String("state-dir"); v != "" {
+		b.StateDir = v
+	}
+	if cmd.IsSet("textfile") {
+		b.Textfile = cmd.String("textfile")
+	} else if cfg == nil {
+		// The configuration could not be read, so its textfile is not known.
+		return
+	}
+	if err := pipeline.RecordFailedRun(b, d.Build, d.Now); err != nil {
+		d.logger.Warn("could not write the metrics of the failed run", "error", err.Error())
+	}
+}
+
+// summarize logs one line for the whole run.
+func summarize(log *slog.Logger, res *pipeline.Result, dryRun bool) {
+	counts := map[string]int{}
+	for _, m := range res.Managers {
+		counts[m.Outcome]++
+	}
+	attrs := []any{"managers", len(res.Managers), "duration", res.Duration.String()}
+	for _, k := range []string{"unchanged", "applied", "diff", "failed"} {
+		if counts[k] > 0 {
+			attrs = append(attrs, k, counts[k])
+		}
+	}
+	msg := "sync finished"
+	if dryRun {
+		msg = "dry run finished"
+	}
+	if counts["failed"] > 0 {
+		log.Error(msg, attrs...)
+		return
+	}
+	log.Info(msg, attrs...)
+}

@@ -1,0 +1,763 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrConfig marks every configuration error: the run fetched nothing.
+var ErrConfig = errors.New("configuration error")
+
+// Defaults of the [butler] table and of the per-manager keys.
+const (
+	DefaultStateDir     = "/var/lib/butler"
+	DefaultTextfile     = "/var/lib/node_exporter/textfile_collector/butler.prom"
+	DefaultTimeout      = 5 * time.Minute
+	DefaultConcurrency  = 8
+	DefaultMaxFileSize  = 10 << 20
+	DefaultCheckTimeout = 30 * time.Second
+	DefaultReloadMethod = http.MethodPost
+	DefaultReloadTimout = 10 * time.Second
+	DefaultRetries      = 2
+)
+
+// DefaultSchemes are the source schemes allowed when [butler] schemes is not set.
+// git is left out on purpose: it runs an external program.
+var DefaultSchemes = []string{"https", "http", "s3", "gcs", "file"}
+
+// knownSchemes are the schemes butler can fetch from at all.
+var knownSchemes = []string{"https", "http", "s3", "gcs", "file", "git"}
+
+// Config is a checked configuration, every default applied.
+type Config struct {
+	Source   string // where it was read from: a path or a redacted URL
+	Butler   Butler
+	Vars     map[string]any
+	Managers []*Manager // sorted by name
+}
+
+// Butler is the [butler] table.
+type Butler struct {
+	StateDir    string
+	Textfile    string // "" turns metrics off
+	Timeout     time.Duration
+	Splay       time.Duration
+	Concurrency int
+	MaxFileSize int64
+	Schemes     []string
+}
+
+// Manager is one [managers.NAME] table.
+type Manager struct {
+	Name         string
+	Dest         string // absolute and clean
+	TimeoutOK    bool
+	LKG          bool
+	Check        []string
+	CheckTimeout time.Duration
+	Vars         map[string]any // [vars] merged with the manager's vars
+	Files        []*File
+	Reload       *Reload // nil: a written change counts as applied
+}
+
+// File is one [[managers.NAME.files]] entry.
+type File struct {
+	Source   string // resolved: relative file sources made absolute
+	Path     string // relative to the manager's dest, clean
+	Format   string // yml, json or text
+	Template bool
+	Delims   []string
+	Mode     os.FileMode
+	Headers  map[string]string
+}
+
+// Reload is a [managers.NAME.reload] table: exactly one of URL or Command.
+type Reload struct {
+	URL     string
+	Method  string
+	Headers map[string]string
+	Timeout time.Duration
+	Retries int
+	Expect  []int
+	Command []string
+}
+
+// The raw shapes decoded from TOML, before defaults and checks.
+type rawConfig struct {
+	Butler   rawButler              `toml:"butler"`
+	Vars     map[string]any         `toml:"vars"`
+	Managers map[string]*rawManager `toml:"managers"`
+}
+
+type rawButler struct {
+	StateDir    *string  `toml:"state_dir"`
+	Textfile    *string  `toml:"textfile"`
+	Timeout     string   `toml:"timeout"`
+	Splay       string   `toml:"splay"`
+	Concurrency *int     `toml:"concurrency"`
+	MaxFileSize any      `toml:"max_file_size"`
+	Schemes     []string `toml:"schemes"`
+}
+
+type rawManager struct {
+	Dest         string         `toml:"dest"`
+	TimeoutOK    bool           `toml:"timeout_ok"`
+	LKG          *bool          `toml:"lkg"`
+	Check        []string       `toml:"check"`
+	CheckTimeout string         `toml:"check_timeout"`
+	Vars         map[string]any `toml:"vars"`
+	Files        []*rawFile     `toml:"files"`
+	Reload       *rawReload     `toml:"reload"`
+}
+
+type rawFile struct {
+	Source   string            `toml:"source"`
+	Path     string            `toml:"path"`
+	Format   string            `toml:"format"`
+	Template *bool             `toml:"template"`
+	Delims   []string          `toml:"delims"`
+	Mode     string            `toml:"mode"`
+	Headers  map[string]string `toml:"headers"`
+}
+
+type rawReload struct {
+	URL     string            `toml:"url"`
+	Method  string            `toml:"method"`
+	Headers map[string]string `toml:"headers"`
+	Timeout string            `toml:"timeout"`
+	Retries *int              `toml:"retries"`
+	Expect  []int             `toml:"expect"`
+	Command []string          `toml:"command"`
+}
+
+var (
+	managerNameRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	methodRE       = regexp.MustCompile(`^[A-Z]+$`)
+	reservedVars   = []string{"env", "host", "manager"}
+	configEnvVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// LoadConfigFile reads and checks the configuration file at path.
+func LoadConfigFile(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %w", ErrConfig, path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+	}
+	return ParseConfig(data, path, filepath.Dir(abs), lookupEnv)
+}
+
+// ParseConfig decodes and checks a configuration. name is used in messages; baseDir
+// resolves relative dest directories and file sources ("" forbids them, as for a
+// configuration fetched from a URL). Every problem found is reported, joined, each
+// wrapping ErrConfig. When only manager tables are wrong, the returned Config still
+// carries the [butler] table so the caller can write metrics.
+func ParseConfig(data []byte, name, baseDir string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var raw rawConfig
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("%w: %s: line %d: %s", ErrConfig, name, perr.Position.Line, perr.Message)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, name, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		var errs []error
+		for _, k := range undecoded {
+			// Only report the outermost unknown key: its children follow from it.
+			if len(k) > 1 && slices.ContainsFunc(undecoded, func(p toml.Key) bool {
+				return len(p) < len(k) && slices.Equal(p, k[:len(p)])
+			}) {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%w: %s: line %d: unknown key %q", ErrConfig, name, keyLine(data, k), k.String()))
+		}
+		return nil, errors.Join(errs...)
+	}
+	if err := expandEnvAll(reflect.ValueOf(&raw).Elem(), "", lookupEnv); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, name, err)
+	}
+	c := &checker{name: name, baseDir: baseDir}
+	cfg := &Config{Source: name}
+	cfg.Butler = c.butler(raw.Butler)
+	cfg.Vars = raw.Vars
+	if cfg.Vars == nil {
+		cfg.Vars = map[string]any{}
+	}
+	c.vars("[vars]", cfg.Vars)
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+
+	names := make([]string, 0, len(raw.Managers))
+	for n := range raw.Managers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if m := c.manager(n, raw.Managers[n], cfg); m != nil {
+			cfg.Managers = append(cfg.Managers, m)
+		}
+	}
+	c.overlaps(cfg)
+	if len(c.errs) > 0 {
+		return cfg, errors.Join(c.errs...)
+	}
+	return cfg, nil
+}
+
+// Manager returns the manager called name, or nil.
+func (c *Config) Manager(name string) *Manager {
+	for _, m := range c.Managers {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// checker collects every problem of a configuration, each naming where it is.
+type checker struct {
+	name    string
+	baseDir string
+	errs    []error
+}
+
+func (c *checker) errorf(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: %s: %s", ErrConfig, c.name, fmt.Sprintf(format, args...)))
+}
+
+func (c *checker) duration(where, s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		c.errorf("%s: %q is not a duration (write it like \"10s\", \"5m\")", where, s)
+		return def
+	}
+	return d
+}
+
+func (c *checker) butler(r rawButler) Butler {
+	b := Butler{
+		StateDir:    DefaultStateDir,
+		Textfile:    DefaultTextfile,
+		Timeout:     c.duration("[butler] timeout", r.Timeout, DefaultTimeout),
+		Splay:       c.duration("[butler] splay", r.Splay, 0),
+		Concurrency: DefaultConcurrency,
+		MaxFileSize: DefaultMaxFileSize,
+		Schemes:     slices.Clone(DefaultSchemes),
+	}
+	if r.StateDir != nil {
+		if *r.StateDir == "" {
+			c.errorf("[butler] state_dir: must not be empty")
+		} else {
+			b.StateDir = c.localPath("[butler] state_dir", *r.StateDir)
+		}
+	}
+	if r.Textfile != nil {
+		b.Textfile = ""
+		if *r.Textfile != "" {
+			b.Textfile = c.localPath("[butler] textfile", *r.Textfile)
+			if !strings.HasSuffix(b.Textfile, ".prom") {
+				c.errorf("[butler] textfile: %q must end in .prom (node_exporter reads only *.prom)", *r.Textfile)
+			}
+		}
+	}
+	if b.Timeout == 0 {
+		c.errorf("[butler] timeout: must be more than 0")
+	}
+	if r.Concurrency != nil {
+		if *r.Concurrency < 1 {
+			c.errorf("[butler] concurrency: must be at least 1, not %d", *r.Concurrency)
+		} else {
+			b.Concurrency = *r.Concurrency
+		}
+	}
+	if r.MaxFileSize != nil {
+		n, err := ParseSize(r.MaxFileSize)
+		if err != nil {
+			c.errorf("[butler] max_file_size: %v", err)
+		} else {
+			b.MaxFileSize = n
+		}
+	}
+	if r.Schemes != nil {
+		b.Schemes = nil
+		for _, s := range r.Schemes {
+			s = strings.ToLower(s)
+			switch {
+			case !slices.Contains(knownSchemes, s):
+				c.errorf("[butler] schemes: unknown scheme %q (known: %s)", s, strings.Join(knownSchemes, ", "))
+			case !slices.Contains(b.Schemes, s):
+				b.Schemes = append(b.Schemes, s)
+			}
+		}
+	}
+	return b
+}
+
+// localPath makes p absolute against the configuration's directory.
+func (c *checker) localPath(where, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	if c.baseDir == "" {
+		c.errorf("%s: %q must be an absolute path when the configuration is not a local file", where, p)
+		return p
+	}
+	return filepath.Join(c.baseDir, p)
+}
+
+func (c *checker) vars(where string, vars map[string]any) {
+	for _, r := range reservedVars {
+		if _, ok := vars[r]; ok {
+			c.errorf("%s: %q is a reserved template name (env, host and manager are set by butler)", where, r)
+		}
+	}
+}
+
+func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
+	where := "manager " + name
+	if !managerNameRE.MatchString(name) {
+		c.errorf("%s: the name may only hold letters, digits, '_' and '-'", where)
+		return nil
+	}
+	if r == nil {
+		r = &rawManager{}
+	}
+	m := &Manager{
+		Name:         name,
+		TimeoutOK:    r.TimeoutOK,
+		LKG:          r.LKG == nil || *r.LKG,
+		Check:        r.Check,
+		CheckTimeout: c.duration(where+": check_timeout", r.CheckTimeout, DefaultCheckTimeout),
+		Vars:         mergeVars(cfg.Vars, r.Vars),
+	}
+	c.vars(where+": vars", r.Vars)
+	if r.Check != nil && (len(r.Check) == 0 || r.Check[0] == "") {
+		c.errorf("%s: check: give the command as a list, program first", where)
+	}
+	switch {
+	case r.Dest == "":
+		c.errorf("%s: dest is required (the directory its files are written to)", where)
+	default:
+		m.Dest = c.localPath(where+": dest", r.Dest)
+		if m.Dest == "/" {
+			c.errorf("%s: dest must not be \"/\"", where)
+		}
+	}
+	if len(r.Files) == 0 {
+		c.errorf("%s: no files: add at least one [[managers.%s.files]]", where, name)
+	}
+	seen := map[string]int{}
+	for i, rf := range r.Files {
+		f := c.file(fmt.Sprintf("%s: file #%d", where, i+1), m, rf, cfg.Butler.Schemes)
+		if f == nil {
+			continue
+		}
+		if j, dup := seen[f.Path]; dup {
+			c.errorf("%s: files #%d and #%d both write %q", where, j, i+1, f.Path)
+			continue
+		}
+		seen[f.Path] = i + 1
+		m.Files = append(m.Files, f)
+	}
+	if r.Reload != nil {
+		m.Reload = c.reload(where+": reload", r.Reload)
+	}
+	return m
+}
+
+func (c *checker) file(where string, m *Manager, r *rawFile, schemes []string) *File {
+	if r == nil || r.Source == "" {
+		c.errorf("%s: source is required", where)
+		return nil
+	}
+	f := &File{
+		Template: r.Template == nil || *r.Template,
+		Delims:   r.Delims,
+		Mode:     0o644,
+		Headers:  r.Headers,
+	}
+	scheme, err := SourceScheme(r.Source)
+	if err != nil {
+		c.errorf("%s: source %s: %v", where, RedactURL(r.Source), err)
+		return nil
+	}
+	if !slices.Contains(schemes, scheme) {
+		c.errorf("%s: source %s: scheme %q is not allowed (add it to [butler] schemes)", where, RedactURL(r.Source), scheme)
+		return nil
+	}
+	if scheme == "file" && c.baseDir == "" && !isAbsFileSource(r.Source) {
+		c.errorf("%s: source %q must be absolute when the configuration is not a local file", where, r.Source)
+		return nil
+	}
+	base := c.baseDir
+	if base == "" {
+		base = "/"
+	}
+	f.Source, err = ResolveSource(r.Source, base)
+	if err != nil {
+		c.errorf("%s: source %s: %v", where, RedactURL(r.Source), err)
+		return nil
+	}
+	f.Path = r.Path
+	if f.Path == "" {
+		f.Path = sourceBaseName(r.Source)
+		if f.Path == "" {
+			c.errorf("%s: cannot tell a file name from source %s: set path", where, RedactURL(r.Source))
+			return nil
+		}
+	}
+	where = fmt.Sprintf("%s (%s)", where, f.Path)
+	if err := checkRelPath(f.Path); err != nil {
+		c.errorf("%s: path: %v", where, err)
+		return nil
+	}
+	f.Path = filepath.ToSlash(filepath.Clean(f.Path))
+	if m.Dest != "" && m.Dest != "/" {
+		if _, err := SafeJoin(m.Dest, f.Path); err != nil {
+			c.errorf("%s: path: %v", where, err)
+			return nil
+		}
+	}
+	f.Format = strings.ToLower(r.Format)
+	switch f.Format {
+	case "":
+		f.Format = FormatFromPath(f.Path)
+	case "yaml":
+		f.Format = "yml"
+	case "yml", "json", "text":
+	default:
+		c.errorf("%s: format %q is not one of yml, yaml, json, text", where, r.Format)
+	}
+	if r.Delims != nil {
+		switch {
+		case !f.Template:
+			c.errorf("%s: delims is set but template = false", where)
+		case len(r.Delims) != 2 || r.Delims[0] == "" || r.Delims[1] == "" || r.Delims[0] == r.Delims[1] ||
+			strings.ContainsAny(r.Delims[0]+r.Delims[1], " \t\r\n="):
+			c.errorf("%s: delims must be two different non-empty markers without spaces or '=', like [\"[[\", \"]]\"]", where)
+		}
+	}
+	if r.Mode != "" {
+		mode, err := strconv.ParseUint(r.Mode, 8, 32)
+		if err != nil || mode > 0o777 {
+			c.errorf("%s: mode %q is not an octal permission like \"0644\"", where, r.Mode)
+		} else {
+			f.Mode = os.FileMode(mode)
+		}
+	}
+	if len(r.Headers) > 0 && scheme != "http" && scheme != "https" {
+		c.errorf("%s: headers are only sent to http(s) sources, not %s", where, scheme)
+	}
+	return f
+}
+
+func (c *checker) reload(where string, r *rawReload) *Reload {
+	rl := &Reload{
+		URL:     r.URL,
+		Method:  strings.ToUpper(r.Method),
+		Headers: r.Headers,
+		Timeout: c.duration(where+": timeout", r.Timeout, DefaultReloadTimout),
+		Retries: DefaultRetries,
+		Expect:  r.Expect,
+		Command: r.Command,
+	}
+	if rl.Timeout == 0 {
+		c.errorf("%s: timeout must be more than 0", where)
+	}
+	switch {
+	case r.URL != "" && r.Command != nil:
+		c.errorf("%s: set url or command, not both", where)
+	case r.URL == "" && r.Command == nil:
+		c.errorf("%s: set url or command", where)
+	case r.URL != "":
+		u, err := url.Parse(r.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.errorf("%s: url %s is not an http(s) URL", where, RedactURL(r.URL))
+		}
+		if rl.Method == "" {
+			rl.Method = DefaultReloadMethod
+		}
+		if !methodRE.MatchString(rl.Method) {
+			c.errorf("%s: method %q is not an HTTP method", where, r.Method)
+		}
+	default:
+		if len(r.Command) == 0 || r.Command[0] == "" {
+			c.errorf("%s: command: give the command as a list, program first", where)
+		}
+		if r.Method != "" || len(r.Headers) > 0 {
+			c.errorf("%s: method and headers only go with url", where)
+		}
+	}
+	if r.Retries != nil {
+		if *r.Retries < 0 || *r.Retries > 10 {
+			c.errorf("%s: retries must be between 0 and 10, not %d", where, *r.Retries)
+		} else {
+			rl.Retries = *r.Retries
+		}
+	}
+	if rl.Expect == nil {
+		rl.Expect = []int{http.StatusOK}
+	}
+	if len(rl.Expect) == 0 {
+		c.errorf("%s: expect must hold at least one HTTP status", where)
+	}
+	for _, code := range rl.Expect {
+		if code < 100 || code > 599 {
+			c.errorf("%s: expect: %d is not an HTTP status", where, code)
+		}
+	}
+	return rl
+}
+
+// overlaps rejects managers whose dest directories overlap each other or the state directory.
+func (c *checker) overlaps(cfg *Config) {
+	within := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/")
+	}
+	for i, a := range cfg.Managers {
+		if a.Dest == "" {
+			continue
+		}
+		for _, b := range cfg.Managers[i+1:] {
+			if b.Dest != "" && (within(a.Dest, b.Dest) || within(b.Dest, a.Dest)) {
+				c.errorf("managers %s and %s: dest directories %s and %s overlap", a.Name, b.Name, a.Dest, b.Dest)
+			}
+		}
+		if within(a.Dest, cfg.Butler.StateDir) || within(cfg.Butler.StateDir, a.Dest) {
+			c.errorf("manager %s: dest %s overlaps the state directory %s", a.Name, a.Dest, cfg.Butler.StateDir)
+		}
+	}
+}
+
+// checkRelPath refuses paths that could leave the manager's directory.
+func checkRelPath(p string) error {
+	if filepath.IsAbs(p) || strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%q must be relative to dest", p)
+	}
+	for _, part := range strings.Split(filepath.ToSlash(p), "/") {
+		if part == ".." {
+			return fmt.Errorf("%q must not contain \"..\"", p)
+		}
+	}
+	if clean := filepath.Clean(p); clean == "." {
+		return fmt.Errorf("%q does not name a file", p)
+	}
+	return nil
+}
+
+func isAbsFileSource(src string) bool {
+	s := strings.TrimPrefix(src, "file::")
+	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, "file://")
+}
+
+// sourceBaseName is the default path of a file: the last element of the source,
+// without query or go-getter subdirectory markers.
+func sourceBaseName(src string) string {
+	if i := strings.Index(src, "::"); i >= 0 && !strings.Contains(src[:i], "/") {
+		src = src[i+2:]
+	}
+	if i := strings.IndexAny(src, "?#"); i >= 0 {
+		src = src[:i]
+	}
+	if u, err := url.Parse(src); err == nil && u.Scheme != "" {
+		src = u.Path
+	}
+	b := path.Base(strings.ReplaceAll(src, "//", "/"))
+	if b == "." || b == "/" {
+		return ""
+	}
+	return b
+}
+
+// mergeVars returns global vars with the manager's laid over them (top level only).
+func mergeVars(global, own map[string]any) map[string]any {
+	out := make(map[string]any, len(global)+len(own))
+	for k, v := range global {
+		out[k] = v
+	}
+	for k, v := range own {
+		out[k] = v
+	}
+	return out
+}
+
+// ParseSize reads a size: a number of bytes, or a string like "10MiB", "512KiB",
+// "1GB", "2048".
+func ParseSize(v any) (int64, error) {
+	switch n := v.(type) {
+	case int64:
+		if n <= 0 {
+			return 0, fmt.Errorf("%d is not a positive size", n)
+		}
+		return n, nil
+	case string:
+		s := strings.TrimSpace(n)
+		units := []struct {
+			suffix string
+			mult   int64
+		}{
+			{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+			{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000},
+			{"B", 1}, {"", 1},
+		}
+		for _, u := range units {
+			if !strings.HasSuffix(s, u.suffix) {
+				continue
+			}
+			num := strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
+			x, err := strconv.ParseInt(num, 10, 64)
+			if err != nil || x <= 0 || x > (1<<62)/u.mult {
+				break
+			}
+			return x * u.mult, nil
+		}
+		return 0, fmt.Errorf("%q is not a size (write it like \"10MiB\", \"512KiB\" or a number of bytes)", n)
+	default:
+		return 0, fmt.Errorf("%v is not a size (write it like \"10MiB\" or a number of bytes)", v)
+	}
+}
+
+// keyLine finds the line where a TOML key is written, for messages about unknown keys.
+// It is a best effort: 0 when the key cannot be found.
+func keyLine(data []byte, k toml.Key) int {
+	last := k[len(k)-1]
+	header := "[" + k.String() + "]"
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, header) || strings.HasPrefix(t, "["+header+"]") {
+			return i + 1
+		}
+		for _, cand := range []string{last, strconv.Quote(last)} {
+			if rest, ok := strings.CutPrefix(t, cand); ok {
+				if r := strings.TrimSpace(rest); strings.HasPrefix(r, "=") || strings.HasPrefix(r, ".") {
+					return i + 1
+				}
+			}
+			// inline tables: { key = ... }
+			if strings.Contains(t, "{") && (strings.Contains(t, " "+cand+" =") || strings.Contains(t, "{"+cand+" =") || strings.Contains(t, " "+cand+"=")) {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+// expandEnvAll replaces ${NAME} in every string of v (struct fields, slices, maps,
+// values of vars) with the environment variable NAME; "$${" stands for "${".
+func expandEnvAll(v reflect.Value, where string, lookup func(string) (string, bool)) error {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		if v.Kind() == reflect.Interface {
+			inner := reflect.New(v.Elem().Type()).Elem()
+			inner.Set(v.Elem())
+			if err := expandEnvAll(inner, where, lookup); err != nil {
+				return err
+			}
+			v.Set(inner)
+			return nil
+		}
+		return expandEnvAll(v.Elem(), where, lookup)
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < v.NumField(); i++ {
+			name := t.Field(i).Tag.Get("toml")
+			if err := expandEnvAll(v.Field(i), joinWhere(where, name), lookup); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			if err := expandEnvAll(v.Index(i), fmt.Sprintf("%s[%d]", where, i), lookup); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			val := v.MapIndex(k)
+			cp := reflect.New(val.Type()).Elem()
+			cp.Set(val)
+			if err := expandEnvAll(cp, joinWhere(where, fmt.Sprint(k.Interface())), lookup); err != nil {
+				return err
+			}
+			v.SetMapIndex(k, cp)
+		}
+	case reflect.String:
+		s, err := ExpandEnv(v.String(), lookup)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		v.SetString(s)
+	}
+	return nil
+}
+
+func joinWhere(where, name string) string {
+	if where == "" {
+		return name
+	}
+	return where + "." + name
+}
+
+// ExpandEnv replaces ${NAME} in s with the value of the environment variable NAME.
+// An unset variable is an error naming it; "$${" stands for a literal "${".
+func ExpandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		if i > 0 && s[i-1] == '$' {
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unclosed \"${\" (write \"$${\" for a literal \"${\")")
+		}
+		name := s[i+2 : i+end]
+		if !configEnvVarRE.MatchString(name) {
+			return "", fmt.Errorf("%q is not an environment variable name", name)
+		}
+		val, ok := lookup(name)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", name)
+		}
+		b.WriteString(val)
+		s = s[i+end+1:]
+	}
+}

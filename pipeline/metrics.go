@@ -1,0 +1,133 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/butler-sre/butler/textfile"
+)
+
+// WriteMetrics writes the textfile at path in full from the state: every series of
+// the specification whose value is known. An empty path writes nothing.
+func WriteMetrics(path string, st *State, build BuildInfo) error {
+	if path == "" {
+		return nil
+	}
+	if err := textfile.WriteFile(path, Metrics(st, build)); err != nil {
+		return fmt.Errorf("textfile %s: %w", path, err)
+	}
+	return nil
+}
+
+// metricSpec describes one family: its name, help and type.
+type metricSpec struct {
+	name, help string
+	typ        textfile.Type
+}
+
+var (
+	mRemoteStatus   = metricSpec{"butler_remote_status", "Response code of the last fetch of the file: HTTP status, storage API status for s3/gcs, 200/403/404 for file, 200 for git, 0 for no response.", textfile.Gauge}
+	mRemoteTime     = metricSpec{"butler_remote_time", "Unix time of the last successful fetch of the file.", textfile.Gauge}
+	mMustache       = metricSpec{"butler_cfg_mustache", "1 when the file rendered as a mustache template (or is not a template), 0 when rendering failed.", textfile.Gauge}
+	mRender         = metricSpec{"butler_cfg_render", "1 when the rendered file is valid in the format given by method, else 0.", textfile.Gauge}
+	mWrite          = metricSpec{"butler_write", "1 when the last write of the file succeeded, 0 when it failed.", textfile.Gauge}
+	mReloadStatus   = metricSpec{"butler_reload_status", "Status of the last reload: HTTP status, 200/500 for a command, 0 for a timeout or no response.", textfile.Gauge}
+	mReloadTime     = metricSpec{"butler_reload_time", "Unix time of the last attempted reload.", textfile.Gauge}
+	mLKG            = metricSpec{"butler_lkg", "Unix time the last-known-good copy of the manager was last stored.", textfile.Gauge}
+	mLastRun        = metricSpec{"butler_last_run_timestamp_seconds", "Unix time the last run started.", textfile.Gauge}
+	mLastSuccess    = metricSpec{"butler_last_success_timestamp_seconds", "Unix time the last run with every manager in step ended.", textfile.Gauge}
+	mRunDuration    = metricSpec{"butler_run_duration_seconds", "Duration of the last run in seconds.", textfile.Gauge}
+	mRunSuccess     = metricSpec{"butler_run_success", "1 when the last run exited 0, else 0.", textfile.Gauge}
+	mManagerSuccess = metricSpec{"butler_manager_success", "1 when the manager is in step after the last run, else 0.", textfile.Gauge}
+	mFetches        = metricSpec{"butler_remote_fetches_total", "Fetches of the file attempted.", textfile.Counter}
+	mFetchFailures  = metricSpec{"butler_remote_fetch_failures_total", "Fetches of the file that failed.", textfile.Counter}
+	mReloads        = metricSpec{"butler_reloads_total", "Reloads of the manager attempted.", textfile.Counter}
+	mReloadFailures = metricSpec{"butler_reload_failures_total", "Reloads of the manager that failed or got no response.", textfile.Counter}
+	mLKGRestores    = metricSpec{"butler_lkg_restores_total", "Times the last-known-good copy of the manager was put back.", textfile.Counter}
+	mBuildInfo      = metricSpec{"butler_build_info", "Version of butler that wrote this file.", textfile.Gauge}
+)
+
+// metricSet gathers series by family.
+type metricSet struct {
+	order    []metricSpec
+	families map[string]*textfile.Family
+}
+
+func (s *metricSet) add(m metricSpec, value float64, labels ...string) {
+	f, ok := s.families[m.name]
+	if !ok {
+		f = &textfile.Family{Name: m.name, Help: m.help, Type: m.typ}
+		s.families[m.name] = f
+		s.order = append(s.order, m)
+	}
+	l := make(map[string]string, len(labels)/2)
+	for i := 0; i+1 < len(labels); i += 2 {
+		l[labels[i]] = labels[i+1]
+	}
+	f.Series = append(f.Series, textfile.Series{Labels: l, Value: value})
+}
+
+// Metrics turns the state into metric families.
+func Metrics(st *State, build BuildInfo) []textfile.Family {
+	s := &metricSet{families: map[string]*textfile.Family{}}
+	for name, ms := range st.Managers {
+		for path, fs := range ms.Files {
+			l := []string{"manager", name, "file", path}
+			if fs.Fetched {
+				s.add(mRemoteStatus, float64(fs.RemoteStatus), l...)
+			}
+			if !fs.RemoteTime.IsZero() {
+				s.add(mRemoteTime, unixSeconds(fs.RemoteTime), l...)
+			}
+			if fs.Rendered {
+				s.add(mMustache, boolValue(fs.Mustache), l...)
+				s.add(mRender, boolValue(fs.Valid), append(l, "method", fs.Method)...)
+			}
+			if fs.Written {
+				s.add(mWrite, boolValue(fs.WriteOK), l...)
+			}
+			s.add(mFetches, float64(fs.FetchesTotal), l...)
+			s.add(mFetchFailures, float64(fs.FetchFailuresTotal), l...)
+		}
+		l := []string{"manager", name}
+		if ms.Reloaded {
+			s.add(mReloadStatus, float64(ms.ReloadStatus), l...)
+		}
+		if !ms.ReloadTime.IsZero() {
+			s.add(mReloadTime, unixSeconds(ms.ReloadTime), l...)
+		}
+		if !ms.LKGTime.IsZero() {
+			s.add(mLKG, unixSeconds(ms.LKGTime), l...)
+		}
+		s.add(mManagerSuccess, boolValue(ms.InStep), l...)
+		s.add(mReloads, float64(ms.ReloadsTotal), l...)
+		s.add(mReloadFailures, float64(ms.ReloadFailuresTotal), l...)
+		s.add(mLKGRestores, float64(ms.LKGRestoresTotal), l...)
+	}
+	if !st.Run.Start.IsZero() {
+		s.add(mLastRun, unixSeconds(st.Run.Start))
+		s.add(mRunDuration, st.Run.Duration.Seconds())
+		s.add(mRunSuccess, boolValue(st.Run.Success))
+	}
+	if !st.Run.LastSuccess.IsZero() {
+		s.add(mLastSuccess, unixSeconds(st.Run.LastSuccess))
+	}
+	s.add(mBuildInfo, 1, "version", build.Version, "revision", build.Revision, "goversion", build.GoVersion)
+
+	out := make([]textfile.Family, 0, len(s.order))
+	for _, m := range s.order {
+		out = append(out, *s.families[m.name])
+	}
+	return out
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixMilli()) / 1000
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

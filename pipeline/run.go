@@ -1,0 +1,599 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ErrFailed is returned by Run when at least one manager is not in step after the run.
+var ErrFailed = errors.New("not every manager is in step")
+
+// Phases, as named in logs, errors and the state.
+const (
+	PhaseFetch  = "fetch"
+	PhaseRender = "render"
+	PhaseCheck  = "check"
+	PhaseWrite  = "write"
+	PhaseReload = "reload"
+	PhaseLKG    = "lkg"
+)
+
+// BuildInfo identifies the running binary in butler_build_info.
+type BuildInfo struct {
+	Version, Revision, GoVersion string
+}
+
+// Options are the run's settings beyond the configuration, and its dependencies.
+type Options struct {
+	Managers []string      // only these managers; empty means all
+	DryRun   bool          // print diffs, change nothing
+	Force    bool          // write and reload even when nothing changed
+	Splay    time.Duration // overrides [butler] splay when > 0
+	Timeout  time.Duration // overrides [butler] timeout when > 0
+
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Stdout     io.Writer // where --dry-run prints its diffs
+	Environ    []string  // for {{env.NAME}}
+	Hostname   string    // for {{host.hostname}}
+	Build      BuildInfo
+	HTTPClient *http.Client                          // for fetches and HTTP reloads; nil = defaults
+	Jitter     func(max time.Duration) time.Duration // the splay draw; nil = uniform random
+}
+
+func (o *Options) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Jitter == nil {
+		o.Jitter = func(max time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(max))) }
+	}
+}
+
+// Result tells what a run did.
+type Result struct {
+	Start    time.Time
+	Duration time.Duration
+	Managers []ManagerResult
+}
+
+// ManagerResult is the outcome of one manager.
+type ManagerResult struct {
+	Name    string
+	InStep  bool
+	Outcome string   // unchanged, applied, failed, diff
+	Phase   string   // the failed phase
+	Err     error    // the failure
+	Changed []string // paths that differed from disk
+
+	diff string // the unified diff, in a dry run
+}
+
+// Run runs every phase once for the selected managers of cfg. It returns ErrLocked
+// when another run holds the lock, an error wrapping ErrConfig for an unknown
+// --manager, and an error wrapping ErrFailed when some manager is not in step.
+func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
+	opts.defaults()
+	selected, err := selectManagers(cfg, opts.Managers)
+	if err != nil {
+		return nil, err
+	}
+	scrub := configScrubber(cfg)
+	log := slog.New(newScrubHandler(opts.Logger.Handler(), scrub))
+
+	splay := cfg.Butler.Splay
+	if opts.Splay > 0 {
+		splay = opts.Splay
+	}
+	if splay > 0 {
+		wait := opts.Jitter(splay)
+		log.Debug("splay", "wait", wait.String())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	timeout := cfg.Butler.Timeout
+	if opts.Timeout > 0 {
+		timeout = opts.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	if opts.DryRun {
+		return dryRun(ctx, cfg, selected, opts, log, scrub)
+	}
+
+	sd, err := OpenStateDir(cfg.Butler.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer sd.Close()
+
+	start := opts.Now()
+	st, warning, err := sd.LoadState(start)
+	if err != nil {
+		return nil, err
+	}
+	if warning != nil {
+		log.Warn(warning.Error(), "phase", "state")
+	}
+	st.Prune(cfg)
+	tmp, err := sd.TmpDir()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	res := runManagers(ctx, cfg, selected, opts, log, scrub, st, sd, tmp)
+	res.Start = start
+
+	end := opts.Now()
+	res.Duration = end.Sub(start)
+	success := true
+	for _, mr := range res.Managers {
+		success = success && mr.InStep
+	}
+	var errs []error
+	if err := sd.SaveState(recordRun(st, start, end, success)); err != nil {
+		log.Error(err.Error(), "phase", "state")
+		errs = append(errs, err)
+		success = false
+		st.Run.Success = false
+	}
+	if err := WriteMetrics(cfg.Butler.Textfile, st, opts.Build); err != nil {
+		log.Error(err.Error(), "phase", "textfile")
+		errs = append(errs, err)
+	}
+	if !success || len(errs) > 0 {
+		return res, errors.Join(append([]error{ErrFailed}, errs...)...)
+	}
+	return res, nil
+}
+
+// recordRun sets the run metrics of st.
+func recordRun(st *State, start, end time.Time, success bool) *State {
+	st.Run.Start = start
+	st.Run.Duration = end.Sub(start)
+	st.Run.Success = success
+	if success {
+		st.Run.LastSuccess = end
+	}
+	return st
+}
+
+// RecordFailedRun writes the metrics of a run that could not start (a configuration
+// error): the last state with butler_run_success 0. It is a best effort: it does
+// nothing when the state directory is locked.
+func RecordFailedRun(b Butler, build BuildInfo, now func() time.Time) error {
+	if b.Textfile == "" {
+		return nil
+	}
+	sd, err := OpenStateDir(b.StateDir)
+	if err != nil {
+		return err
+	}
+	defer sd.Close()
+	start := now()
+	st, _, err := sd.LoadState(start)
+	if err != nil {
+		return err
+	}
+	recordRun(st, start, now(), false)
+	if err := sd.SaveState(st); err != nil {
+		return err
+	}
+	return WriteMetrics(b.Textfile, st, build)
+}
+
+func selectManagers(cfg *Config, names []string) ([]*Manager, error) {
+	if len(names) == 0 {
+		return cfg.Managers, nil
+	}
+	var out []*Manager
+	for _, m := range cfg.Managers {
+		if slices.Contains(names, m.Name) {
+			out = append(out, m)
+		}
+	}
+	for _, n := range names {
+		if cfg.Manager(n) == nil {
+			return nil, fmt.Errorf("%w: --manager %s: no such manager in %s", ErrConfig, n, cfg.Source)
+		}
+	}
+	return out, nil
+}
+
+// runManagers runs every selected manager at once; fetches share the concurrency limit.
+func runManagers(ctx context.Context, cfg *Config, selected []*Manager, opts Options, log *slog.Logger,
+	scrub *Scrubber, st *State, sd *StateDir, tmp string) *Result {
+	fetcher := NewFetcher(FetcherConfig{
+		Schemes:     cfg.Butler.Schemes,
+		MaxFileSize: cfg.Butler.MaxFileSize,
+		TempDir:     tmp,
+		HTTPClient:  opts.HTTPClient,
+	})
+	sem := make(chan struct{}, cfg.Butler.Concurrency)
+	runs := make([]*managerRun, len(selected))
+	for i, m := range selected {
+		ms := st.Manager(m.Name)
+		for _, f := range m.Files {
+			ms.File(f.Path)
+		}
+		runs[i] = &managerRun{
+			m: m, ms: ms, opts: opts, fetcher: fetcher, sem: sem, sd: sd, tmp: tmp, scrub: scrub,
+			log: log.With("manager", m.Name),
+		}
+	}
+	res := &Result{Managers: make([]ManagerResult, len(selected))}
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		wg.Go(func() { res.Managers[i] = r.run(ctx) })
+	}
+	wg.Wait()
+	return res
+}
+
+// managerRun carries one manager through the phases. It only touches its own
+// ManagerState, so managers run concurrently.
+type managerRun struct {
+	m       *Manager
+	ms      *ManagerState
+	opts    Options
+	fetcher *Fetcher
+	sem     chan struct{}
+	sd      *StateDir // nil in a dry run
+	tmp     string
+	scrub   *Scrubber
+	log     *slog.Logger
+}
+
+// fail records a failed phase and returns the manager's result.
+func (r *managerRun) fail(phase string, err error, changed []string) ManagerResult {
+	err = fmt.Errorf("manager %s: %s: %w", r.m.Name, phase, err)
+	r.ms.InStep = false
+	r.ms.Phase = phase
+	r.ms.Error = r.scrub.Scrub(err.Error())
+	r.log.Error(r.ms.Error, "phase", phase)
+	return ManagerResult{Name: r.m.Name, Outcome: "failed", Phase: phase, Err: err, Changed: changed}
+}
+
+func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
+	r.ms.InStep = true
+	r.ms.Phase = ""
+	r.ms.Error = ""
+	return ManagerResult{Name: r.m.Name, InStep: true, Outcome: outcome, Changed: changed}
+}
+
+// run is the story of one manager's run: fetch, render and validate, check, then
+// write, reload, and keep or restore the last-known-good copy.
+func (r *managerRun) run(ctx context.Context) ManagerResult {
+	raw, err := r.fetchAll(ctx)
+	if err != nil {
+		return r.fail(PhaseFetch, err, nil)
+	}
+	files, err := r.renderAll(raw)
+	if err != nil {
+		return r.fail(PhaseRender, err, nil)
+	}
+	if err := r.check(ctx, files); err != nil {
+		return r.fail(PhaseCheck, err, nil)
+	}
+	changed, err := Changed(r.m.Dest, files)
+	if err != nil {
+		return r.fail(PhaseWrite, err, nil)
+	}
+	hash := contentHash(files)
+
+	if hash == r.ms.Refused && !r.opts.Force {
+		// No reload storm: this exact content was refused before.
+		return r.fail(PhaseReload, fmt.Errorf("this content was refused before (reload status %d) and is not applied again until the source or vars change; run with --force to try it anyway",
+			r.ms.ReloadStatus), changed)
+	}
+	if len(changed) == 0 && !r.ms.PendingReload && !r.opts.Force {
+		r.log.Debug("unchanged", "phase", PhaseWrite)
+		return r.ok("unchanged", nil)
+	}
+
+	toWrite := files
+	if !r.opts.Force {
+		toWrite = selectFiles(files, changed)
+	}
+	snap, err := r.write(toWrite)
+	if err != nil {
+		return r.fail(PhaseWrite, err, changed)
+	}
+	if r.m.Reload == nil {
+		r.ms.Applied, r.ms.Refused, r.ms.PendingReload = hash, "", false
+		return r.keep(files, changed)
+	}
+	return r.reload(ctx, files, hash, snap, changed)
+}
+
+// fetchAll fetches every file of the manager, at most `concurrency` at once over
+// all managers. It returns the first failure after every fetch has finished, so
+// every file's metrics are set.
+func (r *managerRun) fetchAll(ctx context.Context) (map[string][]byte, error) {
+	out := make([]([]byte), len(r.m.Files))
+	errs := make([]error, len(r.m.Files))
+	var wg sync.WaitGroup
+	for i, f := range r.m.Files {
+		wg.Go(func() {
+			select {
+			case r.sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("%s: %w", f.Path, ctx.Err())
+				r.recordFetch(f, 0, errs[i])
+				return
+			}
+			defer func() { <-r.sem }()
+			data, status, err := r.fetcher.Fetch(ctx, f.Source, f.Headers)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", f.Path, err)
+			}
+			errs[i] = err
+			out[i] = data
+			r.recordFetch(f, status, err)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	m := make(map[string][]byte, len(out))
+	for i, f := range r.m.Files {
+		m[f.Path] = out[i]
+	}
+	return m, nil
+}
+
+func (r *managerRun) recordFetch(f *File, status int, err error) {
+	fs := r.ms.Files[f.Path]
+	fs.Fetched = true
+	fs.RemoteStatus = status
+	fs.FetchesTotal++
+	if err != nil {
+		fs.FetchFailuresTotal++
+		r.log.Warn("fetch failed", "file", f.Path, "phase", PhaseFetch, "source", RedactURL(f.Source), "status", status, "error", err.Error())
+		return
+	}
+	fs.RemoteTime = r.opts.Now()
+	r.log.Debug("fetched", "file", f.Path, "phase", PhaseFetch, "source", RedactURL(f.Source), "status", status)
+}
+
+// renderAll renders templates and validates every file; every file's metrics are
+// set before the first failure is returned.
+func (r *managerRun) renderAll(raw map[string][]byte) ([]FileContent, error) {
+	data := TemplateData(r.m.Vars, r.m.Name, r.opts.Environ, r.opts.Hostname)
+	var errs []error
+	files := make([]FileContent, 0, len(r.m.Files))
+	for _, f := range r.m.Files {
+		fs := r.ms.Files[f.Path]
+		fs.Rendered, fs.Method = true, f.Format
+		out := raw[f.Path]
+		fs.Mustache = true
+		if f.Template {
+			var err error
+			out, err = Render(raw[f.Path], data, f.Delims)
+			if err != nil {
+				fs.Mustache, fs.Valid = false, false
+				errs = append(errs, fmt.Errorf("%s: template: %w", f.Path, err))
+				continue
+			}
+		}
+		if err := Validate(f.Format, out); err != nil {
+			fs.Valid = false
+			errs = append(errs, fmt.Errorf("%s: not valid %s: %w", f.Path, f.Format, err))
+			continue
+		}
+		fs.Valid = true
+		files = append(files, FileContent{Path: f.Path, Data: out, Mode: f.Mode})
+	}
+	return files, errors.Join(errs...)
+}
+
+// check runs the manager's check command in a staging directory that holds the
+// rendered files at their paths.
+func (r *managerRun) check(ctx context.Context, files []FileContent) error {
+	if len(r.m.Check) == 0 {
+		return nil
+	}
+	dir, err := os.MkdirTemp(r.tmp, r.m.Name+"-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, f := range files {
+		p, err := SafeJoin(dir, f.Path)
+		if err != nil {
+			return err
+		}
+		if err := WriteFileAtomic(p, f.Data, f.Mode); err != nil {
+			return err
+		}
+	}
+	res := runCommand(ctx, r.m.Check, dir, r.m.CheckTimeout)
+	switch {
+	case res.StartErr != nil:
+		return fmt.Errorf("cannot run %s: %w", r.m.Check[0], res.StartErr)
+	case res.TimedOut:
+		return fmt.Errorf("%s: %s (check_timeout %s)", r.m.Check[0], res.Reason, r.m.CheckTimeout)
+	case !res.OK:
+		return fmt.Errorf("%s refused the files (%v): %s", r.m.Check[0], res.Err, res.Output)
+	}
+	r.log.Debug("check passed", "phase", PhaseCheck)
+	return nil
+}
+
+// write applies the changed files atomically and records the write metric.
+func (r *managerRun) write(files []FileContent) (*Snapshot, error) {
+	snap, err := Apply(r.m.Dest, files)
+	for _, f := range files {
+		fs := r.ms.Files[f.Path]
+		fs.Written = true
+		fs.WriteOK = err == nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		r.log.Info("written", "file", f.Path, "phase", PhaseWrite, "dest", r.m.Dest)
+	}
+	return snap, nil
+}
+
+// reload asks the manager to load the written files and acts on the answer per
+// the decision table of the specification.
+func (r *managerRun) reload(ctx context.Context, files []FileContent, hash string, snap *Snapshot, changed []string) ManagerResult {
+	rl := r.m.Reload
+	var reloader Reloader
+	if rl.URL != "" {
+		reloader = &HTTPReloader{URL: rl.URL, Method: rl.Method, Headers: rl.Headers, Timeout: rl.Timeout, Retries: rl.Retries, Client: r.opts.HTTPClient}
+	} else {
+		reloader = &CommandReloader{Argv: rl.Command, Timeout: rl.Timeout}
+	}
+	res := reloader.Reload(ctx)
+	r.ms.ReloadTime = r.opts.Now()
+	r.ms.ReloadsTotal++
+	log := r.log.With("phase", PhaseReload, "status", res.Status)
+
+	switch {
+	case slices.Contains(rl.Expect, res.Status):
+		r.ms.Reloaded, r.ms.ReloadStatus = true, res.Status
+		r.ms.Applied, r.ms.Refused, r.ms.PendingReload = hash, "", false
+		log.Info("reloaded")
+		return r.keep(files, changed)
+
+	case res.Status == 0 && r.m.TimeoutOK:
+		// The status keeps its previous value; the files stay; the LKG is unchanged.
+		r.ms.Applied, r.ms.Refused, r.ms.PendingReload = hash, "", false
+		log.Warn("reload got no response; timeout_ok is set, so the files stay and count as applied", "detail", res.Detail)
+		return r.ok("applied", changed)
+
+	case res.Status == 0:
+		r.ms.Reloaded, r.ms.ReloadStatus = true, 0
+		r.ms.ReloadFailuresTotal++
+		r.ms.PendingReload = true
+		return r.fail(PhaseReload, fmt.Errorf("no response (%s); the files stay and the reload is tried again next run", res.Detail), changed)
+
+	default:
+		r.ms.Reloaded, r.ms.ReloadStatus = true, res.Status
+		r.ms.ReloadFailuresTotal++
+		r.ms.Refused, r.ms.PendingReload = hash, false
+		restored, err := r.restore(snap)
+		if err != nil {
+			return r.fail(PhaseLKG, fmt.Errorf("reload refused with status %d (%s), and putting the previous files back failed: %w", res.Status, res.Detail, err), changed)
+		}
+		return r.fail(PhaseReload, fmt.Errorf("refused with status %d (%s); %s put back", res.Status, res.Detail, restored), changed)
+	}
+}
+
+// keep records an applied change and stores it as the last-known-good copy.
+func (r *managerRun) keep(files []FileContent, changed []string) ManagerResult {
+	if r.m.LKG {
+		if err := StoreLKG(r.sd.LKGDir(r.m.Name), files); err != nil {
+			return r.fail(PhaseLKG, fmt.Errorf("applied, but storing the last-known-good copy failed: %w", err), changed)
+		}
+		r.ms.LKGTime = r.opts.Now()
+		r.log.Debug("last-known-good stored", "phase", PhaseLKG)
+	}
+	return r.ok("applied", changed)
+}
+
+// restore puts back the last-known-good copy, or when there is none yet the files
+// as they were before this run. It says which it did.
+func (r *managerRun) restore(snap *Snapshot) (string, error) {
+	// First undo this run's writes (files new this run are removed), then lay the
+	// LKG copy over them.
+	if snap != nil {
+		if err := snap.Restore(); err != nil {
+			return "", err
+		}
+	}
+	if r.m.LKG {
+		lkg, ok, err := LoadLKG(r.sd.LKGDir(r.m.Name))
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			if _, err := Apply(r.m.Dest, lkg); err != nil {
+				return "", err
+			}
+			r.ms.LKGRestoresTotal++
+			r.log.Warn("last-known-good copy restored", "phase", PhaseLKG)
+			return "the last-known-good files were", nil
+		}
+	}
+	r.log.Warn("no last-known-good copy yet: the files from before this run were put back", "phase", PhaseLKG)
+	return "the files from before this run were", nil
+}
+
+func selectFiles(files []FileContent, paths []string) []FileContent {
+	var out []FileContent
+	for _, f := range files {
+		if slices.Contains(paths, f.Path) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// contentHash identifies the desired content of a manager: paths, modes and bytes.
+func contentHash(files []FileContent) string {
+	sorted := slices.Clone(files)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+	h := sha256.New()
+	for _, f := range sorted {
+		h.Write([]byte(f.Path))
+		h.Write([]byte{0})
+		h.Write([]byte(strconv.FormatUint(uint64(f.Mode.Perm()), 8)))
+		h.Write([]byte{0})
+		h.Write([]byte(strconv.Itoa(len(f.Data))))
+		h.Write([]byte{0})
+		h.Write(f.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// configScrubber knows every secret of the configuration: URL passwords and
+// secret query values of sources and reload URLs, and all header values.
+func configScrubber(cfg *Config) *Scrubber {
+	s := NewScrubber()
+	for _, m := range cfg.Managers {
+		for _, f := range m.Files {
+			s.Add(Secrets(f.Source)...)
+			for _, v := range f.Headers {
+				s.Add(v)
+			}
+		}
+		if m.Reload != nil {
+			s.Add(Secrets(m.Reload.URL)...)
+			for _, v := range m.Reload.Headers {
+				s.Add(v)
+			}
+		}
+	}
+	return s
+}

@@ -1,0 +1,773 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/butler-sre/butler/textfile"
+)
+
+// runRemote is an HTTP file server whose files and failures tests change between runs.
+type runRemote struct {
+	mu     sync.Mutex
+	files  map[string]string
+	status map[string]int           // a path answers this status instead
+	hang   map[string]bool          // a path never answers (until the client gives up)
+	auth   map[string][2]string     // a path demands basic auth
+	seen   map[string][]http.Header // request headers by path
+	srv    *httptest.Server
+}
+
+func newRunRemote(t *testing.T) *runRemote {
+	r := &runRemote{files: map[string]string{}, status: map[string]int{}, hang: map[string]bool{},
+		auth: map[string][2]string{}, seen: map[string][]http.Header{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *runRemote) serve(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	body, ok := r.files[req.URL.Path]
+	status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
+	cred, needAuth := r.auth[req.URL.Path]
+	r.seen[req.URL.Path] = append(r.seen[req.URL.Path], req.Header.Clone())
+	r.mu.Unlock()
+	if hang {
+		<-req.Context().Done()
+		return
+	}
+	if needAuth {
+		u, p, ok := req.BasicAuth()
+		if !ok || u != cred[0] || p != cred[1] {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+	}
+	if status != 0 {
+		http.Error(w, "failing on purpose", status)
+		return
+	}
+	if !ok {
+		http.NotFound(w, req)
+		return
+	}
+	fmt.Fprint(w, body)
+}
+
+func (r *runRemote) set(path, body string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.files[path] = body
+}
+
+func (r *runRemote) fail(path string, status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status[path] = status
+}
+
+func (r *runRemote) url(path string) string { return r.srv.URL + path }
+
+// runReloader is a reload endpoint that answers a programmed status and counts calls.
+type runReloader struct {
+	mu     sync.Mutex
+	status int  // answered status
+	hang   bool // never answer
+	calls  int
+	srv    *httptest.Server
+}
+
+func newRunReloader(t *testing.T) *runReloader {
+	r := &runReloader{status: http.StatusOK}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.calls++
+		status, hang := r.status, r.hang
+		r.mu.Unlock()
+		if hang {
+			<-req.Context().Done()
+			return
+		}
+		if status != http.StatusOK {
+			http.Error(w, "config refused: bad things", status)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *runReloader) set(status int, hang bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status, r.hang = status, hang
+}
+
+// takeCalls returns the calls since the last take.
+func (r *runReloader) takeCalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.calls
+	r.calls = 0
+	return n
+}
+
+// runEnv is one butler installation in a temp dir, with a pinned clock.
+type runEnv struct {
+	t        *testing.T
+	dir      string
+	stateDir string
+	textfile string
+	dest     string
+	remote   *runRemote
+	reload   *runReloader
+	now      time.Time
+	logs     bytes.Buffer
+	stdout   bytes.Buffer
+}
+
+func newRunEnv(t *testing.T) *runEnv {
+	dir := t.TempDir()
+	e := &runEnv{
+		t:        t,
+		dir:      dir,
+		stateDir: filepath.Join(dir, "state"),
+		textfile: filepath.Join(dir, "textfile", "butler.prom"),
+		dest:     filepath.Join(dir, "etc", "prom"),
+		remote:   newRunRemote(t),
+		reload:   newRunReloader(t),
+		now:      time.Unix(1_763_780_000, 0).UTC(),
+	}
+	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: {{interval}}\n  external_labels:\n    dc: {{datacenter}}\n")
+	e.remote.set("/rules/a.yml", "groups:\n  - name: a\n    rules: []\n")
+	return e
+}
+
+// config returns the standard configuration with extra text appended to the
+// prom manager's table (before its files).
+func (e *runEnv) config(managerExtra string) string {
+	return fmt.Sprintf(`
+[butler]
+state_dir = %q
+textfile = %q
+timeout = "20s"
+
+[vars]
+datacenter = "ams1"
+
+[managers.prom]
+dest = %q
+vars = { interval = "30s" }
+%s
+[[managers.prom.files]]
+source = %q
+
+[[managers.prom.files]]
+source = %q
+path = "rules/a.yml"
+template = false
+
+[managers.prom.reload]
+url = %q
+timeout = "500ms"
+retries = 0
+`, e.stateDir, e.textfile, e.dest, managerExtra, e.remote.url("/prometheus.yml"), e.remote.url("/rules/a.yml"), e.reload.srv.URL+"/-/reload")
+}
+
+func (e *runEnv) parse(text string) *Config {
+	e.t.Helper()
+	cfg, err := ParseConfig([]byte(text), "butler.toml", e.dir, configEnv(nil))
+	if err != nil {
+		e.t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// run runs butler once at the env's clock, then moves the clock a minute on.
+func (e *runEnv) run(cfg *Config, mod func(*Options)) (*Result, error) {
+	e.t.Helper()
+	now := e.now
+	opts := Options{
+		Now:      func() time.Time { return now },
+		Logger:   slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Stdout:   &e.stdout,
+		Environ:  []string{"HOME=/root"},
+		Hostname: "host1",
+		Build:    BuildInfo{Version: "v1.0.0", Revision: "abc123", GoVersion: "go1.26"},
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	res, err := Run(context.Background(), cfg, opts)
+	e.now = e.now.Add(time.Minute)
+	return res, err
+}
+
+func (e *runEnv) read(path string) string {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dest, path))
+	if err != nil {
+		e.t.Fatalf("read %s: %v", path, err)
+	}
+	return string(b)
+}
+
+func (e *runEnv) metrics() []textfile.Family {
+	e.t.Helper()
+	fams, err := textfile.ReadFile(e.textfile)
+	if err != nil {
+		e.t.Fatalf("textfile: %v", err)
+	}
+	return fams
+}
+
+// metric returns the value of a series, failing the test when it is missing.
+func (e *runEnv) metric(name string, labels ...string) float64 {
+	e.t.Helper()
+	v, ok := e.lookup(name, labels...)
+	if !ok {
+		e.t.Fatalf("no series %s%v in the textfile", name, labels)
+	}
+	return v
+}
+
+func (e *runEnv) lookup(name string, labels ...string) (float64, bool) {
+	f, ok := textfile.Find(e.metrics(), name)
+	if !ok {
+		return 0, false
+	}
+	l := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		l[labels[i]] = labels[i+1]
+	}
+	return f.Value(l)
+}
+
+func wantNoErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+}
+
+func wantFailed(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("run error = %v, want ErrFailed", err)
+	}
+}
+
+func unix(t time.Time) float64 { return float64(t.Unix()) }
+
+func TestRunFirstAppliesSecondChangesNothing(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	t1 := e.now
+
+	res, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if res.Managers[0].Outcome != "applied" {
+		t.Errorf("outcome = %q, want applied", res.Managers[0].Outcome)
+	}
+	if got := e.read("prometheus.yml"); got != "global:\n  scrape_interval: 30s\n  external_labels:\n    dc: ams1\n" {
+		t.Errorf("rendered file = %q", got)
+	}
+	if got := e.read("rules/a.yml"); !strings.Contains(got, "name: a") {
+		t.Errorf("rules file = %q", got)
+	}
+	if n := e.reload.takeCalls(); n != 1 {
+		t.Errorf("reload calls = %d, want 1", n)
+	}
+	if v := e.metric("butler_reload_status", "manager", "prom"); v != 200 {
+		t.Errorf("reload status = %v", v)
+	}
+	if v := e.metric("butler_lkg", "manager", "prom"); v != unix(t1) {
+		t.Errorf("butler_lkg = %v, want %v", v, unix(t1))
+	}
+	lkg, ok, err := LoadLKG(filepath.Join(e.stateDir, "lkg", "prom"))
+	if err != nil || !ok || len(lkg) != 2 {
+		t.Fatalf("LKG not stored: %v %v %v", lkg, ok, err)
+	}
+	if info, err := os.Stat(e.stateDir); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode: %v %v", info.Mode(), err)
+	}
+
+	res, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if res.Managers[0].Outcome != "unchanged" {
+		t.Errorf("second outcome = %q, want unchanged", res.Managers[0].Outcome)
+	}
+	if n := e.reload.takeCalls(); n != 0 {
+		t.Errorf("second run reloaded %d times, want 0", n)
+	}
+	// Fetch runs every run; the later phases keep their values.
+	if v := e.metric("butler_remote_time", "manager", "prom", "file", "prometheus.yml"); v != unix(t1.Add(time.Minute)) {
+		t.Errorf("remote_time = %v", v)
+	}
+	if v := e.metric("butler_reload_time", "manager", "prom"); v != unix(t1) {
+		t.Errorf("reload_time moved on an unchanged run: %v", v)
+	}
+	if v := e.metric("butler_remote_fetches_total", "manager", "prom", "file", "prometheus.yml"); v != 2 {
+		t.Errorf("fetches_total = %v, want 2", v)
+	}
+}
+
+func TestRunDriftIsRepaired(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	e.reload.takeCalls()
+	if err := os.WriteFile(filepath.Join(e.dest, "prometheus.yml"), []byte("hand edit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if got := e.read("prometheus.yml"); !strings.Contains(got, "scrape_interval: 30s") {
+		t.Errorf("hand edit not repaired: %q", got)
+	}
+	if n := e.reload.takeCalls(); n != 1 {
+		t.Errorf("reload calls = %d, want 1", n)
+	}
+	if strings.Join(res.Managers[0].Changed, ",") != "prometheus.yml" {
+		t.Errorf("changed = %v", res.Managers[0].Changed)
+	}
+	// A mode change alone is drift too.
+	if err := os.Chmod(filepath.Join(e.dest, "rules/a.yml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if info, _ := os.Stat(filepath.Join(e.dest, "rules/a.yml")); info.Mode().Perm() != 0o644 {
+		t.Errorf("mode not repaired: %v", info.Mode())
+	}
+}
+
+func TestRunRefusedReloadRestoresLKG(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	good := e.read("prometheus.yml")
+	e.reload.takeCalls()
+
+	// A config the manager refuses.
+	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: bogus\n")
+	e.reload.set(http.StatusInternalServerError, false)
+	tRefused := e.now
+	res, err := e.run(cfg, nil)
+	wantFailed(t, err)
+	if mr := res.Managers[0]; mr.Phase != PhaseReload || !strings.Contains(mr.Err.Error(), "500") {
+		t.Errorf("result = %+v", mr)
+	}
+	if got := e.read("prometheus.yml"); got != good {
+		t.Errorf("LKG not restored: %q", got)
+	}
+	if v := e.metric("butler_reload_status", "manager", "prom"); v != 500 {
+		t.Errorf("reload status = %v, want 500", v)
+	}
+	if v := e.metric("butler_reload_time", "manager", "prom"); v != unix(tRefused) {
+		t.Errorf("reload time = %v", v)
+	}
+	if v := e.metric("butler_lkg_restores_total", "manager", "prom"); v != 1 {
+		t.Errorf("lkg_restores_total = %v", v)
+	}
+	if v := e.metric("butler_manager_success", "manager", "prom"); v != 0 {
+		t.Errorf("manager_success = %v", v)
+	}
+	if v := e.metric("butler_run_success"); v != 0 {
+		t.Errorf("run_success = %v", v)
+	}
+	if n := e.reload.takeCalls(); n != 1 {
+		t.Errorf("reload calls = %d, want exactly 1 (a 500 is never retried)", n)
+	}
+
+	// No reload storm: the same content is not applied again.
+	e.reload.set(http.StatusOK, false)
+	_, err = e.run(cfg, nil)
+	wantFailed(t, err)
+	if n := e.reload.takeCalls(); n != 0 {
+		t.Errorf("refused content reloaded again: %d calls", n)
+	}
+	if got := e.read("prometheus.yml"); got != good {
+		t.Errorf("refused content written again: %q", got)
+	}
+	if v := e.metric("butler_reload_status", "manager", "prom"); v != 500 {
+		t.Errorf("metrics forgot the refusal: %v", v)
+	}
+
+	// --force applies it anyway (and the manager now accepts it).
+	_, err = e.run(cfg, func(o *Options) { o.Force = true })
+	wantNoErr(t, err)
+	if n := e.reload.takeCalls(); n != 1 {
+		t.Errorf("--force: reload calls = %d, want 1", n)
+	}
+	if got := e.read("prometheus.yml"); !strings.Contains(got, "bogus") {
+		t.Errorf("--force did not write: %q", got)
+	}
+}
+
+func TestRunRefusedThenFixedSourceIsApplied(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	e.remote.set("/prometheus.yml", "bad: 1\n")
+	e.reload.set(http.StatusBadRequest, false)
+	_, err = e.run(cfg, nil)
+	wantFailed(t, err)
+	e.reload.takeCalls()
+
+	e.reload.set(http.StatusOK, false)
+	e.remote.set("/prometheus.yml", "fixed: 1\n")
+	tFixed := e.now
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if got := e.read("prometheus.yml"); got != "fixed: 1\n" {
+		t.Errorf("fixed source not applied: %q", got)
+	}
+	if v := e.metric("butler_lkg", "manager", "prom"); v != unix(tFixed) {
+		t.Errorf("butler_lkg = %v, want %v", v, unix(tFixed))
+	}
+	if v := e.metric("butler_reload_failures_total", "manager", "prom"); v != 1 {
+		t.Errorf("reload_failures_total = %v", v)
+	}
+	if v := e.metric("butler_reloads_total", "manager", "prom"); v != 3 {
+		t.Errorf("reloads_total = %v", v)
+	}
+}
+
+func TestRunRefusedWithoutLKGRestoresPreRunFiles(t *testing.T) {
+	for _, lkg := range []string{"", "lkg = false"} {
+		t.Run("lkg="+map[string]string{"": "true (none yet)", "lkg = false": "false"}[lkg], func(t *testing.T) {
+			e := newRunEnv(t)
+			cfg := e.parse(e.config(lkg))
+			// Before butler: an old prometheus.yml; rules/a.yml does not exist.
+			if err := os.MkdirAll(e.dest, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(e.dest, "prometheus.yml"), []byte("old: 1\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			e.reload.set(http.StatusInternalServerError, false)
+			_, err := e.run(cfg, nil)
+			wantFailed(t, err)
+			if got := e.read("prometheus.yml"); got != "old: 1\n" {
+				t.Errorf("pre-run file not put back: %q", got)
+			}
+			if info, _ := os.Stat(filepath.Join(e.dest, "prometheus.yml")); info.Mode().Perm() != 0o640 {
+				t.Errorf("pre-run mode not put back: %v", info.Mode())
+			}
+			if _, err := os.Stat(filepath.Join(e.dest, "rules/a.yml")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("file created by the refused run still there: %v", err)
+			}
+			if v := e.metric("butler_lkg_restores_total", "manager", "prom"); v != 0 {
+				t.Errorf("lkg_restores_total = %v, want 0 (there was no LKG)", v)
+			}
+			if _, ok := e.lookup("butler_lkg", "manager", "prom"); ok {
+				t.Error("butler_lkg set though no LKG was ever stored")
+			}
+		})
+	}
+}
+
+func TestRunReloadTimeout(t *testing.T) {
+	t.Run("timeout_ok=false", func(t *testing.T) {
+		e := newRunEnv(t)
+		cfg := e.parse(e.config(""))
+		e.reload.set(0, true)
+		_, err := e.run(cfg, nil)
+		wantFailed(t, err)
+		if got := e.read("prometheus.yml"); !strings.Contains(got, "30s") {
+			t.Errorf("files did not stay: %q", got)
+		}
+		if v := e.metric("butler_reload_status", "manager", "prom"); v != 0 {
+			t.Errorf("reload status = %v, want 0", v)
+		}
+		if _, ok := e.lookup("butler_lkg", "manager", "prom"); ok {
+			t.Error("LKG stored after a timed-out reload")
+		}
+		e.reload.takeCalls()
+
+		// Nothing changed, but the reload is owed: it is tried again.
+		e.reload.set(http.StatusOK, false)
+		tRetry := e.now
+		_, err = e.run(cfg, nil)
+		wantNoErr(t, err)
+		if n := e.reload.takeCalls(); n != 1 {
+			t.Errorf("timed-out reload not retried: %d calls", n)
+		}
+		if v := e.metric("butler_lkg", "manager", "prom"); v != unix(tRetry) {
+			t.Errorf("butler_lkg = %v", v)
+		}
+		// And once done, not again.
+		_, err = e.run(cfg, nil)
+		wantNoErr(t, err)
+		if n := e.reload.takeCalls(); n != 0 {
+			t.Errorf("reloaded again after success: %d", n)
+		}
+	})
+	t.Run("timeout_ok=true", func(t *testing.T) {
+		e := newRunEnv(t)
+		cfg := e.parse(e.config("timeout_ok = true"))
+		_, err := e.run(cfg, nil)
+		wantNoErr(t, err)
+		tFirst := e.now.Add(-time.Minute)
+
+		e.remote.set("/prometheus.yml", "changed: 1\n")
+		e.reload.set(0, true)
+		tTimeout := e.now
+		_, err = e.run(cfg, nil)
+		wantNoErr(t, err)
+		if got := e.read("prometheus.yml"); got != "changed: 1\n" {
+			t.Errorf("files did not stay: %q", got)
+		}
+		if v := e.metric("butler_reload_status", "manager", "prom"); v != 200 {
+			t.Errorf("reload status = %v, want the previous 200", v)
+		}
+		if v := e.metric("butler_reload_time", "manager", "prom"); v != unix(tTimeout) {
+			t.Errorf("reload time = %v, want %v", v, unix(tTimeout))
+		}
+		if v := e.metric("butler_lkg", "manager", "prom"); v != unix(tFirst) {
+			t.Errorf("LKG changed after a timeout: %v", v)
+		}
+		e.reload.takeCalls()
+		e.reload.set(http.StatusOK, false)
+		_, err = e.run(cfg, nil)
+		wantNoErr(t, err)
+		if n := e.reload.takeCalls(); n != 0 {
+			t.Errorf("timeout_ok: reload retried %d times", n)
+		}
+	})
+}
+
+func TestRunLockHeld(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	before, _ := os.ReadFile(e.textfile)
+
+	sd, err := OpenStateDir(e.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	e.remote.set("/prometheus.yml", "changed: 1\n")
+	_, err = e.run(cfg, nil)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("err = %v, want ErrLocked", err)
+	}
+	after, _ := os.ReadFile(e.textfile)
+	if !bytes.Equal(before, after) {
+		t.Error("textfile changed while the lock was held")
+	}
+	if got := e.read("prometheus.yml"); strings.Contains(got, "changed") {
+		t.Error("files written while the lock was held")
+	}
+}
+
+func TestRunCorruptStateIsMovedAside(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	if err := os.MkdirAll(e.stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.stateDir, "state.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	aside := filepath.Join(e.stateDir, fmt.Sprintf("state.json.corrupt-%d", e.now.Add(-time.Minute).Unix()))
+	if b, err := os.ReadFile(aside); err != nil || string(b) != "{not json" {
+		t.Errorf("corrupt state not moved aside: %v", err)
+	}
+	if !strings.Contains(e.logs.String(), "unreadable") {
+		t.Errorf("corrupt state not logged: %s", e.logs.String())
+	}
+	if _, _, err := (&StateDir{Path: e.stateDir}).LoadState(e.now); err != nil {
+		t.Errorf("new state unreadable: %v", err)
+	}
+}
+
+func TestRunManagersAreIndependent(t *testing.T) {
+	e := newRunEnv(t)
+	text := e.config("") + fmt.Sprintf(`
+[managers.other]
+dest = %q
+[[managers.other.files]]
+source = %q
+`, filepath.Join(e.dir, "etc", "other"), e.remote.url("/missing.yml"))
+	cfg := e.parse(text)
+	res, err := e.run(cfg, nil)
+	wantFailed(t, err)
+	byName := map[string]ManagerResult{}
+	for _, mr := range res.Managers {
+		byName[mr.Name] = mr
+	}
+	if !byName["prom"].InStep || byName["other"].Phase != PhaseFetch {
+		t.Errorf("results = %+v", res.Managers)
+	}
+	if v := e.metric("butler_remote_status", "manager", "other", "file", "missing.yml"); v != 404 {
+		t.Errorf("remote_status = %v, want 404", v)
+	}
+	if v := e.metric("butler_manager_success", "manager", "prom"); v != 1 {
+		t.Errorf("prom not in step: %v", v)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "etc", "other")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("failed manager's dest touched: %v", err)
+	}
+}
+
+func TestRunFailedPhaseWritesNothing(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(e *runEnv) string // returns extra manager config
+		phase  string
+		metric string // a series that must be 0
+	}{
+		{"fetch 500", func(e *runEnv) string { e.remote.fail("/rules/a.yml", 500); return "" }, PhaseFetch, "butler_remote_status"},
+		{"missing variable", func(e *runEnv) string {
+			e.remote.set("/prometheus.yml", "x: {{nope}}\n")
+			return ""
+		}, PhaseRender, "butler_cfg_mustache"},
+		{"invalid yaml", func(e *runEnv) string { e.remote.set("/prometheus.yml", "a: 1\na: 2\n"); return "" }, PhaseRender, "butler_cfg_render"},
+		{"check refuses", func(e *runEnv) string {
+			return `check = ["sh", "-c", "grep -q never prometheus.yml"]`
+		}, PhaseCheck, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newRunEnv(t)
+			extra := tt.setup(e)
+			cfg := e.parse(e.config(extra))
+			res, err := e.run(cfg, nil)
+			wantFailed(t, err)
+			if res.Managers[0].Phase != tt.phase {
+				t.Errorf("phase = %q, want %q (%v)", res.Managers[0].Phase, tt.phase, res.Managers[0].Err)
+			}
+			if _, err := os.Stat(e.dest); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("something was written: %v", err)
+			}
+			if n := e.reload.takeCalls(); n != 0 {
+				t.Errorf("reloaded %d times", n)
+			}
+			if tt.metric != "" {
+				f, _ := textfile.Find(e.metrics(), tt.metric)
+				zero := false
+				for _, s := range f.Series {
+					zero = zero || (s.Value == 0 || (tt.metric == "butler_remote_status" && s.Value == 500))
+				}
+				if !zero {
+					t.Errorf("%s does not show the failure: %+v", tt.metric, f.Series)
+				}
+			}
+		})
+	}
+}
+
+func TestRunCheckSeesStagedFiles(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(`check = ["sh", "-c", "grep -q 'scrape_interval: 30s' prometheus.yml && test -f rules/a.yml"]`))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+}
+
+func TestRunDryRunChangesNothing(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	_, err := e.run(cfg, func(o *Options) { o.DryRun = true })
+	wantNoErr(t, err)
+	for _, p := range []string{e.dest, e.stateDir, e.textfile} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("dry run created %s", p)
+		}
+	}
+	out := e.stdout.String()
+	if !strings.Contains(out, "+++ "+filepath.Join(e.dest, "prometheus.yml")) || !strings.Contains(out, "+  scrape_interval: 30s") {
+		t.Errorf("dry-run diff:\n%s", out)
+	}
+	if n := e.reload.takeCalls(); n != 0 {
+		t.Errorf("dry run reloaded")
+	}
+}
+
+func TestRunSecretsNeverShow(t *testing.T) {
+	e := newRunEnv(t)
+	e.remote.auth["/prometheus.yml"] = [2]string{"alice", "hunter2-secret"}
+	text := strings.Replace(e.config(""), e.remote.url("/prometheus.yml"),
+		strings.Replace(e.remote.url("/prometheus.yml"), "http://", "http://alice:${PASS}@", 1), 1)
+	text = strings.Replace(text, "path = \"rules/a.yml\"", "path = \"rules/a.yml\"\nheaders = { Authorization = \"Bearer ${TOKEN}\" }", 1)
+	cfg, err := ParseConfig([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"PASS": "hunter2-secret", "TOKEN": "tok-abcdef-123"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if hs := e.remote.seen["/rules/a.yml"]; len(hs) == 0 || hs[0].Get("Authorization") != "Bearer tok-abcdef-123" {
+		t.Errorf("header not sent: %v", hs)
+	}
+	// A failing fetch and a dry run put the source in errors and output.
+	e.remote.fail("/prometheus.yml", 503)
+	_, _ = e.run(cfg, nil)
+	e.remote.fail("/prometheus.yml", 0)
+	e.remote.set("/prometheus.yml", "changed: 1\n")
+	_, _ = e.run(cfg, func(o *Options) { o.DryRun = true })
+
+	state, _ := os.ReadFile(filepath.Join(e.stateDir, "state.json"))
+	prom, _ := os.ReadFile(e.textfile)
+	for name, text := range map[string]string{"logs": e.logs.String(), "state": string(state), "textfile": string(prom), "dry-run": e.stdout.String()} {
+		for _, secret := range []string{"hunter2-secret", "tok-abcdef-123"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s contains the secret %q:\n%s", name, secret, text)
+			}
+		}
+	}
+	if !strings.Contains(e.logs.String(), "prometheus.yml") {
+		t.Errorf("logs do not name the file: %s", e.logs.String())
+	}
+}
+
+func TestRunManagerFilterAndPrune(t *testing.T) {
+	e := newRunEnv(t)
+	two := e.config("") + fmt.Sprintf(`
+[managers.other]
+dest = %q
+[[managers.other.files]]
+source = %q
+path = "o.yml"
+`, filepath.Join(e.dir, "etc", "other"), e.remote.url("/rules/a.yml"))
+	cfg := e.parse(two)
+	_, err := e.run(cfg, func(o *Options) { o.Managers = []string{"other"} })
+	wantNoErr(t, err)
+	if _, err := os.Stat(e.dest); !errors.Is(err, os.ErrNotExist) {
+		t.Error("--manager other also ran prom")
+	}
+	if _, err := e.run(cfg, func(o *Options) { o.Managers = []string{"nope"} }); !errors.Is(err, ErrConfig) {
+		t.Errorf("unknown --manager: %v", err)
+	}
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if _, ok := e.lookup("butler_manager_success", "manager", "other"); !ok {
+		t.Fatal("other has no series")
+	}
+	// Drop "other" from the configuration: its series disappear.
+	_, err = e.run(e.parse(e.config("")), nil)
+	wantNoErr(t, err)
+	if _, ok := e.lookup("butler_manager_success", "manager", "other"); ok {
+		t.Error("series of a removed manager still written")
+	}
+}
