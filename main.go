@@ -18,6 +18,21 @@ var (
 )
 
 func main() {
+	quietChildren()
 	d := commands.SystemDeps(pipeline.BuildInfo{Version: version, Revision: revision, GoVersion: runtime.Version()})
 	os.Exit(commands.Main(context.Background(), os.Args, d))
+}
+
+// quietChildren keeps libraries from talking or asking where a cron job has
+// nobody to answer: the AWS SDK logs "Response has no supported checksum" for
+// S3-compatible servers, and git may prompt for a password until the deadline.
+func quietChildren() {
+	for k, v := range map[string]string{
+		"AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+		"GIT_TERMINAL_PROMPT":              "0",
+	} {
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
 }
