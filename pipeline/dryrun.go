@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 )
 
 // dryRun fetches, renders and validates the selected managers and prints a unified
@@ -19,26 +18,11 @@ func dryRun(ctx context.Context, cfg *Config, selected []*Manager, opts Options,
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	fetcher := NewFetcher(FetcherConfig{
-		Schemes:     cfg.Butler.Schemes,
-		MaxFileSize: cfg.Butler.MaxFileSize,
-		TempDir:     tmp,
-		HTTPClient:  opts.HTTPClient,
-	})
-	sem := make(chan struct{}, cfg.Butler.Concurrency)
-	st := NewState() // thrown away: a dry run leaves the state alone
+	// The state is thrown away: a dry run leaves it alone.
+	shared := newRunShared(cfg, opts, log, scrub, NewState(), nil, tmp)
 	start := opts.Now()
-	res := &Result{Start: start, Managers: make([]ManagerResult, len(selected))}
-	var wg sync.WaitGroup
-	for i, m := range selected {
-		ms := st.Manager(m.Name)
-		for _, f := range m.Files {
-			ms.File(f.Path)
-		}
-		r := &managerRun{m: m, ms: ms, opts: opts, fetcher: fetcher, sem: sem, tmp: tmp, scrub: scrub, log: log.With("manager", m.Name)}
-		wg.Go(func() { res.Managers[i] = r.diff(ctx) })
-	}
-	wg.Wait()
+	res := &Result{Start: start}
+	res.Managers = shared.each(selected, func(r *managerRun) ManagerResult { return r.diff(ctx) })
 	res.Duration = opts.Now().Sub(start)
 
 	failed := false
@@ -58,20 +42,9 @@ func dryRun(ctx context.Context, cfg *Config, selected []*Manager, opts Options,
 
 // diff runs the phases up to the check and computes the diff against the disk.
 func (r *managerRun) diff(ctx context.Context) ManagerResult {
-	raw, err := r.fetchAll(ctx)
+	files, changed, phase, err := r.prepare(ctx)
 	if err != nil {
-		return r.fail(PhaseFetch, err, nil)
-	}
-	files, err := r.renderAll(raw)
-	if err != nil {
-		return r.fail(PhaseRender, err, nil)
-	}
-	if err := r.check(ctx, files); err != nil {
-		return r.fail(PhaseCheck, err, nil)
-	}
-	changed, err := Changed(r.m.Dest, files)
-	if err != nil {
-		return r.fail(PhaseWrite, err, nil)
+		return r.fail(phase, err, nil)
 	}
 	if len(changed) == 0 {
 		return r.ok("unchanged", nil)
@@ -130,17 +103,8 @@ func RenderManager(ctx context.Context, cfg *Config, manager, path string, opts 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Butler.Timeout)
 	defer cancel()
 	scrub := configScrubber(cfg)
-	st := NewState()
-	ms := st.Manager(m.Name)
-	for _, f := range m.Files {
-		ms.File(f.Path)
-	}
-	r := &managerRun{
-		m: m, ms: ms, opts: opts, tmp: tmp, scrub: scrub,
-		log:     slog.New(newScrubHandler(opts.Logger.Handler(), scrub)).With("manager", m.Name),
-		sem:     make(chan struct{}, cfg.Butler.Concurrency),
-		fetcher: NewFetcher(FetcherConfig{Schemes: cfg.Butler.Schemes, MaxFileSize: cfg.Butler.MaxFileSize, TempDir: tmp, HTTPClient: opts.HTTPClient}),
-	}
+	log := slog.New(newScrubHandler(opts.Logger.Handler(), scrub))
+	r := newRunShared(cfg, opts, log, scrub, NewState(), nil, tmp).manager(m)
 	raw, err := r.fetchAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s: %w", m.Name, PhaseFetch, scrubError(scrub, err))

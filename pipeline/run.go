@@ -147,8 +147,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	res := runManagers(ctx, cfg, selected, opts, log, scrub, st, sd, tmp)
-	res.Start = start
+	shared := newRunShared(cfg, opts, log, scrub, st, sd, tmp)
+	res := &Result{Start: start}
+	res.Managers = shared.each(selected, func(r *managerRun) ManagerResult { return r.run(ctx) })
 
 	end := opts.Now()
 	res.Duration = end.Sub(start)
@@ -226,48 +227,68 @@ func selectManagers(cfg *Config, names []string) ([]*Manager, error) {
 	return out, nil
 }
 
-// runManagers runs every selected manager at once; fetches share the concurrency limit.
-func runManagers(ctx context.Context, cfg *Config, selected []*Manager, opts Options, log *slog.Logger,
-	scrub *Scrubber, st *State, sd *StateDir, tmp string) *Result {
-	fetcher := NewFetcher(FetcherConfig{
-		Schemes:     cfg.Butler.Schemes,
-		MaxFileSize: cfg.Butler.MaxFileSize,
-		TempDir:     tmp,
-		HTTPClient:  opts.HTTPClient,
-	})
-	sem := make(chan struct{}, cfg.Butler.Concurrency)
-	runs := make([]*managerRun, len(selected))
-	for i, m := range selected {
-		ms := st.Manager(m.Name)
-		for _, f := range m.Files {
-			ms.File(f.Path)
-		}
-		runs[i] = &managerRun{
-			m: m, ms: ms, opts: opts, fetcher: fetcher, sem: sem, sd: sd, tmp: tmp, scrub: scrub,
-			log: log.With("manager", m.Name),
-		}
+// runShared is what the managers of one run share.
+type runShared struct {
+	opts    Options
+	fetcher *Fetcher
+	sem     chan struct{} // fetches at once, over all managers
+	sd      *StateDir     // nil when the run writes nothing
+	tmp     string        // staging area
+	scrub   *Scrubber
+	log     *slog.Logger
+	st      *State
+}
+
+func newRunShared(cfg *Config, opts Options, log *slog.Logger, scrub *Scrubber, st *State, sd *StateDir, tmp string) *runShared {
+	return &runShared{
+		opts: opts,
+		fetcher: NewFetcher(FetcherConfig{
+			Schemes:     cfg.Butler.Schemes,
+			MaxFileSize: cfg.Butler.MaxFileSize,
+			TempDir:     tmp,
+			HTTPClient:  opts.HTTPClient,
+		}),
+		sem:   make(chan struct{}, cfg.Butler.Concurrency),
+		sd:    sd,
+		tmp:   tmp,
+		scrub: scrub,
+		log:   log,
+		st:    st,
 	}
-	res := &Result{Managers: make([]ManagerResult, len(selected))}
+}
+
+// manager prepares the run of m, its state entries made beforehand so that
+// managers running at once never write the same map.
+func (s *runShared) manager(m *Manager) *managerRun {
+	ms := s.st.Manager(m.Name)
+	for _, f := range m.Files {
+		ms.File(f.Path)
+	}
+	return &managerRun{runShared: s, m: m, ms: ms, log: s.log.With("manager", m.Name)}
+}
+
+// each runs phases for every manager at once and collects the results.
+func (s *runShared) each(managers []*Manager, phases func(*managerRun) ManagerResult) []ManagerResult {
+	runs := make([]*managerRun, len(managers))
+	for i, m := range managers {
+		runs[i] = s.manager(m)
+	}
+	results := make([]ManagerResult, len(managers))
 	var wg sync.WaitGroup
 	for i, r := range runs {
-		wg.Go(func() { res.Managers[i] = r.run(ctx) })
+		wg.Go(func() { results[i] = phases(r) })
 	}
 	wg.Wait()
-	return res
+	return results
 }
 
 // managerRun carries one manager through the phases. It only touches its own
 // ManagerState, so managers run concurrently.
 type managerRun struct {
-	m       *Manager
-	ms      *ManagerState
-	opts    Options
-	fetcher *Fetcher
-	sem     chan struct{}
-	sd      *StateDir // nil in a dry run
-	tmp     string
-	scrub   *Scrubber
-	log     *slog.Logger
+	*runShared
+	m   *Manager
+	ms  *ManagerState
+	log *slog.Logger
 }
 
 // fail records a failed phase and returns the manager's result.
@@ -290,20 +311,9 @@ func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
 // run is the story of one manager's run: fetch, render and validate, check, then
 // write, reload, and keep or restore the last-known-good copy.
 func (r *managerRun) run(ctx context.Context) ManagerResult {
-	raw, err := r.fetchAll(ctx)
+	files, changed, phase, err := r.prepare(ctx)
 	if err != nil {
-		return r.fail(PhaseFetch, err, nil)
-	}
-	files, err := r.renderAll(raw)
-	if err != nil {
-		return r.fail(PhaseRender, err, nil)
-	}
-	if err := r.check(ctx, files); err != nil {
-		return r.fail(PhaseCheck, err, nil)
-	}
-	changed, err := Changed(r.m.Dest, files)
-	if err != nil {
-		return r.fail(PhaseWrite, err, nil)
+		return r.fail(phase, err, nil)
 	}
 	hash := contentHash(files)
 
@@ -330,6 +340,26 @@ func (r *managerRun) run(ctx context.Context) ManagerResult {
 		return r.keep(files, changed)
 	}
 	return r.reload(ctx, files, hash, snap, changed)
+}
+
+// prepare runs the phases that change nothing: fetch, render and validate, the
+// check command, and the comparison with what is on disk. On failure it names
+// the phase that failed.
+func (r *managerRun) prepare(ctx context.Context) (files []FileContent, changed []string, phase string, err error) {
+	raw, err := r.fetchAll(ctx)
+	if err != nil {
+		return nil, nil, PhaseFetch, err
+	}
+	if files, err = r.renderAll(raw); err != nil {
+		return nil, nil, PhaseRender, err
+	}
+	if err := r.check(ctx, files); err != nil {
+		return nil, nil, PhaseCheck, err
+	}
+	if changed, err = Changed(r.m.Dest, files); err != nil {
+		return nil, nil, PhaseWrite, err
+	}
+	return files, changed, "", nil
 }
 
 // fetchAll fetches every file of the manager, at most `concurrency` at once over
