@@ -49,6 +49,48 @@ type Config struct {
 	Butler   Butler
 	Vars     map[string]any
 	Managers []*Manager // sorted by name
+	Health   HealthConfig
+	Notify   NotifyConfig
+}
+
+// HealthConfig is the [health] table.
+type HealthConfig struct {
+	StartupGrace time.Duration // UNKNOWN until this long after the first run
+	Windows      Windows       // global windows; Auto when "auto"
+	History      int           // events kept per manager
+}
+
+// Windows are the ages after which a manager turns WARNING and CRITICAL. A zero
+// value means "auto": derived from the history of run start times.
+type Windows struct {
+	WarnAfter time.Duration
+	CritAfter time.Duration
+}
+
+// NotifyConfig is the [notify] table; nil channels are off.
+type NotifyConfig struct {
+	PingURL string
+	Webhook *WebhookConfig
+	Email   *EmailConfig
+}
+
+// WebhookConfig is [notify.webhook]: a JSON POST on every health change.
+type WebhookConfig struct {
+	URL     string
+	Headers map[string]string
+	Timeout time.Duration
+}
+
+// EmailConfig is [notify.email]: a mail over SMTP with STARTTLS on every health change.
+type EmailConfig struct {
+	Host     string
+	Port     int
+	Username string
+	Password string
+	From     string
+	To       []string
+	Cc       []string
+	Subject  string // prefix of the subject line
 }
 
 // Butler is the [butler] table.
@@ -73,6 +115,7 @@ type Manager struct {
 	Vars         map[string]any // [vars] merged with the manager's vars
 	Files        []*File
 	Reload       *Reload // nil: a written change counts as applied
+	Windows      Windows // [health] windows with this manager's overrides
 }
 
 // File is one [[managers.NAME.files]] entry.
@@ -102,6 +145,38 @@ type rawConfig struct {
 	Butler   rawButler              `toml:"butler"`
 	Vars     map[string]any         `toml:"vars"`
 	Managers map[string]*rawManager `toml:"managers"`
+	Health   rawHealth              `toml:"health"`
+	Notify   rawNotify              `toml:"notify"`
+}
+
+type rawHealth struct {
+	StartupGrace string `toml:"startup_grace"`
+	WarnAfter    string `toml:"warn_after"`
+	CritAfter    string `toml:"crit_after"`
+	History      *int   `toml:"history"`
+}
+
+type rawNotify struct {
+	PingURL string      `toml:"ping_url"`
+	Webhook *rawWebhook `toml:"webhook"`
+	Email   *rawEmail   `toml:"email"`
+}
+
+type rawWebhook struct {
+	URL     string            `toml:"url"`
+	Headers map[string]string `toml:"headers"`
+	Timeout string            `toml:"timeout"`
+}
+
+type rawEmail struct {
+	Host     string   `toml:"host"`
+	Port     *int     `toml:"port"`
+	Username string   `toml:"username"`
+	Password string   `toml:"password"`
+	From     string   `toml:"from"`
+	To       []string `toml:"to"`
+	Cc       []string `toml:"cc"`
+	Subject  *string  `toml:"subject"`
 }
 
 type rawButler struct {
@@ -123,6 +198,8 @@ type rawManager struct {
 	Vars         map[string]any `toml:"vars"`
 	Files        []*rawFile     `toml:"files"`
 	Reload       *rawReload     `toml:"reload"`
+	WarnAfter    string         `toml:"warn_after"`
+	CritAfter    string         `toml:"crit_after"`
 }
 
 type rawFile struct {
@@ -204,6 +281,8 @@ func ParseConfig(data []byte, name, baseDir string, lookupEnv func(string) (stri
 		cfg.Vars = map[string]any{}
 	}
 	c.vars("[vars]", cfg.Vars)
+	cfg.Health = c.health(raw.Health)
+	cfg.Notify = c.notify(raw.Notify)
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
@@ -386,7 +465,112 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 	if r.Reload != nil {
 		m.Reload = c.reload(where+": reload", r.Reload)
 	}
+	m.Windows = cfg.Health.Windows
+	if r.WarnAfter != "" {
+		m.Windows.WarnAfter = c.window(where+": warn_after", r.WarnAfter)
+	}
+	if r.CritAfter != "" {
+		m.Windows.CritAfter = c.window(where+": crit_after", r.CritAfter)
+	}
+	c.windowOrder(where, m.Windows)
 	return m
+}
+
+// Defaults of [health].
+const (
+	DefaultStartupGrace = 5 * time.Minute
+	DefaultHistory      = 50
+	DefaultWebhookTime  = 10 * time.Second
+	DefaultSMTPPort     = 587
+	DefaultSubject      = "[butler]"
+)
+
+func (c *checker) health(r rawHealth) HealthConfig {
+	h := HealthConfig{
+		StartupGrace: c.duration("[health] startup_grace", r.StartupGrace, DefaultStartupGrace),
+		History:      DefaultHistory,
+		Windows: Windows{
+			WarnAfter: c.window("[health] warn_after", r.WarnAfter),
+			CritAfter: c.window("[health] crit_after", r.CritAfter),
+		},
+	}
+	c.windowOrder("[health]", h.Windows)
+	if r.History != nil {
+		if *r.History < 1 || *r.History > 10000 {
+			c.errorf("[health] history: must be between 1 and 10000, not %d", *r.History)
+		} else {
+			h.History = *r.History
+		}
+	}
+	return h
+}
+
+// window reads a health window: a duration, or "auto" (0).
+func (c *checker) window(where, s string) time.Duration {
+	if s == "" || strings.EqualFold(s, "auto") {
+		return 0
+	}
+	d := c.duration(where, s, 0)
+	if d == 0 {
+		c.errorf("%s: must be \"auto\" or a duration more than 0", where)
+	}
+	return d
+}
+
+func (c *checker) windowOrder(where string, w Windows) {
+	if w.WarnAfter > 0 && w.CritAfter > 0 && w.WarnAfter >= w.CritAfter {
+		c.errorf("%s: warn_after (%s) must be shorter than crit_after (%s)", where, w.WarnAfter, w.CritAfter)
+	}
+}
+
+func (c *checker) notify(r rawNotify) NotifyConfig {
+	n := NotifyConfig{PingURL: r.PingURL}
+	httpURL := func(where, s string) {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.errorf("%s: %s is not an http(s) URL", where, RedactURL(s))
+		}
+	}
+	if r.PingURL != "" {
+		httpURL("[notify] ping_url", r.PingURL)
+	}
+	if w := r.Webhook; w != nil {
+		if w.URL == "" {
+			c.errorf("[notify.webhook] url is required")
+		} else {
+			httpURL("[notify.webhook] url", w.URL)
+		}
+		n.Webhook = &WebhookConfig{URL: w.URL, Headers: w.Headers, Timeout: c.duration("[notify.webhook] timeout", w.Timeout, DefaultWebhookTime)}
+	}
+	if e := r.Email; e != nil {
+		m := &EmailConfig{Host: e.Host, Port: DefaultSMTPPort, Username: e.Username, Password: e.Password,
+			From: e.From, To: e.To, Cc: e.Cc, Subject: DefaultSubject}
+		if e.Port != nil {
+			m.Port = *e.Port
+		}
+		if e.Subject != nil {
+			m.Subject = *e.Subject
+		}
+		switch {
+		case m.Host == "":
+			c.errorf("[notify.email] host is required")
+		case m.Port < 1 || m.Port > 65535:
+			c.errorf("[notify.email] port %d is not a TCP port", m.Port)
+		case m.From == "":
+			c.errorf("[notify.email] from is required")
+		case len(m.To) == 0:
+			c.errorf("[notify.email] to: give at least one address")
+		case (m.Username == "") != (m.Password == ""):
+			c.errorf("[notify.email] username and password go together")
+		}
+		for _, a := range append(append([]string{m.From}, m.To...), m.Cc...) {
+			if a != "" && (!strings.Contains(a, "@") || strings.ContainsAny(a, " \r\n<>,")) {
+				c.errorf("[notify.email] %q is not a mail address", a)
+			}
+		}
+		n.Email = m
+	}
+	return n
 }
 
 func (c *checker) file(where string, m *Manager, r *rawFile, schemes []string) *File {
