@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 RUN_DIR  := $(CURDIR)/run
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build test run lint bench install deps clean
+.PHONY: all build test run demo lint bench install deps clean
 
 all: build
 
@@ -32,6 +32,11 @@ run: build
 	BUTLER_RUN_DIR=$(RUN_DIR) bin/butler --config testdata/example/butler.toml sync
 	@echo "--- $(RUN_DIR)/textfile/butler.prom"
 	@cat $(RUN_DIR)/textfile/butler.prom
+
+# Tells the story on a real Prometheus: good -> refused (LKG restored) -> no reload
+# storm -> fixed, printing butler's metrics at each step; fails loudly if any step differs.
+demo: build
+	scripts/demo.sh
 
 lint:
 	scripts/test-deps.sh --lint

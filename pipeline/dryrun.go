@@ -60,7 +60,7 @@ func (r *managerRun) diff(ctx context.Context) ManagerResult {
 			return r.fail(PhaseWrite, fmt.Errorf("%s: %w", f.Path, err), changed)
 		}
 		name := filepath.Join(r.m.Dest, f.Path)
-		d := UnifiedDiff(name, name, old, f.Data)
+		d := UnifiedDiff(name, name+" (rendered)", old, f.Data)
 		if d == "" {
 			// Only the mode differs.
 			d = fmt.Sprintf("--- %s\n+++ %s\n# mode becomes %04o\n", name, name, f.Mode.Perm())

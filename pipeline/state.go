@@ -34,6 +34,41 @@ type State struct {
 	Run RunState `json:"run"`
 	// Managers holds one entry per configured manager, by name.
 	Managers map[string]*ManagerState `json:"managers"`
+
+	// FirstRun is the start of the first run recorded; RunStarts the starts of
+	// the recent runs, oldest first, for the "auto" health windows.
+	FirstRun  time.Time   `json:"first_run"`
+	RunStarts []time.Time `json:"run_starts,omitempty"`
+
+	// Notify holds health changes not yet delivered and the failure counters.
+	Notify NotifyState `json:"notify"`
+
+	// ConfigFetched is set when the configuration is a URL: whether this run
+	// fetched a valid one (false: the kept copy was used).
+	ConfigFetched *bool `json:"config_fetched,omitempty"`
+}
+
+// NotifyState is what the notifications keep between runs.
+type NotifyState struct {
+	Pending  []HealthChange   `json:"pending,omitempty"`
+	Failures map[string]int64 `json:"failures,omitempty"` // by channel
+}
+
+// HealthChange is a manager's move from one health to another.
+type HealthChange struct {
+	Time    time.Time `json:"time"`
+	Manager string    `json:"manager"`
+	From    Level     `json:"from"`
+	To      Level     `json:"to"`
+	Reason  string    `json:"reason"`
+}
+
+// Event is one entry of a manager's history.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"` // health, applied, reload, lkg-restore, fetch-failing, fetch-recovered
+	Message string    `json:"message"`
+	Files   []string  `json:"files,omitempty"`
 }
 
 // RunState describes the last run.
@@ -46,6 +81,7 @@ type RunState struct {
 
 // ManagerState is what butler knows of one manager.
 type ManagerState struct {
+	Ran    bool `json:"ran"` // a run of this manager is recorded
 	InStep bool `json:"in_step"`
 	// Phase and Error describe the last failure; empty when in step.
 	Phase string `json:"phase,omitempty"`
@@ -67,6 +103,19 @@ type ManagerState struct {
 	Applied       string `json:"applied,omitempty"`
 	Refused       string `json:"refused,omitempty"`
 	PendingReload bool   `json:"pending_reload,omitempty"`
+
+	// ReloadTimedOut is set when the last reload got no response.
+	ReloadTimedOut bool `json:"reload_timed_out,omitempty"`
+	// FetchFailingSince is the start of the current run of failed fetches.
+	FetchFailingSince time.Time `json:"fetch_failing_since"`
+	// LastChange is when a change was last applied.
+	LastChange time.Time `json:"last_change"`
+
+	// Health as of the last run, and since when it has been so.
+	Health       Level     `json:"health"`
+	HealthReason string    `json:"health_reason,omitempty"`
+	HealthSince  time.Time `json:"health_since"`
+	Events       []Event   `json:"events,omitempty"` // oldest first, at most [health] history
 
 	ReloadsTotal        uint64 `json:"reloads_total"`
 	ReloadFailuresTotal uint64 `json:"reload_failures_total"`
