@@ -35,6 +35,10 @@ type State struct {
 	// Managers holds one entry per configured manager, by name.
 	Managers map[string]*ManagerState `json:"managers"`
 
+	// StartupGrace is [health] startup_grace as of the last run, so that status
+	// can judge health from the state directory alone.
+	StartupGrace time.Duration `json:"startup_grace"`
+
 	// FirstRun is the start of the first run recorded; RunStarts the starts of
 	// the recent runs, oldest first, for the "auto" health windows.
 	FirstRun  time.Time   `json:"first_run"`
@@ -110,6 +114,10 @@ type ManagerState struct {
 	FetchFailingSince time.Time `json:"fetch_failing_since"`
 	// LastChange is when a change was last applied.
 	LastChange time.Time `json:"last_change"`
+
+	// Windows are the manager's configured health windows (0 = auto) as of
+	// the last run.
+	Windows Windows `json:"windows"`
 
 	// Health as of the last run, and since when it has been so.
 	Health       Level     `json:"health"`
