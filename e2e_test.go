@@ -1,0 +1,1218 @@
+//go:build linux
+
+package main
+
+// End-to-end tests against the real programs: butler syncs the configuration of
+// a running Prometheus and Alertmanager, which judge it on reload, while
+// node_exporter exports butler's textfile and promtool lints it. Sources are
+// served by an HTTP server in the test process; every program runs on 127.0.0.1
+// with a free port and its own temporary directories, and is stopped when its
+// test ends, whether it passed or not.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+const (
+	e2eReadyTimeout = 20 * time.Second // for a program to answer after it started
+	e2eStopTimeout  = 10 * time.Second // for a program to exit after SIGTERM
+	e2eRunTimeout   = time.Minute      // for one butler run
+)
+
+// TestE2EPrometheus syncs a running Prometheus through a first configuration it
+// refuses (nothing to restore but the files from before), a good one, another it
+// refuses (last-known-good restored), the same one again, a fixed one, and two
+// that promtool stops as the manager's check command.
+func TestE2EPrometheus(t *testing.T) {
+	t.Parallel()
+	promBin := needProgram(t, "prometheus")
+	promtool := needProgram(t, "promtool")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
+
+	root := t.TempDir()
+	dest := filepath.Join(root, "etc", "prometheus")
+	e2eWriteFile(t, filepath.Join(dest, "prometheus.yml"), e2eFixture(t, "prometheus/bootstrap.yml"))
+	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
+	prom := e2eStartProgram(t, promBin, func(addr string) []string {
+		return []string{
+			"--web.enable-lifecycle",
+			"--config.file=" + filepath.Join(dest, "prometheus.yml"),
+			"--storage.tsdb.path=" + filepath.Join(root, "tsdb"),
+			"--web.listen-address=" + addr,
+		}
+	}, "/-/ready")
+
+	src := e2eNewSources(t)
+	src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
+	src.set("/rules/instance.yml", e2eFixture(t, "prometheus/rules/instance.yml"))
+	src.set("/rules/dc.yml", e2eFixture(t, "prometheus/rules/dc.yml"))
+
+	b := e2eNewButler(t, root, node)
+	config := func(check string) string {
+		return fmt.Sprintf(`
+[vars]
+datacenter = "ams1"
+
+[managers.prometheus]
+dest = %q
+vars = { role = "edge", job = "node", target = %q }
+%s
+
+[[managers.prometheus.files]]
+source = %q
+
+[[managers.prometheus.files]]
+source   = %q
+path     = "rules/instance.yml"
+template = false
+
+[[managers.prometheus.files]]
+source = %q
+path   = "rules/dc.yml"
+delims = ["[[", "]]"]
+
+[managers.prometheus.reload]
+url     = %q
+timeout = "10s"
+`, dest, strings.TrimPrefix(node, "http://"), check,
+			src.url("/prometheus.yml"), src.url("/rules/instance.yml"), src.url("/rules/dc.yml"),
+			prom+"/-/reload")
+	}
+	b.writeConfig(t, config(""))
+
+	reloads := func(t *testing.T) float64 {
+		return e2eSum(t, e2eScrape(t, prom), "prometheus_http_requests_total", "handler", "/-/reload")
+	}
+	reloadOK := func(t *testing.T) float64 {
+		return e2eSum(t, e2eScrape(t, prom), "prometheus_config_last_reload_successful")
+	}
+	var good e2eSnapshot // the files of the last applied configuration
+	var goodConfig string
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"refused first sync: no last-known-good yet, the files from before are put back", func(t *testing.T) {
+			bootstrap := e2eSnap(t, dest)
+			bootConfig := e2ePromConfigText(t, prom)
+			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_unknown_field.yml"))
+			res := b.sync(t)
+			res.wantCode(t, 1)
+			res.wantStderr(t, "manager prometheus", "500", "field bogus not found")
+			bootstrap.wantSame(t, dest) // the rule files this run created are gone
+			if got := e2ePromConfigText(t, prom); got != bootConfig {
+				t.Errorf("Prometheus runs another configuration after the refused reload:\n%s", got)
+			}
+			e2eWantFloat(t, "prometheus reload requests", reloads(t), 1)
+			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 0)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="prometheus"}`:         500,
+				`butler_reload_failures_total{manager="prometheus"}`: 1,
+				`butler_lkg_restores_total{manager="prometheus"}`:    0,
+				`butler_manager_success{manager="prometheus"}`:       0,
+				`butler_run_success`:                                 0,
+			})
+			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
+		}},
+		{"first good sync renders, writes and reloads", func(t *testing.T) {
+			res := b.sync(t, "--log-format", "json")
+			res.wantCode(t, 0)
+			res.wantJSONLog(t, map[string]string{"manager": "prometheus", "file": "prometheus.yml", "phase": "write"})
+			res.wantJSONLog(t, map[string]string{"manager": "prometheus", "phase": "reload"})
+
+			if got, want := e2eRead(t, filepath.Join(dest, "rules", "instance.yml")), e2eFixture(t, "prometheus/rules/instance.yml"); got != want {
+				t.Errorf("rules/instance.yml (template = false) was changed on its way:\n%s", got)
+			}
+			dc := e2eRead(t, filepath.Join(dest, "rules", "dc.yml"))
+			for _, want := range []string{"name: dc-ams1", `{{ $labels.job }} has no target in ams1`} {
+				if !strings.Contains(dc, want) {
+					t.Errorf("rules/dc.yml lacks %q:\n%s", want, dc)
+				}
+			}
+
+			cfg := e2ePromConfig(t, prom)
+			e2eWantPath(t, cfg, "ams1", "global", "external_labels", "datacenter")
+			e2eWantPath(t, cfg, "edge", "global", "external_labels", "role")
+			e2eWantPath(t, cfg, "node", "scrape_configs", 0, "job_name")
+			rules := e2ePromRules(t, prom)
+			e2eWantRule(t, rules, "instance", "InstanceDown", map[string]string{"summary": "{{ $labels.instance }} is down"})
+			e2eWantRule(t, rules, "dc-ams1", "JobMissing", map[string]string{"summary": "{{ $labels.job }} has no target in ams1"})
+
+			e2eWantFloat(t, "prometheus reload requests", reloads(t), 2)
+			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 1)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="prometheus"}`:                                     200,
+				`butler_manager_success{manager="prometheus"}`:                                   1,
+				`butler_run_success`:                                                             1,
+				`butler_write{file="rules/dc.yml",manager="prometheus"}`:                         1,
+				`butler_cfg_render{file="prometheus.yml",manager="prometheus",method="yml"}`:     1,
+				`butler_cfg_mustache{file="rules/instance.yml",manager="prometheus"}`:            1,
+				`butler_remote_status{file="rules/instance.yml",manager="prometheus"}`:           200,
+				`butler_reloads_total{manager="prometheus"}`:                                     2,
+				`butler_lkg_restores_total{manager="prometheus"}`:                                0,
+				`butler_remote_fetch_failures_total{file="prometheus.yml",manager="prometheus"}`: 0,
+			})
+			b.wantSeries(t, `butler_lkg{manager="prometheus"}`)
+			good = e2eSnap(t, dest)
+			goodConfig = e2ePromConfigText(t, prom)
+		}},
+		{"second sync changes nothing", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			e2eWantFloat(t, "prometheus reload requests", reloads(t), 2)
+			good.wantSame(t, dest)
+		}},
+		{"refused config: last-known-good restored, Prometheus keeps the old one", func(t *testing.T) {
+			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_refused.yml"))
+			res := b.sync(t)
+			res.wantCode(t, 1)
+			res.wantStderr(t, "manager prometheus", "500")
+			good.wantSame(t, dest)
+			if got := e2ePromConfigText(t, prom); got != goodConfig {
+				t.Errorf("Prometheus runs another configuration after the refused reload:\n%s", got)
+			}
+			e2eWantFloat(t, "prometheus reload requests", reloads(t), 3)
+			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 0)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="prometheus"}`:         500,
+				`butler_lkg_restores_total{manager="prometheus"}`:    1,
+				`butler_reload_failures_total{manager="prometheus"}`: 2,
+				`butler_manager_success{manager="prometheus"}`:       0,
+				`butler_run_success`:                                 0,
+			})
+		}},
+		{"refused content is not reloaded again", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 1)
+			res.wantStderr(t, "manager prometheus", "refused")
+			good.wantSame(t, dest)
+			e2eWantFloat(t, "prometheus reload requests", reloads(t), 3)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="prometheus"}`:      500,
+				`butler_lkg_restores_total{manager="prometheus"}`: 1,
+				`butler_reloads_total{manager="prometheus"}`:      3,
+				`butler_manager_success{manager="prometheus"}`:    0,
+				`butler_run_success`:                              0,
+			})
+		}},
+		{"fixed source is applied", func(t *testing.T) {
+			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_fixed.yml"))
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			cfg := e2ePromConfig(t, prom)
+			e2eWantPath(t, cfg, "fixed", "global", "external_labels", "tier")
+			e2eWantPath(t, cfg, "node-fixed", "scrape_configs", 0, "job_name")
+			e2eWantFloat(t, "prometheus reload requests", reloads(t), 4)
+			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 1)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="prometheus"}`:      200,
+				`butler_lkg_restores_total{manager="prometheus"}`: 1,
+				`butler_manager_success{manager="prometheus"}`:    1,
+				`butler_run_success`:                              1,
+			})
+			good = e2eSnap(t, dest)
+			goodConfig = e2ePromConfigText(t, prom)
+		}},
+		{"promtool as check stops bad configurations before they are written", func(t *testing.T) {
+			b.writeConfig(t, config(fmt.Sprintf("check = [%q, \"check\", \"config\", \"prometheus.yml\"]", promtool)))
+			cases := []struct {
+				name, path, fixture, stderr string
+			}{
+				{"invalid PromQL in a rule file", "/rules/instance.yml", "prometheus/rules/instance_bad_expr.yml", "could not parse expression"},
+				{"invalid relabel regex", "/prometheus.yml", "prometheus/prometheus_bad_regex.yml", "error parsing regexp"},
+			}
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					before := src.get(c.path)
+					t.Cleanup(func() { src.set(c.path, before) })
+					src.set(c.path, e2eFixture(t, c.fixture))
+					res := b.sync(t, "--log-format", "json")
+					res.wantCode(t, 1)
+					res.wantStderr(t, c.stderr)
+					res.wantJSONLog(t, map[string]string{"manager": "prometheus", "phase": "check"})
+					good.wantSame(t, dest)
+					e2eWantFloat(t, "prometheus reload requests", reloads(t), 4)
+					if got := e2ePromConfigText(t, prom); got != goodConfig {
+						t.Errorf("Prometheus runs another configuration:\n%s", got)
+					}
+					b.wantMetrics(t, map[string]float64{
+						`butler_reload_status{manager="prometheus"}`:   200,
+						`butler_manager_success{manager="prometheus"}`: 0,
+						`butler_run_success`:                           0,
+					})
+				})
+			}
+		}},
+		{"promtool passes the good configuration", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			good.wantSame(t, dest)
+			e2eWantFloat(t, "prometheus reload requests", reloads(t), 4)
+			b.wantMetrics(t, map[string]float64{
+				`butler_manager_success{manager="prometheus"}`: 1,
+				`butler_run_success`:                           1,
+			})
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.FailNow() // the next steps build on this one
+		}
+	}
+}
+
+// TestE2EAlertmanager syncs a running Alertmanager through a good configuration,
+// one it refuses, the same one again, and a fixed one.
+func TestE2EAlertmanager(t *testing.T) {
+	t.Parallel()
+	amBin := needProgram(t, "prometheus-alertmanager")
+	needProgram(t, "promtool")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
+
+	root := t.TempDir()
+	dest := filepath.Join(root, "etc", "alertmanager")
+	e2eWriteFile(t, filepath.Join(dest, "alertmanager.yml"), e2eFixture(t, "alertmanager/bootstrap.yml"))
+	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
+	am := e2eStartProgram(t, amBin, func(addr string) []string {
+		return []string{
+			"--config.file=" + filepath.Join(dest, "alertmanager.yml"),
+			"--storage.path=" + filepath.Join(root, "data"),
+			"--web.listen-address=" + addr,
+			"--cluster.listen-address=",
+		}
+	}, "/-/ready")
+
+	src := e2eNewSources(t)
+	src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager.yml"))
+	b := e2eNewButler(t, root, node)
+	b.writeConfig(t, fmt.Sprintf(`
+[vars]
+datacenter = "ams1"
+
+[managers.alertmanager]
+dest = %q
+vars = { team = "sre" }
+
+[[managers.alertmanager.files]]
+source = %q
+mode   = "0640"
+
+[managers.alertmanager.reload]
+url = %q
+`, dest, src.url("/alertmanager.yml"), am+"/-/reload"))
+
+	reloads := func(t *testing.T) float64 {
+		return e2eSum(t, e2eScrape(t, am), "alertmanager_http_request_duration_seconds", "handler", "/-/reload")
+	}
+	reloadOK := func(t *testing.T) float64 {
+		return e2eSum(t, e2eScrape(t, am), "alertmanager_config_last_reload_successful")
+	}
+	var good e2eSnapshot
+	var goodConfig string
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"first sync renders, writes and reloads", func(t *testing.T) {
+			res := b.sync(t, "--log-format", "json")
+			res.wantCode(t, 0)
+			res.wantJSONLog(t, map[string]string{"manager": "alertmanager", "file": "alertmanager.yml", "phase": "write"})
+			if fi, err := os.Stat(filepath.Join(dest, "alertmanager.yml")); err != nil || fi.Mode().Perm() != 0o640 {
+				t.Errorf("alertmanager.yml: mode %v, error %v; want 0640", fi.Mode().Perm(), err)
+			}
+			cfg := e2eAMConfig(t, am)
+			e2eWantPath(t, cfg, "sre-pager", "route", "receiver")
+			e2eWantPath(t, cfg, "http://127.0.0.1:9/ams1", "receivers", 0, "webhook_configs", 0, "url")
+			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 1)
+			e2eWantFloat(t, "alertmanager_config_last_reload_successful", reloadOK(t), 1)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="alertmanager"}`:   200,
+				`butler_manager_success{manager="alertmanager"}`: 1,
+				`butler_run_success`:                             1,
+			})
+			good = e2eSnap(t, dest)
+			goodConfig = e2eAMConfigText(t, am)
+		}},
+		{"second sync changes nothing", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 1)
+			good.wantSame(t, dest)
+		}},
+		{"refused config: last-known-good restored, Alertmanager keeps the old one", func(t *testing.T) {
+			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_refused.yml"))
+			res := b.sync(t, "--log-format", "json")
+			res.wantCode(t, 1)
+			res.wantStderr(t, "manager alertmanager", "500", "undefined receiver")
+			res.wantJSONLog(t, map[string]string{"manager": "alertmanager", "phase": "reload"})
+			good.wantSame(t, dest)
+			if got := e2eAMConfigText(t, am); got != goodConfig {
+				t.Errorf("Alertmanager runs another configuration after the refused reload:\n%s", got)
+			}
+			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 2)
+			e2eWantFloat(t, "alertmanager_config_last_reload_successful", reloadOK(t), 0)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="alertmanager"}`:      500,
+				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
+				`butler_manager_success{manager="alertmanager"}`:    0,
+				`butler_run_success`:                                0,
+			})
+		}},
+		{"refused content is not reloaded again", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 1)
+			res.wantStderr(t, "manager alertmanager")
+			good.wantSame(t, dest)
+			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 2)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="alertmanager"}`:      500,
+				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
+				`butler_run_success`:                                0,
+			})
+		}},
+		{"fixed source is applied", func(t *testing.T) {
+			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_fixed.yml"))
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			cfg := e2eAMConfig(t, am)
+			e2eWantPath(t, cfg, "sre-fixed", "route", "receiver")
+			e2eWantPath(t, cfg, "http://127.0.0.1:9/ams1/fixed", "receivers", 0, "webhook_configs", 0, "url")
+			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 3)
+			e2eWantFloat(t, "alertmanager_config_last_reload_successful", reloadOK(t), 1)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="alertmanager"}`:      200,
+				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
+				`butler_manager_success{manager="alertmanager"}`:    1,
+				`butler_run_success`:                                1,
+			})
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.FailNow()
+		}
+	}
+}
+
+// TestE2EReloadTimeout reloads through an endpoint that can be told to never
+// answer: with timeout_ok the change counts as applied and the status keeps its
+// value; without it the run fails, the files stay, and the next run tries again.
+func TestE2EReloadTimeout(t *testing.T) {
+	t.Parallel()
+	needProgram(t, "promtool")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
+
+	root := t.TempDir()
+	dest := filepath.Join(root, "etc", "app")
+	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
+	ep := e2eNewHangingEndpoint(t)
+	src := e2eNewSources(t)
+	b := e2eNewButler(t, root, node)
+	config := func(timeoutOK bool) string {
+		return fmt.Sprintf(`
+[managers.app]
+dest       = %q
+timeout_ok = %t
+
+[[managers.app.files]]
+source = %q
+
+[managers.app.reload]
+url     = %q
+timeout = "1s"
+retries = 0
+`, dest, timeoutOK, src.url("/app.yml"), ep.url)
+	}
+	content := func(version string) string { return "version: " + version + "\n" }
+	wantFile := func(t *testing.T, version string) {
+		t.Helper()
+		if got := e2eRead(t, filepath.Join(dest, "app.yml")); got != content(version) {
+			t.Errorf("app.yml = %q, want %q", got, content(version))
+		}
+	}
+	var lkg, reloadTime float64
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"answered reload", func(t *testing.T) {
+			b.writeConfig(t, config(false))
+			src.set("/app.yml", content("1"))
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			wantFile(t, "1")
+			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 1)
+			b.wantMetrics(t, map[string]float64{`butler_reload_status{manager="app"}`: 200})
+			lkg = b.value(t, `butler_lkg{manager="app"}`)
+			reloadTime = b.value(t, `butler_reload_time{manager="app"}`)
+		}},
+		{"timeout_ok: no answer counts as applied, status kept", func(t *testing.T) {
+			b.writeConfig(t, config(true))
+			ep.hang.Store(true)
+			src.set("/app.yml", content("2"))
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			wantFile(t, "2")
+			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 2)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="app"}`:   200,
+				`butler_manager_success{manager="app"}`: 1,
+				`butler_lkg{manager="app"}`:             lkg,
+				`butler_run_success`:                    1,
+			})
+			if got := b.value(t, `butler_reload_time{manager="app"}`); got <= reloadTime {
+				t.Errorf("butler_reload_time = %v, want after the previous reload at %v", got, reloadTime)
+			}
+		}},
+		{"timeout_ok: applied content is not reloaded again", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 2)
+		}},
+		{"no answer fails the run, the files stay", func(t *testing.T) {
+			b.writeConfig(t, config(false))
+			src.set("/app.yml", content("3"))
+			res := b.sync(t, "--log-format", "json")
+			res.wantCode(t, 1)
+			res.wantStderr(t, "no response")
+			res.wantJSONLog(t, map[string]string{"manager": "app", "phase": "reload"})
+			wantFile(t, "3")
+			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 3)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="app"}`:         0,
+				`butler_reload_failures_total{manager="app"}`: 1,
+				`butler_lkg_restores_total{manager="app"}`:    0,
+				`butler_lkg{manager="app"}`:                   lkg,
+				`butler_manager_success{manager="app"}`:       0,
+				`butler_run_success`:                          0,
+			})
+		}},
+		{"the next run reloads again though nothing changed", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 1)
+			wantFile(t, "3")
+			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 4)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="app"}`:         0,
+				`butler_reload_failures_total{manager="app"}`: 2,
+			})
+		}},
+		{"an answer at last: applied", func(t *testing.T) {
+			ep.hang.Store(false)
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			wantFile(t, "3")
+			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 5)
+			b.wantMetrics(t, map[string]float64{
+				`butler_reload_status{manager="app"}`:   200,
+				`butler_manager_success{manager="app"}`: 1,
+				`butler_run_success`:                    1,
+			})
+			if got := b.value(t, `butler_lkg{manager="app"}`); got <= lkg {
+				t.Errorf("butler_lkg = %v, want later than %v", got, lkg)
+			}
+		}},
+		{"then in step", func(t *testing.T) {
+			res := b.sync(t)
+			res.wantCode(t, 0)
+			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 5)
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.FailNow()
+		}
+	}
+}
+
+// e2eStartProgram starts bin with the arguments args gives for a listen address,
+// waits until GET readyPath answers 200, and returns its base URL. It stops the
+// program when the test ends (SIGTERM, then SIGKILL), and logs its output when the
+// test failed. A program that exits before it is ready (another process took the
+// port) is started again on another port.
+func e2eStartProgram(t *testing.T, bin string, args func(addr string) []string, readyPath string) string {
+	t.Helper()
+	var out string
+	for attempt := 0; attempt < 3; attempt++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		logPath := filepath.Join(t.TempDir(), filepath.Base(bin)+".log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, args(addr)...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		// Killed with the test binary too, should it die without its cleanups.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		err = cmd.Start()
+		logFile.Close()
+		if err != nil {
+			t.Fatalf("start %s: %v", bin, err)
+		}
+		done := make(chan struct{})
+		go func() {
+			_ = cmd.Wait()
+			close(done)
+		}()
+		t.Cleanup(func() {
+			e2eStop(t, cmd, done)
+			if t.Failed() {
+				t.Logf("output of %s:\n%s", filepath.Base(bin), e2eTail(logPath))
+			}
+		})
+		base := "http://" + addr
+		err = e2eWaitReady(base+readyPath, done)
+		if err == nil {
+			return base
+		}
+		out = e2eTail(logPath)
+		if !errors.Is(err, errE2EExited) {
+			t.Fatalf("%s: %v\n%s", filepath.Base(bin), err, out)
+		}
+	}
+	t.Fatalf("%s exited before it was ready, three times:\n%s", filepath.Base(bin), out)
+	return ""
+}
+
+// e2eStartNodeExporter starts node_exporter with only the textfile collector,
+// reading dir, and returns its base URL.
+func e2eStartNodeExporter(t *testing.T, bin, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return e2eStartProgram(t, bin, func(addr string) []string {
+		return []string{
+			"--collector.disable-defaults",
+			"--collector.textfile",
+			"--collector.textfile.directory=" + dir,
+			"--web.listen-address=" + addr,
+		}
+	}, "/metrics")
+}
+
+var errE2EExited = errors.New("exited before it was ready")
+
+// e2eWaitReady polls url until it answers 200, the program exits, or the
+// deadline passes.
+func e2eWaitReady(url string, done <-chan struct{}) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(e2eReadyTimeout)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-done:
+			return errE2EExited
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s (last error %v)", url, e2eReadyTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// e2eStop ends a program: SIGTERM, and SIGKILL when it has not exited in time.
+func e2eStop(t *testing.T, cmd *exec.Cmd, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(e2eStopTimeout):
+		t.Errorf("%s ignored SIGTERM for %s; killing it", cmd.Path, e2eStopTimeout)
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// e2eTail returns the end of a log file.
+func e2eTail(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	const max = 8 << 10
+	if len(data) > max {
+		data = data[len(data)-max:]
+	}
+	return string(data)
+}
+
+// e2eSources serves configuration sources from a map that tests change between
+// runs.
+type e2eSources struct {
+	mu    sync.Mutex
+	files map[string]string
+	base  string
+}
+
+func e2eNewSources(t *testing.T) *e2eSources {
+	s := &e2eSources{files: map[string]string{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		body, ok := s.files[r.URL.Path]
+		s.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	s.base = srv.URL
+	return s
+}
+
+func (s *e2eSources) set(path, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files[path] = body
+}
+
+func (s *e2eSources) get(path string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.files[path]
+}
+
+func (s *e2eSources) url(path string) string { return s.base + path }
+
+// e2eHangingEndpoint is a reload endpoint that answers 200, or while hang is set
+// never answers at all. It counts the requests it gets.
+type e2eHangingEndpoint struct {
+	url   string
+	hang  atomic.Bool
+	calls atomic.Int32
+}
+
+func e2eNewHangingEndpoint(t *testing.T) *e2eHangingEndpoint {
+	ep := &e2eHangingEndpoint{}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ep.calls.Add(1)
+		if ep.hang.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: Close waits for handlers
+	ep.url = srv.URL + "/-/reload"
+	return ep
+}
+
+// e2eButler runs the built binary with one configuration, state directory and
+// textfile, the textfile in the directory node_exporter reads.
+type e2eButler struct {
+	dir, config, textfile, node string
+}
+
+func e2eNewButler(t *testing.T, root, node string) *e2eButler {
+	dir := filepath.Join(root, "butler")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &e2eButler{
+		dir:      dir,
+		config:   filepath.Join(dir, "butler.toml"),
+		textfile: filepath.Join(root, "textfile", "butler.prom"),
+		node:     node,
+	}
+}
+
+// writeConfig writes butler.toml: the [butler] table, then rest.
+func (b *e2eButler) writeConfig(t *testing.T, rest string) {
+	t.Helper()
+	head := fmt.Sprintf("[butler]\nstate_dir = %q\ntextfile = %q\ntimeout = \"1m\"\n",
+		filepath.Join(b.dir, "state"), b.textfile)
+	e2eWriteFile(t, b.config, head+rest)
+}
+
+// e2eRun is the outcome of one butler run.
+type e2eRun struct {
+	code           int
+	stdout, stderr string
+}
+
+// sync runs `butler [global flags] sync`, then checks what every run must leave:
+// a textfile that promtool finds nothing to report in and that node_exporter
+// exports in full.
+func (b *e2eButler) sync(t *testing.T, globalFlags ...string) e2eRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eRunTimeout)
+	defer cancel()
+	args := append([]string{"--config", b.config}, globalFlags...)
+	cmd := exec.CommandContext(ctx, butlerBin, append(args, "sync")...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("butler sync: %v\n%s", err, stderr.String())
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("butler sync did not end within %s:\n%s", e2eRunTimeout, stderr.String())
+	}
+	res := e2eRun{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	b.checkTextfile(t)
+	return res
+}
+
+func (r e2eRun) wantCode(t *testing.T, want int) {
+	t.Helper()
+	if r.code != want {
+		t.Fatalf("butler sync exited %d, want %d; stderr:\n%s", r.code, want, r.stderr)
+	}
+}
+
+func (r e2eRun) wantStderr(t *testing.T, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(r.stderr, p) {
+			t.Errorf("stderr lacks %q:\n%s", p, r.stderr)
+		}
+	}
+}
+
+// wantJSONLog requires a JSON log line whose string fields include want.
+func (r e2eRun) wantJSONLog(t *testing.T, want map[string]string) {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(r.stderr))
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Errorf("log line is not JSON: %s", sc.Text())
+			continue
+		}
+		match := true
+		for k, v := range want {
+			if line[k] != v {
+				match = false
+				break
+			}
+		}
+		if match {
+			return
+		}
+	}
+	t.Errorf("no log line has %v:\n%s", want, r.stderr)
+}
+
+// checkTextfile lints the textfile with promtool and requires node_exporter to
+// read it without error and export every series of it with its value.
+func (b *e2eButler) checkTextfile(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile(b.textfile)
+	if err != nil {
+		t.Fatalf("textfile: %v", err)
+	}
+	lint := exec.Command("promtool", "check", "metrics")
+	lint.Stdin = bytes.NewReader(data)
+	if out, err := lint.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s\ntextfile:\n%s", err, out, data)
+	}
+
+	own := e2eParse(t, "textfile", bytes.NewReader(data))
+	scraped := e2eScrape(t, b.node)
+	e2eWantFloat(t, "node_textfile_scrape_error", e2eSum(t, scraped, "node_textfile_scrape_error"), 0)
+	for _, name := range []string{"butler_run_success", "butler_build_info", "butler_last_run_timestamp_seconds"} {
+		if own[name] == nil {
+			t.Errorf("textfile has no %s", name)
+		}
+	}
+	for name, fam := range own {
+		for _, m := range fam.GetMetric() {
+			key := e2eKey(name, m)
+			found := false
+			for _, sm := range scraped[name].GetMetric() {
+				if e2eKey(name, sm) == key {
+					found = true
+					if got, want := e2eMetricValue(sm), e2eMetricValue(m); got != want {
+						t.Errorf("node_exporter exports %s = %v, the textfile says %v", key, got, want)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("node_exporter does not export %s", key)
+			}
+		}
+	}
+}
+
+// metrics returns the textfile's series by their key (see e2eKey).
+func (b *e2eButler) metrics(t *testing.T) map[string]float64 {
+	t.Helper()
+	f, err := os.Open(b.textfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]float64{}
+	for name, fam := range e2eParse(t, "textfile", f) {
+		for _, m := range fam.GetMetric() {
+			out[e2eKey(name, m)] = e2eMetricValue(m)
+		}
+	}
+	return out
+}
+
+func (b *e2eButler) wantMetrics(t *testing.T, want map[string]float64) {
+	t.Helper()
+	got := b.metrics(t)
+	for k, v := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("textfile has no %s", k)
+		case g != v:
+			t.Errorf("textfile: %s = %v, want %v", k, g, v)
+		}
+	}
+}
+
+func (b *e2eButler) wantSeries(t *testing.T, key string) {
+	t.Helper()
+	if _, ok := b.metrics(t)[key]; !ok {
+		t.Errorf("textfile has no %s", key)
+	}
+}
+
+func (b *e2eButler) value(t *testing.T, key string) float64 {
+	t.Helper()
+	v, ok := b.metrics(t)[key]
+	if !ok {
+		t.Fatalf("textfile has no %s", key)
+	}
+	return v
+}
+
+// e2eKey names a series as PromQL would select it: name{a="x",b="y"}, labels
+// sorted.
+func e2eKey(name string, m *dto.Metric) string {
+	if len(m.GetLabel()) == 0 {
+		return name
+	}
+	parts := make([]string, 0, len(m.GetLabel()))
+	for _, l := range m.GetLabel() {
+		parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+	}
+	sort.Strings(parts)
+	return name + "{" + strings.Join(parts, ",") + "}"
+}
+
+func e2eMetricValue(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue()
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	case m.Untyped != nil:
+		return m.GetUntyped().GetValue()
+	case m.Histogram != nil:
+		return float64(m.GetHistogram().GetSampleCount())
+	case m.Summary != nil:
+		return float64(m.GetSummary().GetSampleCount())
+	}
+	return 0
+}
+
+func e2eParse(t *testing.T, what string, r io.Reader) map[string]*dto.MetricFamily {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		t.Fatalf("parse the metrics of %s: %v", what, err)
+	}
+	return mfs
+}
+
+// e2eScrape reads base/metrics.
+func e2eScrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: status %d", base, resp.StatusCode)
+	}
+	return e2eParse(t, base, resp.Body)
+}
+
+// e2eSum adds the values (the sample counts of histograms) of the series of
+// family name that carry the given label pairs.
+func e2eSum(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	fam, ok := mfs[name]
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+	var sum float64
+	for _, m := range fam.GetMetric() {
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			has := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					has = true
+				}
+			}
+			match = match && has
+		}
+		if match {
+			sum += e2eMetricValue(m)
+		}
+	}
+	return sum
+}
+
+func e2eWantFloat(t *testing.T, what string, got, want float64) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// e2eGetJSON decodes the JSON answer of GET url into v.
+func e2eGetJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d, %v\n%s", url, resp.StatusCode, err, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v\n%s", url, err, body)
+	}
+}
+
+// e2ePromConfigText returns the configuration Prometheus runs, as it prints it.
+func e2ePromConfigText(t *testing.T, base string) string {
+	t.Helper()
+	var resp struct {
+		Data struct {
+			YAML string `json:"yaml"`
+		} `json:"data"`
+	}
+	e2eGetJSON(t, base+"/api/v1/status/config", &resp)
+	return resp.Data.YAML
+}
+
+func e2ePromConfig(t *testing.T, base string) any {
+	t.Helper()
+	return e2eYAML(t, e2ePromConfigText(t, base))
+}
+
+// e2eAMConfigText returns the configuration Alertmanager runs, as it prints it.
+func e2eAMConfigText(t *testing.T, base string) string {
+	t.Helper()
+	var resp struct {
+		Config struct {
+			Original string `json:"original"`
+		} `json:"config"`
+	}
+	e2eGetJSON(t, base+"/api/v2/status", &resp)
+	return resp.Config.Original
+}
+
+func e2eAMConfig(t *testing.T, base string) any {
+	t.Helper()
+	return e2eYAML(t, e2eAMConfigText(t, base))
+}
+
+func e2eYAML(t *testing.T, text string) any {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal([]byte(text), &v); err != nil {
+		t.Fatalf("running configuration: %v\n%s", err, text)
+	}
+	return v
+}
+
+// e2eWantPath requires the value at path (map keys and list indexes) in a parsed
+// YAML document to be want.
+func e2eWantPath(t *testing.T, doc any, want string, path ...any) {
+	t.Helper()
+	v := doc
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Errorf("running configuration has no %v (no map at %q)", path, p)
+				return
+			}
+			v = m[p]
+		case int:
+			l, ok := v.([]any)
+			if !ok || p >= len(l) {
+				t.Errorf("running configuration has no %v (no item %d)", path, p)
+				return
+			}
+			v = l[p]
+		}
+	}
+	if got := fmt.Sprint(v); got != want {
+		t.Errorf("running configuration: %v = %q, want %q", path, got, want)
+	}
+}
+
+// e2ePromRule is a rule as GET /api/v1/rules shows it.
+type e2ePromRule struct {
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+func e2ePromRules(t *testing.T, base string) map[string][]e2ePromRule {
+	t.Helper()
+	var resp struct {
+		Data struct {
+			Groups []struct {
+				Name  string        `json:"name"`
+				Rules []e2ePromRule `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	e2eGetJSON(t, base+"/api/v1/rules", &resp)
+	out := map[string][]e2ePromRule{}
+	for _, g := range resp.Data.Groups {
+		out[g.Name] = g.Rules
+	}
+	return out
+}
+
+func e2eWantRule(t *testing.T, groups map[string][]e2ePromRule, group, rule string, annotations map[string]string) {
+	t.Helper()
+	rules, ok := groups[group]
+	if !ok {
+		t.Errorf("Prometheus has no rule group %q; it has %v", group, groups)
+		return
+	}
+	for _, r := range rules {
+		if r.Name == rule {
+			if !reflect.DeepEqual(r.Annotations, annotations) {
+				t.Errorf("rule %s/%s: annotations %q, want %q", group, rule, r.Annotations, annotations)
+			}
+			return
+		}
+	}
+	t.Errorf("rule group %q has no rule %q: %v", group, rule, rules)
+}
+
+// e2eSnapshot is every file under a directory by relative path, and every
+// directory below it (path ending in "/", empty content).
+type e2eSnapshot map[string]string
+
+func e2eSnap(t *testing.T, dir string) e2eSnapshot {
+	t.Helper()
+	s := e2eSnapshot{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			s[rel+"/"] = ""
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		s[rel] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// wantSame requires dir to hold exactly the files of the snapshot.
+func (s e2eSnapshot) wantSame(t *testing.T, dir string) {
+	t.Helper()
+	now := e2eSnap(t, dir)
+	for p, want := range s {
+		got, ok := now[p]
+		switch {
+		case !ok:
+			t.Errorf("%s is gone", p)
+		case got != want:
+			t.Errorf("%s changed:\n%s\nwant:\n%s", p, got, want)
+		}
+	}
+	for p := range now {
+		if _, ok := s[p]; !ok {
+			t.Errorf("%s appeared", p)
+		}
+	}
+}
+
+func e2eFixture(t *testing.T, rel string) string {
+	t.Helper()
+	return e2eRead(t, filepath.Join("testdata", "e2e", rel))
+}
+
+func e2eRead(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func e2eWriteFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
