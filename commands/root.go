@@ -55,9 +55,12 @@ var errUsage = errors.New("usage error")
 
 // ExitCode maps an error returned by a command to the process exit code.
 func ExitCode(err error) int {
+	var se statusExit
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &se):
+		return se.code
 	case errors.Is(err, pipeline.ErrLocked):
 		return ExitLocked
 	case errors.Is(err, pipeline.ErrConfig), errors.Is(err, errUsage):
@@ -70,8 +73,9 @@ func ExitCode(err error) int {
 // Main runs butler with args (program name first) and returns the exit code.
 func Main(ctx context.Context, args []string, d *Deps) int {
 	err := NewRoot(d).Run(ctx, args)
-	if err != nil && !errors.Is(err, pipeline.ErrFailed) {
-		// Failures of a sync were logged as they happened; anything else is said here.
+	if err != nil && !errors.Is(err, pipeline.ErrFailed) && !errors.As(err, new(statusExit)) {
+		// Failures of a sync were logged as they happened, and status prints its
+		// own; anything else is said here.
 		fmt.Fprintf(d.Stderr, "butler: %v\n", err)
 	}
 	return ExitCode(err)
@@ -118,6 +122,7 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 			checkCommand(d),
 			renderCommand(d),
 			versionCommand(d),
+			statusCommand(d),
 		},
 	}
 }
