@@ -6,6 +6,8 @@ require (
 	cloud.google.com/go/storage v1.68.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cbroglie/mustache v1.4.2
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.25.1
 	github.com/gofrs/flock v0.13.1
 	github.com/hashicorp/go-cleanhttp v0.5.2
 	github.com/hashicorp/go-getter v1.8.10
