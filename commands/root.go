@@ -56,11 +56,14 @@ var errUsage = errors.New("usage error")
 // ExitCode maps an error returned by a command to the process exit code.
 func ExitCode(err error) int {
 	var se statusExit
+	var sig signalError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &se):
 		return se.code
+	case errors.As(err, &sig):
+		return sig.exitCode()
 	case errors.Is(err, pipeline.ErrLocked):
 		return ExitLocked
 	case errors.Is(err, pipeline.ErrConfig), errors.Is(err, errUsage):
@@ -148,13 +151,27 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 // loadConfig reads the configuration named by --config, a path or a source URL,
-// and applies --state-dir and --textfile.
+// and applies --state-dir and --textfile. For sync (fallback set), a remote
+// configuration that cannot be fetched or is invalid is replaced by the copy
+// kept from an earlier run; fetched tells which (nil for a local file).
 func loadConfig(ctx context.Context, cmd *cli.Command, d *Deps) (*pipeline.Config, error) {
+	cfg, _, err := loadConfigFallback(ctx, cmd, d, false)
+	return cfg, err
+}
+
+func loadConfigFallback(ctx context.Context, cmd *cli.Command, d *Deps, fallback bool) (cfg *pipeline.Config, fetched *bool, err error) {
 	loc := cmd.String("config")
-	var cfg *pipeline.Config
-	var err error
-	if isURL(loc) {
-		cfg, err = fetchConfig(ctx, loc, d)
+	if isURL(loc) && fallback {
+		var rc *pipeline.RemoteConfig
+		rc, err = pipeline.LoadRemoteConfig(ctx, loc, cmd.String("state-dir"), d.LookupEnv, d.HTTPClient)
+		if rc != nil {
+			cfg, fetched = rc.Config, &rc.Fetched
+			if rc.Problem != nil {
+				d.logger.Warn("running with the configuration kept from an earlier run: "+rc.Problem.Error(), "phase", "config")
+			}
+		}
+	} else if isURL(loc) {
+		cfg, _, err = pipeline.FetchConfig(ctx, loc, d.LookupEnv, d.HTTPClient)
 	} else {
 		cfg, err = pipeline.LoadConfigFile(loc, d.LookupEnv)
 	}
@@ -166,32 +183,9 @@ func loadConfig(ctx context.Context, cmd *cli.Command, d *Deps) (*pipeline.Confi
 			cfg.Butler.Textfile = cmd.String("textfile")
 		}
 	}
-	return cfg, err
+	return cfg, fetched, err
 }
 
 func isURL(loc string) bool {
 	return strings.Contains(loc, "://") || strings.Contains(loc, "::")
-}
-
-// fetchConfig fetches a configuration from a source URL with the default schemes.
-func fetchConfig(ctx context.Context, loc string, d *Deps) (*pipeline.Config, error) {
-	tmp, err := os.MkdirTemp("", "butler-config-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	f := pipeline.NewFetcher(pipeline.FetcherConfig{
-		Schemes:     pipeline.DefaultSchemes,
-		MaxFileSize: pipeline.DefaultMaxFileSize,
-		TempDir:     tmp,
-		HTTPClient:  d.HTTPClient,
-	})
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	name := pipeline.RedactURL(loc)
-	data, _, err := f.Fetch(ctx, loc, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: fetch configuration %s: %w", pipeline.ErrConfig, name, err)
-	}
-	return pipeline.ParseConfig(data, name, "", d.LookupEnv)
 }

@@ -22,7 +22,9 @@ EXIT STATUS
    0  every selected manager is in step: applied and reloaded, or unchanged
    1  at least one manager failed in some phase (the others still ran); metrics written
    2  usage or configuration error (nothing fetched); metrics written when the textfile path is known
-   3  another butler run holds the lock; nothing done, textfile untouched`,
+   3  another butler run holds the lock; nothing done, textfile untouched
+   130, 143  ended by SIGINT or SIGTERM: nothing new started, a reload under way
+      finished or its files put back, lock released, metrics written`,
 		OnUsageError: usageError,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "manager", Usage: "only this manager (repeatable)"},
@@ -35,24 +37,27 @@ EXIT STATUS
 			if cmd.NArg() > 0 {
 				return usageArgs(cmd)
 			}
-			cfg, err := loadConfig(ctx, cmd, d)
+			ctx, stop := withSignals(ctx)
+			defer stop()
+			cfg, fetched, err := loadConfigFallback(ctx, cmd, d, true)
 			if err != nil {
 				recordConfigError(cmd, cfg, d)
 				return err
 			}
 			opts := pipeline.Options{
-				Managers:   cmd.StringSlice("manager"),
-				DryRun:     cmd.Bool("dry-run"),
-				Force:      cmd.Bool("force"),
-				Splay:      cmd.Duration("splay"),
-				Timeout:    cmd.Duration("timeout"),
-				Now:        d.Now,
-				Logger:     d.logger,
-				Stdout:     d.Stdout,
-				Environ:    d.Environ,
-				Hostname:   d.Hostname,
-				Build:      d.Build,
-				HTTPClient: d.HTTPClient,
+				Managers:      cmd.StringSlice("manager"),
+				DryRun:        cmd.Bool("dry-run"),
+				Force:         cmd.Bool("force"),
+				Splay:         cmd.Duration("splay"),
+				Timeout:       cmd.Duration("timeout"),
+				Now:           d.Now,
+				Logger:        d.logger,
+				Stdout:        d.Stdout,
+				Environ:       d.Environ,
+				Hostname:      d.Hostname,
+				Build:         d.Build,
+				HTTPClient:    d.HTTPClient,
+				ConfigFetched: fetched,
 			}
 			res, err := pipeline.Run(ctx, cfg, opts)
 			if errors.Is(err, pipeline.ErrConfig) && !opts.DryRun {

@@ -113,6 +113,10 @@ type HealthInput struct {
 	StuckSince time.Time
 
 	Manager *ManagerState // nil when no run has recorded this manager
+
+	// ConfigStale is set when the configuration URL could not be fetched or was
+	// invalid, and the last run used the kept copy.
+	ConfigStale bool
 }
 
 // Health is a manager's health with the reason an operator reads.
@@ -156,6 +160,8 @@ func EvaluateHealth(in HealthInput) Health {
 		return Health{LevelWarning, fmt.Sprintf("no run for %s (warn_after %s)", age(in.Now, lastRun), w.WarnAfter)}
 	case !ms.InStep:
 		return Health{LevelWarning, ms.failure()}
+	case in.ConfigStale:
+		return Health{LevelWarning, "the configuration URL could not be fetched or was invalid: running with the copy kept from an earlier run"}
 	}
 	return Health{LevelOK, "in step"}
 }

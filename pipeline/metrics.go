@@ -44,6 +44,10 @@ var (
 	mReloads        = metricSpec{"butler_reloads_total", "Reloads of the manager attempted.", textfile.Counter}
 	mReloadFailures = metricSpec{"butler_reload_failures_total", "Reloads of the manager that failed or got no response.", textfile.Counter}
 	mLKGRestores    = metricSpec{"butler_lkg_restores_total", "Times the last-known-good copy of the manager was put back.", textfile.Counter}
+	mHealth         = metricSpec{"butler_health", "Health of the manager after the last run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", textfile.Gauge}
+	mInterval       = metricSpec{"butler_expected_interval_seconds", "Median interval between the recent runs, once six intervals are known.", textfile.Gauge}
+	mNotifyFailures = metricSpec{"butler_notify_failures_total", "Notifications that could not be delivered, by channel.", textfile.Counter}
+	mConfigFetch    = metricSpec{"butler_config_fetch_success", "1 when the remote configuration was fetched and valid this run, 0 when the kept copy was used.", textfile.Gauge}
 	mBuildInfo      = metricSpec{"butler_build_info", "Version of butler that wrote this file.", textfile.Gauge}
 )
 
@@ -100,6 +104,9 @@ func Metrics(st *State, build BuildInfo) []textfile.Family {
 			s.add(mLKG, unixSeconds(ms.LKGTime), l...)
 		}
 		s.add(mManagerSuccess, boolValue(ms.InStep), l...)
+		if !ms.HealthSince.IsZero() {
+			s.add(mHealth, float64(ms.Health), l...)
+		}
 		s.add(mReloads, float64(ms.ReloadsTotal), l...)
 		s.add(mReloadFailures, float64(ms.ReloadFailuresTotal), l...)
 		s.add(mLKGRestores, float64(ms.LKGRestoresTotal), l...)
@@ -111,6 +118,17 @@ func Metrics(st *State, build BuildInfo) []textfile.Family {
 	}
 	if !st.Run.LastSuccess.IsZero() {
 		s.add(mLastSuccess, unixSeconds(st.Run.LastSuccess))
+	}
+	if d, ok := ExpectedInterval(st.RunStarts); ok {
+		s.add(mInterval, d.Seconds())
+	}
+	for _, ch := range []string{"webhook", "email"} {
+		if n, ok := st.Notify.Failures[ch]; ok {
+			s.add(mNotifyFailures, float64(n), "channel", ch)
+		}
+	}
+	if st.ConfigFetched != nil {
+		s.add(mConfigFetch, boolValue(*st.ConfigFetched))
 	}
 	s.add(mBuildInfo, 1, "version", build.Version, "revision", build.Revision, "goversion", build.GoVersion)
 

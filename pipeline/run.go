@@ -14,12 +14,22 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 // ErrFailed is returned by Run when at least one manager is not in step after the run.
 var ErrFailed = errors.New("not every manager is in step")
+
+// ErrInterrupted is the cause a caller gives when it cancels a run on a signal
+// (context.WithCancelCause): the run starts nothing new, lets a reload already
+// under way finish within Options.StopGrace or puts its files back, records
+// everything, and returns an error wrapping the cause.
+var ErrInterrupted = errors.New("interrupted")
+
+// DefaultStopGrace is how long a reload under way may take after an interruption.
+const DefaultStopGrace = 5 * time.Second
 
 // Phases, as named in logs, errors and the state.
 const (
@@ -52,6 +62,20 @@ type Options struct {
 	Build      BuildInfo
 	HTTPClient *http.Client                          // for fetches and HTTP reloads; nil = defaults
 	Jitter     func(max time.Duration) time.Duration // the splay draw; nil = uniform random
+	StopGrace  time.Duration                         // see ErrInterrupted; 0 = DefaultStopGrace
+	// ConfigFetched is set when the configuration is a URL: false when the
+	// kept copy is used because the fetch failed or the new one was invalid.
+	ConfigFetched *bool
+
+	// Notifier and Pinger deliver health changes and the heartbeat; nil ones
+	// are built from the configuration's [notify] table.
+	Notifier interface {
+		Send(ctx context.Context, msg Message) map[string]error
+	}
+	Pinger interface {
+		Start(ctx context.Context) error
+		Finish(ctx context.Context, ok bool) error
+	}
 }
 
 func (o *Options) defaults() {
@@ -63,6 +87,9 @@ func (o *Options) defaults() {
 	}
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = DefaultStopGrace
 	}
 	if o.Jitter == nil {
 		o.Jitter = func(max time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(max))) }
@@ -111,7 +138,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		case <-t.C:
 		}
 	}
@@ -133,6 +160,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 	defer sd.Close()
 
 	start := opts.Now()
+	if err := sd.writeRunMarker(start, timeout); err != nil {
+		log.Warn("cannot record the running sync for butler status: "+err.Error(), "phase", "state")
+	}
+	defer sd.removeRunMarker()
 	st, warning, err := sd.LoadState(start)
 	if err != nil {
 		return nil, err
@@ -141,11 +172,23 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 		log.Warn(warning.Error(), "phase", "state")
 	}
 	st.Prune(cfg)
+	st.recordStart(start, cfg)
+	st.ConfigFetched = opts.ConfigFetched
 	tmp, err := sd.TmpDir()
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+
+	pinger := opts.Pinger
+	if pinger == nil && cfg.Notify.PingURL != "" {
+		pinger = &Pinger{URL: cfg.Notify.PingURL, Client: opts.HTTPClient}
+	}
+	if pinger != nil {
+		if err := pinger.Start(ctx); err != nil {
+			log.Warn("heartbeat ping failed: "+err.Error(), "phase", "notify")
+		}
+	}
 
 	shared := newRunShared(cfg, opts, log, scrub, st, sd, tmp)
 	res := &Result{Start: start}
@@ -157,8 +200,23 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 	for _, mr := range res.Managers {
 		success = success && mr.InStep
 	}
+	interrupted := context.Cause(ctx)
+	if !errors.Is(interrupted, ErrInterrupted) {
+		interrupted = nil
+	}
+	if interrupted != nil {
+		success = false
+		log.Warn("run interrupted: "+interrupted.Error(), "phase", "run")
+	}
+	recordRun(st, start, end, success)
+	// Notifications and the last ping get a short time of their own: the run's
+	// context may be over (deadline, signal).
+	after, cancelAfter := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancelAfter()
+	notifyChanges(after, cfg, st, opts, log, end)
+
 	var errs []error
-	if err := sd.SaveState(recordRun(st, start, end, success)); err != nil {
+	if err := sd.SaveState(st); err != nil {
 		log.Error(err.Error(), "phase", "state")
 		errs = append(errs, err)
 		success = false
@@ -167,11 +225,62 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 	if err := WriteMetrics(cfg.Butler.Textfile, st, opts.Build); err != nil {
 		log.Error(err.Error(), "phase", "textfile")
 		errs = append(errs, err)
+		success = false
+	}
+	if pinger != nil {
+		if err := pinger.Finish(after, success); err != nil {
+			log.Warn("heartbeat ping failed: "+err.Error(), "phase", "notify")
+		}
+	}
+	if interrupted != nil {
+		errs = append(errs, interrupted)
 	}
 	if !success || len(errs) > 0 {
 		return res, errors.Join(append([]error{ErrFailed}, errs...)...)
 	}
 	return res, nil
+}
+
+// notifyChanges judges every manager's health, and when some changed (now or in
+// a run whose message was not delivered) sends one message with the changes and
+// every current problem. Undelivered changes are kept for the next run; a
+// failure is logged and counted, and changes nothing else.
+func notifyChanges(ctx context.Context, cfg *Config, st *State, opts Options, log *slog.Logger, now time.Time) {
+	changes := st.judgeHealth(cfg, now)
+	for _, c := range changes {
+		log.Info(fmt.Sprintf("health %s -> %s: %s", c.From, c.To, c.Reason), "manager", c.Manager, "phase", "health")
+	}
+	n := opts.Notifier
+	if n == nil && (cfg.Notify.Webhook != nil || cfg.Notify.Email != nil) {
+		n = &Notifier{Webhook: cfg.Notify.Webhook, Email: cfg.Notify.Email, HTTPClient: opts.HTTPClient}
+	}
+	if n == nil {
+		return
+	}
+	pending := append(st.Notify.Pending, changes...)
+	if len(pending) == 0 {
+		return
+	}
+	msg := Message{Host: opts.Hostname, Time: now, Changes: pending, Problems: st.Problems(cfg)}
+	failed := n.Send(ctx, msg)
+	if st.Notify.Failures == nil {
+		st.Notify.Failures = map[string]int64{}
+	}
+	for channel, err := range failed {
+		st.Notify.Failures[channel]++
+		log.Warn("notification not delivered (kept for the next run): "+err.Error(), "phase", "notify", "channel", channel)
+	}
+	if len(failed) == 0 {
+		st.Notify.Pending = nil
+		return
+	}
+	// Keep what was not delivered, bounded so that a channel down for weeks
+	// does not grow the state without end.
+	const keep = 200
+	if len(pending) > keep {
+		pending = pending[len(pending)-keep:]
+	}
+	st.Notify.Pending = pending
 }
 
 // recordRun sets the run metrics of st.
@@ -237,6 +346,7 @@ type runShared struct {
 	scrub   *Scrubber
 	log     *slog.Logger
 	st      *State
+	history int // events kept per manager
 }
 
 func newRunShared(cfg *Config, opts Options, log *slog.Logger, scrub *Scrubber, st *State, sd *StateDir, tmp string) *runShared {
@@ -248,12 +358,13 @@ func newRunShared(cfg *Config, opts Options, log *slog.Logger, scrub *Scrubber, 
 			TempDir:     tmp,
 			HTTPClient:  opts.HTTPClient,
 		}),
-		sem:   make(chan struct{}, cfg.Butler.Concurrency),
-		sd:    sd,
-		tmp:   tmp,
-		scrub: scrub,
-		log:   log,
-		st:    st,
+		sem:     make(chan struct{}, cfg.Butler.Concurrency),
+		sd:      sd,
+		tmp:     tmp,
+		scrub:   scrub,
+		log:     log,
+		st:      st,
+		history: cfg.Health.History,
 	}
 }
 
@@ -311,6 +422,7 @@ func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
 // run is the story of one manager's run: fetch, render and validate, check, then
 // write, reload, and keep or restore the last-known-good copy.
 func (r *managerRun) run(ctx context.Context) ManagerResult {
+	r.ms.Ran = true
 	files, changed, phase, err := r.prepare(ctx)
 	if err != nil {
 		return r.fail(phase, err, nil)
@@ -327,6 +439,10 @@ func (r *managerRun) run(ctx context.Context) ManagerResult {
 		return r.ok("unchanged", nil)
 	}
 
+	if ctx.Err() != nil {
+		// Interrupted or out of time: start nothing new.
+		return r.fail(PhaseWrite, fmt.Errorf("nothing written: %w", context.Cause(ctx)), changed)
+	}
 	toWrite := files
 	if !r.opts.Force {
 		toWrite = selectFiles(files, changed)
@@ -347,6 +463,7 @@ func (r *managerRun) run(ctx context.Context) ManagerResult {
 // the phase that failed.
 func (r *managerRun) prepare(ctx context.Context) (files []FileContent, changed []string, phase string, err error) {
 	raw, err := r.fetchAll(ctx)
+	r.recordFetchStreak(err)
 	if err != nil {
 		return nil, nil, PhaseFetch, err
 	}
@@ -360,6 +477,24 @@ func (r *managerRun) prepare(ctx context.Context) (files []FileContent, changed 
 		return nil, nil, PhaseWrite, err
 	}
 	return files, changed, "", nil
+}
+
+// recordFetchStreak notes the start and the end of a run of failed fetches.
+func (r *managerRun) recordFetchStreak(err error) {
+	now := r.opts.Now()
+	switch {
+	case err != nil && r.ms.FetchFailingSince.IsZero():
+		r.ms.FetchFailingSince = now
+		r.event(EventFetchFailing, "fetches started failing: "+r.scrub.Scrub(err.Error()), nil)
+	case err == nil && !r.ms.FetchFailingSince.IsZero():
+		r.event(EventFetchRecovered, fmt.Sprintf("fetches succeed again after failing since %s", stamp(r.ms.FetchFailingSince)), nil)
+		r.ms.FetchFailingSince = time.Time{}
+	}
+}
+
+// event adds an entry to the manager's history.
+func (r *managerRun) event(kind, msg string, files []string) {
+	r.ms.addEvent(r.history, Event{Time: r.opts.Now(), Kind: kind, Message: msg, Files: files})
 }
 
 // fetchAll fetches every file of the manager, at most `concurrency` at once over
@@ -488,9 +623,13 @@ func (r *managerRun) write(files []FileContent) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
 		r.log.Info("written", "file", f.Path, "phase", PhaseWrite, "dest", r.m.Dest)
 	}
+	r.ms.LastChange = r.opts.Now()
+	r.event(EventApplied, fmt.Sprintf("wrote %d file(s) to %s", len(files), r.m.Dest), paths)
 	return snap, nil
 }
 
@@ -504,12 +643,30 @@ func (r *managerRun) reload(ctx context.Context, files []FileContent, hash strin
 	} else {
 		reloader = &CommandReloader{Argv: rl.Command, Timeout: rl.Timeout}
 	}
-	res := reloader.Reload(ctx)
+	// The files are written: a reload under way may finish within StopGrace
+	// after an interruption or the run's deadline.
+	rctx, cancel := graceContext(ctx, r.opts.StopGrace)
+	defer cancel()
+	res := reloader.Reload(rctx)
 	r.ms.ReloadTime = r.opts.Now()
 	r.ms.ReloadsTotal++
+	r.ms.ReloadTimedOut = res.Status == 0
+	r.event(EventReload, r.scrub.Scrub(strings.TrimSpace(fmt.Sprintf("reload status %d %s", res.Status, res.Detail))), nil)
 	log := r.log.With("phase", PhaseReload, "status", res.Status)
 
 	switch {
+	case res.Status == 0 && ctx.Err() != nil:
+		// Interrupted, and the reload did not finish in the grace period: put
+		// the files back as they were, so the manager's disk matches what it runs.
+		r.ms.Reloaded, r.ms.ReloadStatus = true, 0
+		r.ms.ReloadFailuresTotal++
+		r.ms.PendingReload = false
+		if err := snap.Restore(); err != nil {
+			return r.fail(PhaseLKG, fmt.Errorf("interrupted during the reload, and putting the files back failed: %w", err), changed)
+		}
+		r.event(EventLKGRestore, "interrupted during the reload: the files from before this run were put back", nil)
+		return r.fail(PhaseReload, fmt.Errorf("interrupted (%v) before the reload answered; the files from before this run were put back", context.Cause(ctx)), changed)
+
 	case slices.Contains(rl.Expect, res.Status):
 		r.ms.Reloaded, r.ms.ReloadStatus = true, res.Status
 		r.ms.Applied, r.ms.Refused, r.ms.PendingReload = hash, "", false
@@ -537,6 +694,20 @@ func (r *managerRun) reload(ctx context.Context, files []FileContent, hash strin
 			return r.fail(PhaseLKG, fmt.Errorf("reload refused with status %d (%s), and putting the previous files back failed: %w", res.Status, res.Detail, err), changed)
 		}
 		return r.fail(PhaseReload, fmt.Errorf("refused with status %d (%s); %s put back", res.Status, res.Detail, restored), changed)
+	}
+}
+
+// graceContext returns a context that ends grace after ctx ends (but not before),
+// for work that should finish once started.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	g, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(g, func() { t.Stop() })
+	})
+	return g, func() {
+		stop()
+		cancel()
 	}
 }
 
@@ -572,10 +743,12 @@ func (r *managerRun) restore(snap *Snapshot) (string, error) {
 				return "", err
 			}
 			r.ms.LKGRestoresTotal++
+			r.event(EventLKGRestore, "last-known-good files put back", nil)
 			r.log.Warn("last-known-good copy restored", "phase", PhaseLKG)
 			return "the last-known-good files were", nil
 		}
 	}
+	r.event(EventLKGRestore, "no last-known-good copy yet: the files from before this run were put back", nil)
 	r.log.Warn("no last-known-good copy yet: the files from before this run were put back", "phase", PhaseLKG)
 	return "the files from before this run were", nil
 }

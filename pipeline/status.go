@@ -129,6 +129,7 @@ func ReadStatus(stateDir string, now time.Time, match func(string) bool) (*Statu
 		h := EvaluateHealth(HealthInput{
 			Now: now, FirstRun: st.FirstRun, RunStarts: st.RunStarts, StartupGrace: st.StartupGrace,
 			Windows: ms.Windows, Stuck: stuck, StuckSince: marker.Start, Manager: ms,
+			ConfigStale: st.ConfigFetched != nil && !*st.ConfigFetched,
 		})
 		row := ManagerStatus{
 			Name: name, Health: h.Level, Reason: h.Reason,

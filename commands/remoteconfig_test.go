@@ -1,0 +1,131 @@
+package commands
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/butler-sre/butler/pipeline"
+	"github.com/butler-sre/butler/textfile"
+)
+
+// TestRemoteConfig serves the configuration over HTTP, then breaks it, then stops
+// serving it: sync keeps running with the copy kept from the last good fetch,
+// and says so in its log, its metrics and its health.
+func TestRemoteConfig(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	prom := filepath.Join(dir, "butler.prom")
+	var mu sync.Mutex
+	config := ""
+	down := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/butler.toml":
+			mu.Lock()
+			defer mu.Unlock()
+			if down {
+				// The configuration store is down; the managers' files are elsewhere.
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprint(w, config)
+		case "/app.yml":
+			fmt.Fprint(w, "app: 1\n")
+		}
+	}))
+	defer srv.Close()
+	good := fmt.Sprintf(`
+[butler]
+textfile = %q
+[managers.app]
+dest = %q
+[[managers.app.files]]
+source = "%s/app.yml"
+`, prom, filepath.Join(dir, "app"), srv.URL)
+	setConfig := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		config = s
+	}
+	url := srv.URL + "/butler.toml"
+	sync := func() (int, string) {
+		var stdout, stderr strings.Builder
+		d := &Deps{Stdout: &stdout, Stderr: &stderr, LookupEnv: func(string) (string, bool) { return "", false },
+			Now: time.Now, Build: pipeline.BuildInfo{Version: "test"}}
+		code := Main(t.Context(), []string{"butler", "--config", url, "--state-dir", stateDir, "sync"}, d)
+		return code, stderr.String()
+	}
+	fetchMetric := func() float64 {
+		t.Helper()
+		fams, err := textfile.ReadFile(prom)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := textfile.Find(fams, "butler_config_fetch_success")
+		v, ok := f.Value(nil)
+		if !ok {
+			t.Fatal("no butler_config_fetch_success")
+		}
+		return v
+	}
+
+	// Unreachable before any good fetch: nothing to fall back on.
+	srvURL := url
+	url = "http://127.0.0.1:1/butler.toml"
+	if code, stderr := sync(); code != 2 || !strings.Contains(stderr, "no configuration was kept") {
+		t.Fatalf("no kept copy: exit %d\n%s", code, stderr)
+	}
+	url = srvURL
+
+	setConfig(good)
+	if code, stderr := sync(); code != 0 {
+		t.Fatalf("served: exit %d\n%s", code, stderr)
+	}
+	if kept, err := os.ReadFile(filepath.Join(stateDir, "config.toml")); err != nil || string(kept) != good {
+		t.Fatalf("configuration not kept: %v", err)
+	}
+	if v := fetchMetric(); v != 1 {
+		t.Errorf("butler_config_fetch_success = %v, want 1", v)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		break_ func()
+	}{
+		{"broken", func() { setConfig("[managers.app\n") }},
+		{"invalid", func() { setConfig(good + "\n[butler]\ncolour = 1\n") }},
+		{"unreachable", func() { mu.Lock(); down = true; mu.Unlock() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.break_()
+			code, stderr := sync()
+			if code != 0 {
+				t.Fatalf("exit %d, want 0 (the kept copy is valid)\n%s", code, stderr)
+			}
+			if !strings.Contains(stderr, "running with the configuration kept from an earlier run") {
+				t.Errorf("the log does not say the kept copy is used:\n%s", stderr)
+			}
+			if v := fetchMetric(); v != 0 {
+				t.Errorf("butler_config_fetch_success = %v, want 0", v)
+			}
+			if kept, _ := os.ReadFile(filepath.Join(stateDir, "config.toml")); string(kept) != good {
+				t.Error("the kept copy was replaced by a bad one")
+			}
+		})
+	}
+	// Still inside startup_grace, where UNKNOWN would hide it: judge as if later.
+	st, err := pipeline.ReadStatus(stateDir, time.Now().Add(6*time.Minute), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Managers) != 1 || st.Managers[0].Health != pipeline.LevelWarning || !strings.Contains(st.Managers[0].Reason, "kept") {
+		t.Errorf("status = %+v, want WARNING about the kept configuration", st.Managers)
+	}
+}
