@@ -1,0 +1,214 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// historyHook is a webhook endpoint that records the messages and can fail.
+type historyHook struct {
+	mu       sync.Mutex
+	messages []map[string]any
+	fail     bool
+}
+
+func (h *historyHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fail {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	var m map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	h.messages = append(h.messages, m)
+}
+
+func (h *historyHook) take() []map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.messages
+	h.messages = nil
+	return out
+}
+
+func (h *historyHook) setFail(fail bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fail = fail
+}
+
+// changesOf returns "manager FROM->TO" for each change of a webhook message.
+func changesOf(m map[string]any) []string {
+	var out []string
+	for _, c := range m["changes"].([]any) {
+		c := c.(map[string]any)
+		out = append(out, fmt.Sprintf("%s %s->%s", c["manager"], c["from"], c["to"]))
+	}
+	return out
+}
+
+func TestRunNotifiesOnHealthChange(t *testing.T) {
+	hook := &historyHook{}
+	srv := httptest.NewServer(hook)
+	t.Cleanup(srv.Close)
+	e := newRunEnv(t)
+	text := e.config("") + fmt.Sprintf(`
+[health]
+startup_grace = "0s"
+[notify.webhook]
+url = %q
+timeout = "2s"
+`, srv.URL)
+	cfg := e.parse(text)
+
+	// First run: the first judgement is no change, so no message.
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if got := hook.take(); len(got) != 0 {
+		t.Errorf("first run sent %d messages", len(got))
+	}
+	if v := e.metric("butler_health", "manager", "prom"); v != 0 {
+		t.Errorf("butler_health = %v, want 0 (OK)", v)
+	}
+
+	// The manager refuses a config: one message, OK -> CRITICAL, with the problem.
+	e.remote.set("/prometheus.yml", "refused: 1\n")
+	e.reload.set(http.StatusInternalServerError, false)
+	_, err = e.run(cfg, nil)
+	wantFailed(t, err)
+	msgs := hook.take()
+	if len(msgs) != 1 || strings.Join(changesOf(msgs[0]), ",") != "prom OK->CRITICAL" {
+		t.Fatalf("messages = %v", msgs)
+	}
+	if probs := msgs[0]["problems"].([]any); len(probs) != 1 || !strings.Contains(fmt.Sprint(probs[0]), "refused") {
+		t.Errorf("problems = %v", probs)
+	}
+	if v := e.metric("butler_health", "manager", "prom"); v != 2 {
+		t.Errorf("butler_health = %v, want 2 (CRITICAL)", v)
+	}
+
+	// The same health again: nothing sent.
+	_, err = e.run(cfg, nil)
+	wantFailed(t, err)
+	if got := hook.take(); len(got) != 0 {
+		t.Errorf("a repeat sent %d messages", len(got))
+	}
+
+	// Fixed while the webhook is down: not delivered, counted, kept.
+	hook.setFail(true)
+	e.remote.set("/prometheus.yml", "fixed: 1\n")
+	e.reload.set(http.StatusOK, false)
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err) // a failed notification never fails the run
+	if v := e.metric("butler_notify_failures_total", "channel", "webhook"); v != 1 {
+		t.Errorf("notify failures = %v, want 1", v)
+	}
+	if !strings.Contains(e.logs.String(), "notification not delivered") {
+		t.Error("failed notification not logged")
+	}
+
+	// Next run, webhook back: the kept change is delivered, though nothing changed now.
+	hook.setFail(false)
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	msgs = hook.take()
+	if len(msgs) != 1 || strings.Join(changesOf(msgs[0]), ",") != "prom CRITICAL->OK" {
+		t.Fatalf("kept change not delivered: %v", msgs)
+	}
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if got := hook.take(); len(got) != 0 {
+		t.Errorf("delivered change sent again: %v", got)
+	}
+}
+
+func TestRunHistory(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config("") + "\n[health]\nhistory = 5\n")
+	for i := 0; i < 4; i++ {
+		e.remote.set("/prometheus.yml", fmt.Sprintf("v: %d\n", i))
+		_, err := e.run(cfg, nil)
+		wantNoErr(t, err)
+	}
+	e.remote.fail("/rules/a.yml", 503)
+	_, _ = e.run(cfg, nil)
+	st, err := ReadStatus(e.stateDir, e.now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := st.Managers[0].Events
+	if len(events) != 5 {
+		t.Fatalf("%d events kept, want the newest 5: %+v", len(events), events)
+	}
+	if events[0].Kind != EventFetchFailing || !strings.Contains(events[0].Message, "503") {
+		t.Errorf("newest event = %+v, want fetch-failing", events[0])
+	}
+	kinds := map[string]bool{}
+	for _, ev := range events {
+		kinds[ev.Kind] = true
+	}
+	if !kinds[EventApplied] || !kinds[EventReload] {
+		t.Errorf("kinds = %v", kinds)
+	}
+	for i := 1; i < len(events); i++ {
+		if events[i].Time.After(events[i-1].Time) {
+			t.Errorf("events not newest first: %v", events)
+		}
+	}
+	e.remote.fail("/rules/a.yml", 0)
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	st, _ = ReadStatus(e.stateDir, e.now, nil)
+	recovered := false
+	for _, ev := range st.Managers[0].Events[:2] { // this run's: fetch-recovered, then its health change
+		recovered = recovered || ev.Kind == EventFetchRecovered
+	}
+	if !recovered {
+		t.Errorf("no fetch-recovered event: %+v", st.Managers[0].Events)
+	}
+}
+
+func TestStatusSeesRunningAndStuckSync(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config("") + "\n[health]\nstartup_grace = \"0s\"\n")
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	sd, err := OpenStateDir(e.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	// This process plays the running sync, started an hour ago with a 5m timeout.
+	start := e.now.Add(-time.Hour)
+	if err := sd.writeRunMarker(start, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReadStatus(e.stateDir, e.now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Running || st.Managers[0].Health != LevelCritical || !strings.Contains(st.Managers[0].Reason, "held the lock") {
+		t.Errorf("status = running %v, %+v", st.Running, st.Managers[0])
+	}
+	// A marker left by a run that was killed (its process is gone) means nothing.
+	marker := filepath.Join(e.stateDir, runMarkerName)
+	if err := os.WriteFile(marker, []byte(`{"pid": 999999999, "start": "2020-01-01T00:00:00Z", "timeout": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = ReadStatus(e.stateDir, e.now, nil)
+	if st.Running || st.Managers[0].Health == LevelCritical {
+		t.Errorf("a dead run's marker counted: running %v, %+v", st.Running, st.Managers[0])
+	}
+}
