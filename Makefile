@@ -49,12 +49,15 @@ bench:
 
 install: build
 	install -D -m 0755 bin/butler $(DESTDIR)$(PREFIX)/bin/butler
-	install -D -m 0644 scripts/butler.service $(DESTDIR)/etc/systemd/system/butler.service
+	install -d $(DESTDIR)/etc/systemd/system
+	sed 's|/usr/local/bin/butler|$(PREFIX)/bin/butler|' scripts/butler.service > $(DESTDIR)/etc/systemd/system/butler.service
+	chmod 0644 $(DESTDIR)/etc/systemd/system/butler.service
 	install -D -m 0644 scripts/butler.timer $(DESTDIR)/etc/systemd/system/butler.timer
-	install -D -m 0644 scripts/butler.cron $(DESTDIR)/usr/share/doc/butler/butler.cron
-	install -D -m 0644 scripts/examples/butler.toml $(DESTDIR)/usr/share/doc/butler/examples/butler.toml
-	install -D -m 0644 scripts/examples/butler.env $(DESTDIR)/usr/share/doc/butler/examples/butler.env
-	install -D -m 0644 scripts/butler-alerts.yml $(DESTDIR)/usr/share/doc/butler/butler-alerts.yml
+	install -d $(DESTDIR)$(PREFIX)/share/doc/butler
+	sed 's|/usr/local/bin/butler|$(PREFIX)/bin/butler|' scripts/butler.cron > $(DESTDIR)$(PREFIX)/share/doc/butler/butler.cron
+	install -D -m 0644 scripts/examples/butler.toml $(DESTDIR)$(PREFIX)/share/doc/butler/examples/butler.toml
+	install -D -m 0644 scripts/examples/butler.env $(DESTDIR)$(PREFIX)/share/doc/butler/examples/butler.env
+	install -D -m 0644 scripts/butler-alerts.yml $(DESTDIR)$(PREFIX)/share/doc/butler/butler-alerts.yml
 
 clean:
 	rm -rf bin run

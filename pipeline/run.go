@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -651,7 +650,11 @@ func (r *managerRun) reload(ctx context.Context, files []FileContent, hash strin
 	r.ms.ReloadTime = r.opts.Now()
 	r.ms.ReloadsTotal++
 	r.ms.ReloadTimedOut = res.Status == 0
-	r.event(EventReload, r.scrub.Scrub(strings.TrimSpace(fmt.Sprintf("reload status %d %s", res.Status, res.Detail))), nil)
+	msg := fmt.Sprintf("reload status %d", res.Status)
+	if res.Detail != "" {
+		msg += ": " + res.Detail
+	}
+	r.event(EventReload, r.scrub.Scrub(msg), nil)
 	log := r.log.With("phase", PhaseReload, "status", res.Status)
 
 	switch {
