@@ -433,6 +433,8 @@ func (r *managerRun) run(ctx context.Context) ManagerResult {
 		return r.fail(PhaseReload, fmt.Errorf("this content was refused before (reload status %d) and is not applied again until the source or vars change; run with --force to try it anyway",
 			r.ms.ReloadStatus), changed)
 	}
+	// The desired content is not the refused one (any more): the refusal is over.
+	r.ms.Refused = ""
 	if len(changed) == 0 && !r.ms.PendingReload && !r.opts.Force {
 		r.log.Debug("unchanged", "phase", PhaseWrite)
 		return r.ok("unchanged", nil)

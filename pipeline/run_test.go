@@ -771,3 +771,29 @@ path = "o.yml"
 		t.Error("series of a removed manager still written")
 	}
 }
+
+func TestRunRefusedThenSourceRevertedIsHealthy(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config("") + "\n[health]\nstartup_grace = \"0s\"\n")
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	good, _ := e.remote.files["/prometheus.yml"]
+	e.remote.set("/prometheus.yml", "refused: 1\n")
+	e.reload.set(http.StatusInternalServerError, false)
+	_, err = e.run(cfg, nil)
+	wantFailed(t, err)
+	if v := e.metric("butler_health", "manager", "prom"); v != 2 {
+		t.Fatalf("health after refusal = %v, want 2", v)
+	}
+	// The source goes back to what the LKG holds: nothing to write, and in step.
+	e.remote.set("/prometheus.yml", good)
+	e.reload.takeCalls()
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if n := e.reload.takeCalls(); n != 0 {
+		t.Errorf("reloaded %d times though the disk already holds the source", n)
+	}
+	if v := e.metric("butler_health", "manager", "prom"); v != 0 {
+		t.Errorf("health after the revert = %v, want 0 (OK)", v)
+	}
+}
