@@ -301,6 +301,11 @@ func (r *managerRun) run(ctx context.Context) ManagerResult {
 	if err := r.check(ctx, files); err != nil {
 		return r.fail(PhaseCheck, err, nil)
 	}
+	// A run killed while writing leaves temporary files beside the targets;
+	// this run holds the lock, so they are stale: clear them.
+	if err := RemoveStaleTemps(r.m.Dest, files); err != nil {
+		r.log.Warn(err.Error(), "phase", PhaseWrite)
+	}
 	changed, err := Changed(r.m.Dest, files)
 	if err != nil {
 		return r.fail(PhaseWrite, err, nil)
