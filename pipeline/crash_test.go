@@ -3,9 +3,12 @@ package pipeline
 import (
 	"errors"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -124,5 +127,121 @@ func TestRunRemovesStaleTemps(t *testing.T) {
 		if !crashExists(t, filepath.Join(e.dest, rel)) {
 			t.Errorf("%s was removed", rel)
 		}
+	}
+}
+
+// TestRunKilledBeforeStateSaved covers a run killed after it began writing
+// a manager's files and before it saved the state: the state still says the
+// content of before is applied, whatever the killed run wrote or reloaded. The
+// next run must reload the manager and keep the files as the last-known-good
+// copy even when the disk looks in step, once; the run after that changes
+// nothing.
+func TestRunKilledBeforeStateSaved(t *testing.T) {
+	const rendered = "global:\n  scrape_interval: 30s\n  external_labels:\n    dc: ams1\n"
+	oldRules := "groups:\n  - name: a\n    rules: []\n"
+	newRules := "groups:\n  - name: b\n    rules: []\n"
+	tests := []struct {
+		name       string
+		firstRun   bool   // a complete run applied the old rules before
+		rules      string // the rules the remote serves, and the killed run wrote
+		mark       bool   // the killed run marked the files as being written
+		fetchFails bool   // the next run fails to fetch, the one after succeeds
+		reloads    int
+	}{
+		{name: "killed after writing a change", firstRun: true, rules: newRules, mark: true, reloads: 1},
+		// Say the first killed run wrote and reloaded the new rules, and a
+		// second one, back on the old rules, wrote them and was killed before
+		// reloading: the disk matches what the state says is applied, but the
+		// manager runs the new rules.
+		{name: "killed after writing back the applied content", firstRun: true, rules: oldRules, mark: true, reloads: 1},
+		{name: "killed during the first run", rules: newRules, mark: true, reloads: 1},
+		{name: "killed, then the next run fails to fetch", firstRun: true, rules: newRules, mark: true, fetchFails: true, reloads: 1},
+		{name: "files in place before the first run", rules: newRules, reloads: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newRunEnv(t)
+			cfg := e.parse(e.config(""))
+			if tc.firstRun {
+				_, err := e.run(cfg, nil)
+				wantNoErr(t, err)
+				e.reload.takeCalls()
+			}
+			// What the killed run left: its mark, and every file written.
+			if tc.mark {
+				if err := (&StateDir{Path: e.stateDir}).MarkWriting("prom"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.remote.set("/rules/a.yml", tc.rules)
+			for rel, body := range map[string]string{"prometheus.yml": rendered, "rules/a.yml": tc.rules} {
+				if err := WriteFileAtomic(filepath.Join(e.dest, rel), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.fetchFails {
+				e.remote.fail("/prometheus.yml", 503)
+				_, err := e.run(cfg, nil)
+				wantFailed(t, err)
+				e.remote.fail("/prometheus.yml", 0)
+			}
+
+			res, err := e.run(cfg, nil)
+			wantNoErr(t, err)
+			if n := e.reload.takeCalls(); n != tc.reloads {
+				t.Errorf("reload calls = %d, want %d", n, tc.reloads)
+			}
+			if tc.reloads > 0 {
+				if got := res.Managers[0].Outcome; got != "applied" {
+					t.Errorf("outcome = %q, want applied", got)
+				}
+				lkg, ok, err := LoadLKG(filepath.Join(e.stateDir, "lkg", "prom"))
+				if err != nil || !ok {
+					t.Fatalf("no last-known-good copy: %v", err)
+				}
+				for _, f := range lkg {
+					if f.Path == "rules/a.yml" && string(f.Data) != tc.rules {
+						t.Errorf("last-known-good rules/a.yml = %q, want %q", f.Data, tc.rules)
+					}
+				}
+			}
+			if (&StateDir{Path: e.stateDir}).Writing("prom") {
+				t.Error("the mark is still there after a complete run")
+			}
+
+			res, err = e.run(cfg, nil)
+			wantNoErr(t, err)
+			if got := res.Managers[0].Outcome; got != "unchanged" {
+				t.Errorf("next outcome = %q, want unchanged", got)
+			}
+			if n := e.reload.takeCalls(); n != 0 {
+				t.Errorf("next run reloaded %d times, want 0", n)
+			}
+		})
+	}
+}
+
+// TestRunMarksWritingUntilStateSaved checks the order that makes the mark
+// work: it is on disk while the files are new and the manager reloads them,
+// and gone once the run has saved its state.
+func TestRunMarksWritingUntilStateSaved(t *testing.T) {
+	e := newRunEnv(t)
+	sd := &StateDir{Path: e.stateDir}
+	var calls, marked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		calls.Add(1)
+		if sd.Writing("prom") {
+			marked.Add(1)
+		}
+	}))
+	defer srv.Close()
+	cfg := e.parse(strings.Replace(e.config(""), e.reload.srv.URL, srv.URL, 1))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if calls.Load() != 1 || marked.Load() != 1 {
+		t.Errorf("reloads = %d, with the mark present = %d; want 1 and 1", calls.Load(), marked.Load())
+	}
+	if sd.Writing("prom") {
+		t.Error("mark left after the state was saved")
 	}
 }

@@ -162,6 +162,13 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 		errs = append(errs, err)
 		success = false
 		st.Run.Success = false
+	} else {
+		// The saved state now holds what the marks stood for.
+		for _, m := range selected {
+			if err := sd.ClearWriting(m.Name); err != nil {
+				log.Warn(err.Error(), "phase", "state", "manager", m.Name)
+			}
+		}
 	}
 	if err := WriteMetrics(cfg.Butler.Textfile, st, opts.Build); err != nil {
 		log.Error(err.Error(), "phase", "textfile")
@@ -290,6 +297,12 @@ func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
 // run is the story of one manager's run: fetch, render and validate, check, then
 // write, reload, and keep or restore the last-known-good copy.
 func (r *managerRun) run(ctx context.Context) ManagerResult {
+	if r.sd.Writing(r.m.Name) {
+		// A run was killed while changing this manager's files: what it
+		// wrote may not be loaded, nor kept, whatever the disk shows now.
+		r.log.Warn("an earlier run stopped while changing the files; the manager is reloaded", "phase", PhaseWrite)
+		r.ms.PendingReload = true
+	}
 	raw, err := r.fetchAll(ctx)
 	if err != nil {
 		return r.fail(PhaseFetch, err, nil)
@@ -325,6 +338,9 @@ func (r *managerRun) run(ctx context.Context) ManagerResult {
 	toWrite := files
 	if !r.opts.Force {
 		toWrite = selectFiles(files, changed)
+	}
+	if err := r.sd.MarkWriting(r.m.Name); err != nil {
+		return r.fail(PhaseWrite, err, changed)
 	}
 	snap, err := r.write(toWrite)
 	if err != nil {
