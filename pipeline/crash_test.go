@@ -245,3 +245,19 @@ func TestRunMarksWritingUntilStateSaved(t *testing.T) {
 		t.Error("mark left after the state was saved")
 	}
 }
+
+func TestSaveStateRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	stale, kept := ".state.json.tmp4242", ".state.json.tmp-keep"
+	crashTouch(t, dir, stale)
+	crashTouch(t, dir, kept)
+	if err := (&StateDir{Path: dir}).SaveState(NewState()); err != nil {
+		t.Fatal(err)
+	}
+	if crashExists(t, filepath.Join(dir, stale)) {
+		t.Errorf("%s is still there", stale)
+	}
+	if !crashExists(t, filepath.Join(dir, kept)) {
+		t.Errorf("%s was removed", kept)
+	}
+}

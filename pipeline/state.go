@@ -236,6 +236,10 @@ func (d *StateDir) SaveState(st *State) error {
 		return fmt.Errorf("state file: %w", err)
 	}
 	data = append(data, '\n')
+	// Under the lock, a temporary state file already there is one a killed
+	// run left; without this they would pile up, one per killed save. Best
+	// effort: a leftover is harmless, and the next save tries again.
+	_ = RemoveStaleTemps(d.Path, []FileContent{{Path: stateFileName}})
 	if err := WriteFileAtomic(filepath.Join(d.Path, stateFileName), data, 0o600); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
