@@ -220,6 +220,13 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 		errs = append(errs, err)
 		success = false
 		st.Run.Success = false
+	} else {
+		// The saved state now holds what the marks stood for.
+		for _, m := range selected {
+			if err := sd.ClearWriting(m.Name); err != nil {
+				log.Warn(err.Error(), "phase", "state", "manager", m.Name)
+			}
+		}
 	}
 	if err := WriteMetrics(cfg.Butler.Textfile, st, opts.Build); err != nil {
 		log.Error(err.Error(), "phase", "textfile")
@@ -422,9 +429,20 @@ func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
 // write, reload, and keep or restore the last-known-good copy.
 func (r *managerRun) run(ctx context.Context) ManagerResult {
 	r.ms.Ran = true
+	if r.sd.Writing(r.m.Name) {
+		// A run was killed while changing this manager's files: what it
+		// wrote may not be loaded, nor kept, whatever the disk shows now.
+		r.log.Warn("an earlier run stopped while changing the files; the manager is reloaded", "phase", PhaseWrite)
+		r.ms.PendingReload = true
+	}
 	files, changed, phase, err := r.prepare(ctx)
 	if err != nil {
 		return r.fail(phase, err, nil)
+	}
+	// A run killed while writing leaves temporary files beside the targets;
+	// this run holds the lock, so they are stale: clear them.
+	if err := RemoveStaleTemps(r.m.Dest, files); err != nil {
+		r.log.Warn(err.Error(), "phase", PhaseWrite)
 	}
 	hash := contentHash(files)
 
@@ -447,6 +465,9 @@ func (r *managerRun) run(ctx context.Context) ManagerResult {
 	toWrite := files
 	if !r.opts.Force {
 		toWrite = selectFiles(files, changed)
+	}
+	if err := r.sd.MarkWriting(r.m.Name); err != nil {
+		return r.fail(PhaseWrite, err, changed)
 	}
 	snap, err := r.write(toWrite)
 	if err != nil {

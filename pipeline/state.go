@@ -23,6 +23,8 @@ const (
 	lockFileName  = "lock"
 	lkgDirName    = "lkg"
 	tmpDirName    = "tmp"
+	// crashWritingDir holds the marks of MarkWriting.
+	crashWritingDir = "writing"
 )
 
 // State is what butler keeps between runs: the values behind every metric series,
@@ -291,8 +293,55 @@ func (d *StateDir) SaveState(st *State) error {
 		return fmt.Errorf("state file: %w", err)
 	}
 	data = append(data, '\n')
+	// Under the lock, a temporary state file already there is one a killed
+	// run left; without this they would pile up, one per killed save. Best
+	// effort: a leftover is harmless, and the next save tries again.
+	_ = RemoveStaleTemps(d.Path, []FileContent{{Path: stateFileName}})
 	if err := WriteFileAtomic(filepath.Join(d.Path, stateFileName), data, 0o600); err != nil {
 		return fmt.Errorf("state file: %w", err)
+	}
+	return nil
+}
+
+// MarkWriting records on disk, before a run changes any file of manager, that
+// it is doing so. The state that tells what the manager runs is saved only at
+// the end of the run, so a run killed after writing (before or after the
+// reload, or while keeping the last-known-good copy) would otherwise leave
+// files that look in step to the next run, which would neither reload them
+// nor keep them. Run clears the marks once the state is saved.
+func (d *StateDir) MarkWriting(manager string) error {
+	dir := filepath.Join(d.Path, crashWritingDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("mark the files as being written: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, manager), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("mark the files as being written: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("mark the files as being written: %w", err)
+	}
+	// The mark must be on disk before the first file is replaced.
+	for _, p := range []string{dir, d.Path} {
+		if err := writeSyncDir(p); err != nil {
+			return fmt.Errorf("mark the files as being written: %w", err)
+		}
+	}
+	return nil
+}
+
+// Writing reports whether a run that changed manager's files ended before
+// saving the state (see MarkWriting).
+func (d *StateDir) Writing(manager string) bool {
+	_, err := os.Lstat(filepath.Join(d.Path, crashWritingDir, manager))
+	return err == nil
+}
+
+// ClearWriting removes the mark of MarkWriting once the state is saved.
+func (d *StateDir) ClearWriting(manager string) error {
+	err := os.Remove(filepath.Join(d.Path, crashWritingDir, manager))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("clear the mark of files being written: %w", err)
 	}
 	return nil
 }

@@ -102,12 +102,7 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err != nil {
 		return err
 	}
-	// Keep the temporary name well under the 255-byte name limit.
-	prefix := "." + base
-	if len(prefix) > 100 {
-		prefix = prefix[:100]
-	}
-	f, err := os.CreateTemp(dir, prefix+".tmp")
+	f, err := os.CreateTemp(dir, crashTempPrefix(base))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -155,6 +150,68 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		}
 	}
 	return nil
+}
+
+// crashTempPrefix is the start of the names of WriteFileAtomic's temporary
+// files for base; os.CreateTemp appends random digits to it.
+func crashTempPrefix(base string) string {
+	// Keep the temporary name well under the 255-byte name limit.
+	prefix := "." + base
+	if len(prefix) > 100 {
+		prefix = prefix[:100]
+	}
+	return prefix + ".tmp"
+}
+
+// RemoveStaleTemps removes the temporary files that WriteFileAtomic left
+// beside files under dest when the process was killed between creating and
+// renaming them: in each file's directory, the regular files named exactly as
+// that file's temporaries are (".BASE.tmp" followed by digits). Nothing else
+// is touched, and a Path that SafeJoin refuses is skipped (the write reports
+// it). It returns the joined errors of what it could not remove.
+//
+// Call it only while holding the state directory's lock, before writing: one
+// butler run at a time writes a dest, so a matching file cannot belong to a
+// write still in progress, only to a run that was killed.
+func RemoveStaleTemps(dest string, files []FileContent) error {
+	prefixes := map[string][]string{} // directory -> temporary name prefixes
+	for _, f := range files {
+		full, err := SafeJoin(dest, f.Path)
+		if err != nil {
+			continue
+		}
+		dir := filepath.Dir(full)
+		prefixes[dir] = append(prefixes[dir], crashTempPrefix(filepath.Base(full)))
+	}
+	var errs []error
+	for dir, pres := range prefixes {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+				errs = append(errs, fmt.Errorf("remove stale temporary files: %w", err))
+			}
+			continue
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !crashIsTemp(e.Name(), pres) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove stale temporary file: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// crashIsTemp reports whether name is one of prefixes followed by digits only.
+func crashIsTemp(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if rest, ok := strings.CutPrefix(name, p); ok && lkgDigits(rest) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeKeepOwner gives the temporary file f the owner and group of the file at

@@ -3,11 +3,14 @@ package textfile
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -84,6 +87,10 @@ func sortedLabels(labels map[string]string) []labelPair {
 // over path; then the directory is synced. The directory is created (0755)
 // when missing. On any error path is left as it was and the temporary file
 // is removed.
+//
+// Temporary files for path that a killed writer left behind are removed
+// first, so the caller must be the only writer of path: butler writes it
+// while holding its run lock.
 func WriteFile(path string, fams []Family) error {
 	var buf bytes.Buffer
 	if err := Encode(&buf, fams); err != nil {
@@ -101,6 +108,10 @@ func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// Only one writer at a time (see WriteFile), so a temporary file of path
+	// that is already there was left by a writer that was killed. Best
+	// effort: a leftover is harmless, and the next write tries again.
+	_ = crashRemoveStale(dir, filepath.Base(path))
 	// CreateTemp opens with O_EXCL.
 	f, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {
@@ -142,6 +153,42 @@ func writeAtomic(path string, data []byte) error {
 // "*.prom" and must never see a half-written file.
 func tempPattern(base string) string {
 	return "." + base + ".*.tmp"
+}
+
+// crashRemoveStale removes the regular files in dir named as the temporary
+// files of base are: "." + base + "." + digits + ".tmp".
+func crashRemoveStale(dir, base string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && crashIsTemp(e.Name(), base) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove stale temporary file: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// crashIsTemp reports whether name is a temporary file of base as tempPattern
+// makes them, the "*" replaced by digits.
+func crashIsTemp(name, base string) bool {
+	rest, ok := strings.CutPrefix(name, "."+base+".")
+	if !ok {
+		return false
+	}
+	digits, ok := strings.CutSuffix(rest, ".tmp")
+	if !ok || digits == "" {
+		return false
+	}
+	for _, c := range []byte(digits) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // syncDir flushes a directory's entries to disk.

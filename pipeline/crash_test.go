@@ -1,0 +1,263 @@
+package pipeline
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// crashTouch creates the file rel under dir, with its parents.
+func crashTouch(t *testing.T, dir, rel string) {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("left behind"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func crashExists(t *testing.T, p string) bool {
+	t.Helper()
+	_, err := os.Lstat(p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestRemoveStaleTemps(t *testing.T) {
+	long := strings.Repeat("l", 120) + ".yml"
+	files := []FileContent{{Path: "a.yml"}, {Path: "rules/b.yml"}, {Path: long}, {Path: "missing/c.yml"}}
+	tests := []struct {
+		name    string
+		entry   string // relative to dest
+		dir     bool   // make a directory there rather than a file
+		removed bool
+	}{
+		{name: "temporary of a file", entry: ".a.yml.tmp123456", removed: true},
+		{name: "temporary in a subdirectory", entry: "rules/.b.yml.tmp9", removed: true},
+		{name: "temporary of a long name", entry: "." + long[:99] + ".tmp42", removed: true},
+		{name: "no digits", entry: ".a.yml.tmp"},
+		{name: "not only digits", entry: ".a.yml.tmp12x"},
+		{name: "another file's temporary", entry: ".c.yml.tmp1"},
+		{name: "temporary of the file in another directory", entry: "rules/.a.yml.tmp5"},
+		{name: "unrelated dotfile", entry: ".a.yml.swp"},
+		{name: "the target itself", entry: "a.yml"},
+		{name: "a directory named like a temporary", entry: ".a.yml.tmp7", dir: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := t.TempDir()
+			if tc.dir {
+				if err := os.MkdirAll(filepath.Join(dest, tc.entry), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				crashTouch(t, dest, tc.entry)
+			}
+			crashTouch(t, dest, "a.yml")
+			if err := RemoveStaleTemps(dest, files); err != nil {
+				t.Fatal(err)
+			}
+			if got := crashExists(t, filepath.Join(dest, tc.entry)); got == tc.removed {
+				t.Errorf("%s exists = %v, want %v", tc.entry, got, !tc.removed)
+			}
+			if !crashExists(t, filepath.Join(dest, "a.yml")) {
+				t.Error("the target a.yml was removed")
+			}
+		})
+	}
+}
+
+// TestRemoveStaleTempsMatchesWriteFileAtomic removes the temporary files that
+// WriteFileAtomic really makes, as a killed run leaves them.
+func TestRemoveStaleTempsMatchesWriteFileAtomic(t *testing.T) {
+	for _, rel := range []string{"a.yml", "sub/b.yml", strings.Repeat("x", 200)} {
+		t.Run(rel[:min(len(rel), 12)], func(t *testing.T) {
+			dest := t.TempDir()
+			full := filepath.Join(dest, rel)
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.CreateTemp(filepath.Dir(full), crashTempPrefix(filepath.Base(full)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			if err := RemoveStaleTemps(dest, []FileContent{{Path: rel}}); err != nil {
+				t.Fatal(err)
+			}
+			if crashExists(t, f.Name()) {
+				t.Errorf("%s was not removed", filepath.Base(f.Name()))
+			}
+		})
+	}
+}
+
+// TestRunRemovesStaleTemps checks that a run clears what a killed run left
+// beside the manager's files, even when nothing has changed since.
+func TestRunRemovesStaleTemps(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	wantNoErr(t, func() error { _, err := e.run(cfg, nil); return err }())
+	stale := []string{".prometheus.yml.tmp1234", "rules/.a.yml.tmp99"}
+	kept := []string{".prometheus.yml.swp", "rules/.a.yml.tmpx"}
+	for _, rel := range append(append([]string{}, stale...), kept...) {
+		crashTouch(t, e.dest, rel)
+	}
+	res, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if res.Managers[0].Outcome != "unchanged" {
+		t.Errorf("outcome = %q, want unchanged", res.Managers[0].Outcome)
+	}
+	for _, rel := range stale {
+		if crashExists(t, filepath.Join(e.dest, rel)) {
+			t.Errorf("stale temporary %s is still there", rel)
+		}
+	}
+	for _, rel := range kept {
+		if !crashExists(t, filepath.Join(e.dest, rel)) {
+			t.Errorf("%s was removed", rel)
+		}
+	}
+}
+
+// TestRunKilledBeforeStateSaved covers a run killed after it began writing
+// a manager's files and before it saved the state: the state still says the
+// content of before is applied, whatever the killed run wrote or reloaded. The
+// next run must reload the manager and keep the files as the last-known-good
+// copy even when the disk looks in step, once; the run after that changes
+// nothing.
+func TestRunKilledBeforeStateSaved(t *testing.T) {
+	const rendered = "global:\n  scrape_interval: 30s\n  external_labels:\n    dc: ams1\n"
+	oldRules := "groups:\n  - name: a\n    rules: []\n"
+	newRules := "groups:\n  - name: b\n    rules: []\n"
+	tests := []struct {
+		name       string
+		firstRun   bool   // a complete run applied the old rules before
+		rules      string // the rules the remote serves, and the killed run wrote
+		mark       bool   // the killed run marked the files as being written
+		fetchFails bool   // the next run fails to fetch, the one after succeeds
+		reloads    int
+	}{
+		{name: "killed after writing a change", firstRun: true, rules: newRules, mark: true, reloads: 1},
+		// Say the first killed run wrote and reloaded the new rules, and a
+		// second one, back on the old rules, wrote them and was killed before
+		// reloading: the disk matches what the state says is applied, but the
+		// manager runs the new rules.
+		{name: "killed after writing back the applied content", firstRun: true, rules: oldRules, mark: true, reloads: 1},
+		{name: "killed during the first run", rules: newRules, mark: true, reloads: 1},
+		{name: "killed, then the next run fails to fetch", firstRun: true, rules: newRules, mark: true, fetchFails: true, reloads: 1},
+		{name: "files in place before the first run", rules: newRules, reloads: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newRunEnv(t)
+			cfg := e.parse(e.config(""))
+			if tc.firstRun {
+				_, err := e.run(cfg, nil)
+				wantNoErr(t, err)
+				e.reload.takeCalls()
+			}
+			// What the killed run left: its mark, and every file written.
+			if tc.mark {
+				if err := (&StateDir{Path: e.stateDir}).MarkWriting("prom"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.remote.set("/rules/a.yml", tc.rules)
+			for rel, body := range map[string]string{"prometheus.yml": rendered, "rules/a.yml": tc.rules} {
+				if err := WriteFileAtomic(filepath.Join(e.dest, rel), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.fetchFails {
+				e.remote.fail("/prometheus.yml", 503)
+				_, err := e.run(cfg, nil)
+				wantFailed(t, err)
+				e.remote.fail("/prometheus.yml", 0)
+			}
+
+			res, err := e.run(cfg, nil)
+			wantNoErr(t, err)
+			if n := e.reload.takeCalls(); n != tc.reloads {
+				t.Errorf("reload calls = %d, want %d", n, tc.reloads)
+			}
+			if tc.reloads > 0 {
+				if got := res.Managers[0].Outcome; got != "applied" {
+					t.Errorf("outcome = %q, want applied", got)
+				}
+				lkg, ok, err := LoadLKG(filepath.Join(e.stateDir, "lkg", "prom"))
+				if err != nil || !ok {
+					t.Fatalf("no last-known-good copy: %v", err)
+				}
+				for _, f := range lkg {
+					if f.Path == "rules/a.yml" && string(f.Data) != tc.rules {
+						t.Errorf("last-known-good rules/a.yml = %q, want %q", f.Data, tc.rules)
+					}
+				}
+			}
+			if (&StateDir{Path: e.stateDir}).Writing("prom") {
+				t.Error("the mark is still there after a complete run")
+			}
+
+			res, err = e.run(cfg, nil)
+			wantNoErr(t, err)
+			if got := res.Managers[0].Outcome; got != "unchanged" {
+				t.Errorf("next outcome = %q, want unchanged", got)
+			}
+			if n := e.reload.takeCalls(); n != 0 {
+				t.Errorf("next run reloaded %d times, want 0", n)
+			}
+		})
+	}
+}
+
+// TestRunMarksWritingUntilStateSaved checks the order that makes the mark
+// work: it is on disk while the files are new and the manager reloads them,
+// and gone once the run has saved its state.
+func TestRunMarksWritingUntilStateSaved(t *testing.T) {
+	e := newRunEnv(t)
+	sd := &StateDir{Path: e.stateDir}
+	var calls, marked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		calls.Add(1)
+		if sd.Writing("prom") {
+			marked.Add(1)
+		}
+	}))
+	defer srv.Close()
+	cfg := e.parse(strings.Replace(e.config(""), e.reload.srv.URL, srv.URL, 1))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if calls.Load() != 1 || marked.Load() != 1 {
+		t.Errorf("reloads = %d, with the mark present = %d; want 1 and 1", calls.Load(), marked.Load())
+	}
+	if sd.Writing("prom") {
+		t.Error("mark left after the state was saved")
+	}
+}
+
+func TestSaveStateRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	stale, kept := ".state.json.tmp4242", ".state.json.tmp-keep"
+	crashTouch(t, dir, stale)
+	crashTouch(t, dir, kept)
+	if err := (&StateDir{Path: dir}).SaveState(NewState()); err != nil {
+		t.Fatal(err)
+	}
+	if crashExists(t, filepath.Join(dir, stale)) {
+		t.Errorf("%s is still there", stale)
+	}
+	if !crashExists(t, filepath.Join(dir, kept)) {
+		t.Errorf("%s was removed", kept)
+	}
+}
