@@ -16,11 +16,14 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/butler .
 
 # Installs what the tests need (real Prometheus, Alertmanager, node_exporter, git)
-# when missing, then vet, the race-enabled tests, and the alert rules.
+# when missing, then vet, the race-enabled tests, the alert rules, and the demo
+# as a smoke test of the built binary against a real Prometheus.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	scripts/check-alerts.sh
+	@$(MAKE) --no-print-directory build >/dev/null
+	@scripts/demo.sh >bin/demo.log 2>&1 && echo "demo: OK (log in bin/demo.log)" || { cat bin/demo.log; echo "demo: FAILED"; exit 1; }
 
 deps:
 	scripts/test-deps.sh
@@ -40,7 +43,7 @@ demo: build
 
 lint:
 	scripts/test-deps.sh --lint
-	gofmt -l . | tee /dev/stderr | (! read)
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 

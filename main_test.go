@@ -6,11 +6,13 @@ package main
 // what they share.
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -62,4 +64,76 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestBundledExample is `make run` twice, as the README promises: the first sync
+// of testdata/example writes and reloads, the second changes nothing; then
+// `butler status` on the built binary judges the result.
+func TestBundledExample(t *testing.T) {
+	runDir := t.TempDir()
+	butler := func(args ...string) (int, string, string) {
+		t.Helper()
+		cmd := exec.Command(butlerBin, append([]string{"--config", "testdata/example/butler.toml"}, args...)...)
+		cmd.Env = append(os.Environ(), "BUTLER_RUN_DIR="+runDir)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	}
+	code, _, stderr := butler("sync")
+	if code != 0 || !strings.Contains(stderr, "applied=2") || strings.Count(stderr, "msg=written") != 4 {
+		t.Fatalf("first sync: exit %d\n%s", code, stderr)
+	}
+	rules, err := os.ReadFile(filepath.Join(runDir, "etc/prometheus/rules/node.yml"))
+	if err != nil || !strings.Contains(string(rules), "{{ $labels.instance }} is down") || !strings.Contains(string(rules), "node-ams1") {
+		t.Errorf("rules/node.yml = %q, %v", rules, err)
+	}
+	code, _, stderr = butler("sync")
+	if code != 0 || !strings.Contains(stderr, "unchanged=2") || strings.Contains(stderr, "msg=written") {
+		t.Fatalf("second sync: exit %d\n%s", code, stderr)
+	}
+	// Within startup_grace every manager is UNKNOWN: Nagios exit 3.
+	code, stdout, _ := butler("status", "--nagios")
+	if code != 3 || !strings.HasPrefix(stdout, "BUTLER UNKNOWN - ") || !strings.Contains(stdout, " | managers=2 ") {
+		t.Errorf("status --nagios: exit %d, %q", code, stdout)
+	}
+	code, stdout, _ = butler("check")
+	if code != 0 || !strings.Contains(stdout, "configuration OK: 2 managers, 4 files") {
+		t.Errorf("check: exit %d, %q", code, stdout)
+	}
+}
+
+// TestMakeInstall installs into a DESTDIR with another PREFIX, as packagers do.
+func TestMakeInstall(t *testing.T) {
+	needProgram(t, "make")
+	dest := t.TempDir()
+	cmd := exec.Command("make", "install", "DESTDIR="+dest, "PREFIX=/opt/butler")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for _, p := range []string{
+		"opt/butler/bin/butler",
+		"etc/systemd/system/butler.service",
+		"etc/systemd/system/butler.timer",
+		"opt/butler/share/doc/butler/examples/butler.toml",
+		"opt/butler/share/doc/butler/examples/butler.env",
+		"opt/butler/share/doc/butler/butler.cron",
+		"opt/butler/share/doc/butler/butler-alerts.yml",
+	} {
+		if _, err := os.Stat(filepath.Join(dest, p)); err != nil {
+			t.Errorf("not installed: %s", p)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "etc/systemd/system/butler.service"))
+	if !strings.Contains(string(unit), "ExecStart=/opt/butler/bin/butler ") {
+		t.Errorf("the unit does not run the installed binary:\n%s", unit)
+	}
+	info, err := os.Stat(filepath.Join(dest, "opt/butler/bin/butler"))
+	if err != nil || info.Mode().Perm() != 0o755 {
+		t.Errorf("binary mode: %v %v", info, err)
+	}
 }
