@@ -287,6 +287,9 @@ func ParseConfig(data []byte, name, baseDir string, lookupEnv func(string) (stri
 		return nil, errors.Join(c.errs...)
 	}
 
+	if len(raw.Managers) == 0 {
+		c.errorf("no manager: add a [managers.NAME] table with dest and files")
+	}
 	names := make([]string, 0, len(raw.Managers))
 	for n := range raw.Managers {
 		names = append(names, n)

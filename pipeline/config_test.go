@@ -170,6 +170,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no dest", "[managers.m]\n[[managers.m.files]]\nsource = \"https://h/a.yml\"\n", []string{"manager m: dest is required"}},
 		{"root dest", "[managers.m]\ndest = \"/\"\n[[managers.m.files]]\nsource = \"https://h/a.yml\"\n", []string{`must not be "/"`}},
 		{"no files", "[managers.m]\ndest = \"/srv/m\"\n", []string{"manager m: no files"}},
+		{"no managers", "[butler]\ntimeout = \"1m\"\n", []string{"no manager"}},
 		{"dotdot path", file("path = \"../etc/passwd\"\n"), []string{"manager m: file #1", `must not contain ".."`}},
 		{"nested dotdot", file("path = \"a/../../x\"\n"), []string{`".."`}},
 		{"absolute path", file("path = \"/etc/passwd\"\n"), []string{"must be relative"}},

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -210,5 +211,55 @@ func TestStatusSeesRunningAndStuckSync(t *testing.T) {
 	st, _ = ReadStatus(e.stateDir, e.now, nil)
 	if st.Running || st.Managers[0].Health == LevelCritical {
 		t.Errorf("a dead run's marker counted: running %v, %+v", st.Running, st.Managers[0])
+	}
+}
+
+// TestRunNotifiesByMail sends the health change of a run by mail, through a real
+// SMTP server with STARTTLS and AUTH, the credentials coming from ${VAR}.
+func TestRunNotifiesByMail(t *testing.T) {
+	const password = "smtp-Secret-9876"
+	cert, pool := notifyTestCert(t)
+	be := &notifyTestBackend{user: "butler", pass: password}
+	port := notifyTestSMTP(t, be, &cert)
+	e := newRunEnv(t)
+	text := e.config("") + fmt.Sprintf(`
+[health]
+startup_grace = "0s"
+[notify.email]
+host = "127.0.0.1"
+port = %d
+username = "${SMTP_USER}"
+password = "${SMTP_PASSWORD}"
+from = "butler@example.com"
+to = ["oncall@example.com"]
+subject = "[cfg]"
+`, port)
+	cfg, err := ParseConfig([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"SMTP_USER": "butler", "SMTP_PASSWORD": password}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notifier := func(o *Options) {
+		o.Notifier = &Notifier{Email: cfg.Notify.Email, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+	}
+	_, err = e.run(cfg, notifier)
+	wantNoErr(t, err)
+	e.remote.set("/prometheus.yml", "refused: 1\n")
+	e.reload.set(http.StatusInternalServerError, false)
+	_, err = e.run(cfg, notifier)
+	wantFailed(t, err)
+	_, err = e.run(cfg, notifier) // same health: no mail
+	wantFailed(t, err)
+	mails, _ := be.snapshot()
+	if len(mails) != 1 {
+		t.Fatalf("%d mails, want 1", len(mails))
+	}
+	data := string(mails[0].data)
+	for _, want := range []string{"Subject: [cfg] host1: prom OK -> CRITICAL", "To: oncall@example.com", "refused"} {
+		if !strings.Contains(data, want) {
+			t.Errorf("mail does not contain %q:\n%s", want, data)
+		}
+	}
+	if strings.Contains(e.logs.String(), password) {
+		t.Error("the SMTP password is in the logs")
 	}
 }

@@ -586,13 +586,17 @@ func (r *managerRun) renderAll(raw map[string][]byte) ([]FileContent, error) {
 			out, err = Render(raw[f.Path], data, f.Delims)
 			if err != nil {
 				fs.Mustache, fs.Valid = false, false
-				errs = append(errs, fmt.Errorf("%s: template: %w", f.Path, err))
+				err = fmt.Errorf("%s: template: %w", f.Path, err)
+				r.log.Warn("render failed", "file", f.Path, "phase", PhaseRender, "error", err.Error())
+				errs = append(errs, err)
 				continue
 			}
 		}
 		if err := Validate(f.Format, out); err != nil {
 			fs.Valid = false
-			errs = append(errs, fmt.Errorf("%s: not valid %s: %w", f.Path, f.Format, err))
+			err = fmt.Errorf("%s: not valid %s: %w", f.Path, f.Format, err)
+			r.log.Warn("validation failed", "file", f.Path, "phase", PhaseRender, "error", err.Error())
+			errs = append(errs, err)
 			continue
 		}
 		fs.Valid = true
