@@ -23,7 +23,9 @@ test: deps
 	$(GO) test -race -count=1 -timeout 20m ./...
 	scripts/check-alerts.sh
 	@$(MAKE) --no-print-directory build >/dev/null
-	@scripts/demo.sh >bin/demo.log 2>&1 && echo "demo: OK (log in bin/demo.log)" || { cat bin/demo.log; echo "demo: FAILED"; exit 1; }
+	@if command -v prometheus >/dev/null || [ -n "$$CI" ]; then \
+		scripts/demo.sh >bin/demo.log 2>&1 && echo "demo: OK (log in bin/demo.log)" || { cat bin/demo.log; echo "demo: FAILED"; exit 1; }; \
+	else echo "demo: skipped, prometheus is not installed (scripts/test-deps.sh as root installs it)"; fi
 
 deps:
 	scripts/test-deps.sh
