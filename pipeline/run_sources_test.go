@@ -324,3 +324,42 @@ func TestRunTextfileGolden(t *testing.T) {
 		t.Error("textfile holds a URL")
 	}
 }
+
+// BenchmarkRunUnchanged measures the common run: every file fetched over HTTP,
+// rendered and validated, compared with the disk, nothing to write; 10 managers
+// of 5 files of 16 KiB each.
+func BenchmarkRunUnchanged(b *testing.B) {
+	var lines strings.Builder
+	for i := 0; lines.Len() < 16<<10; i++ {
+		fmt.Fprintf(&lines, "key_%d: {{manager}}\n", i)
+	}
+	body := lines.String()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	dir := b.TempDir()
+	var text strings.Builder
+	fmt.Fprintf(&text, "[butler]\nstate_dir = %q\ntextfile = %q\n", filepath.Join(dir, "state"), filepath.Join(dir, "butler.prom"))
+	for m := 0; m < 10; m++ {
+		fmt.Fprintf(&text, "[managers.m%d]\ndest = %q\n", m, filepath.Join(dir, fmt.Sprint("d", m)))
+		for f := 0; f < 5; f++ {
+			fmt.Fprintf(&text, "[[managers.m%d.files]]\nsource = \"%s/f%d.yml\"\n", m, srv.URL, f)
+		}
+	}
+	cfg, err := ParseConfig([]byte(text.String()), "bench.toml", dir, configEnv(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Run(b.Context(), cfg, Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := Run(b.Context(), cfg, Options{})
+		if err != nil || res.Managers[0].Outcome != "unchanged" {
+			b.Fatalf("%v %+v", err, res)
+		}
+	}
+}
