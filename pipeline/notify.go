@@ -297,25 +297,15 @@ func (n *Notifier) sendWebhook(ctx context.Context, msg Message) error {
 		rctx, cancel = context.WithTimeout(ctx, w.Timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, w.URL, bytes.NewReader(body))
+	headers := map[string]string{"Content-Type": "application/json"}
+	for k, v := range w.Headers {
+		headers[k] = v
+	}
+	req, err := newHTTPRequest(rctx, http.MethodPost, w.URL, bytes.NewReader(body), headers)
 	if err != nil {
 		return notifyWrap(scrub, "webhook: bad request", notifyInnerError(err))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range w.Headers {
-		if strings.EqualFold(k, "Host") {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	client := n.HTTPClient
-	if client == nil {
-		client = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	resp, err := client.Do(req)
+	resp, err := clientOrNoRedirects(n.HTTPClient).Do(req)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:

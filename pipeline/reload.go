@@ -107,24 +107,11 @@ func (r *HTTPReloader) attempt(ctx context.Context) (int, string) {
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, method, r.URL, nil)
+	req, err := newHTTPRequest(actx, method, r.URL, nil, r.Headers)
 	if err != nil {
 		return 0, r.redact("bad request: " + reloadInnerError(err).Error())
 	}
-	for k, v := range r.Headers {
-		if strings.EqualFold(k, "Host") {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	client := r.Client
-	if client == nil {
-		client = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	resp, err := client.Do(req)
+	resp, err := clientOrNoRedirects(r.Client).Do(req)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
