@@ -242,3 +242,18 @@ func TestSyncDryRunJSONLogs(t *testing.T) {
 		t.Error("dry run wrote the textfile")
 	}
 }
+
+func TestConfigFromEnvironment(t *testing.T) {
+	e := newCmdEnv(t)
+	t.Setenv("BUTLER_CONFIG", e.config)
+	t.Setenv("BUTLER_TEXTFILE", filepath.Join(e.dir, "from-env.prom"))
+	var stdout, stderr bytes.Buffer
+	d := &Deps{Stdout: &stdout, Stderr: &stderr, LookupEnv: func(string) (string, bool) { return "", false },
+		Now: time.Now, Build: pipeline.BuildInfo{Version: "test"}}
+	if code := Main(context.Background(), []string{"butler", "sync"}, d); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if _, err := textfile.ReadFile(filepath.Join(e.dir, "from-env.prom")); err != nil {
+		t.Errorf("BUTLER_TEXTFILE not used: %v", err)
+	}
+}

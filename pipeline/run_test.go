@@ -648,6 +648,9 @@ func TestRunFailedPhaseWritesNothing(t *testing.T) {
 		{"check refuses", func(e *runEnv) string {
 			return `check = ["sh", "-c", "grep -q never prometheus.yml"]`
 		}, PhaseCheck, ""},
+		{"check times out", func(e *runEnv) string {
+			return "check = [\"sleep\", \"10\"]\ncheck_timeout = \"200ms\""
+		}, PhaseCheck, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -795,5 +798,20 @@ func TestRunRefusedThenSourceRevertedIsHealthy(t *testing.T) {
 	}
 	if v := e.metric("butler_health", "manager", "prom"); v != 0 {
 		t.Errorf("health after the revert = %v, want 0 (OK)", v)
+	}
+}
+
+func TestRunReloadExpect(t *testing.T) {
+	e := newRunEnv(t)
+	// The endpoint answers 500 here; with expect = [500] that counts as a good reload.
+	e.reload.set(http.StatusInternalServerError, false)
+	cfg := e.parse(strings.Replace(e.config(""), "retries = 0", "retries = 0\nexpect = [204, 500]", 1))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if v := e.metric("butler_reload_status", "manager", "prom"); v != 500 {
+		t.Errorf("reload status = %v", v)
+	}
+	if _, ok := e.lookup("butler_lkg", "manager", "prom"); !ok {
+		t.Error("an expected status did not store the LKG")
 	}
 }
