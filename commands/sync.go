@@ -64,7 +64,7 @@ EXIT STATUS
 				recordConfigError(cmd, cfg, d)
 			}
 			if res != nil {
-				summarize(d.logger, res, opts.DryRun)
+				summarize(d.logger, res, opts.DryRun, err)
 			}
 			return err
 		},
@@ -96,7 +96,7 @@ func recordConfigError(cmd *cli.Command, cfg *pipeline.Config, d *Deps) {
 }
 
 // summarize logs one line for the whole run.
-func summarize(log *slog.Logger, res *pipeline.Result, dryRun bool) {
+func summarize(log *slog.Logger, res *pipeline.Result, dryRun bool, err error) {
 	counts := map[string]int{}
 	for _, m := range res.Managers {
 		counts[m.Outcome]++
@@ -111,7 +111,7 @@ func summarize(log *slog.Logger, res *pipeline.Result, dryRun bool) {
 	if dryRun {
 		msg = "dry run finished"
 	}
-	if counts["failed"] > 0 {
+	if counts["failed"] > 0 || err != nil {
 		log.Error(msg, attrs...)
 		return
 	}

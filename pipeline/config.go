@@ -233,7 +233,7 @@ var (
 func LoadConfigFile(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %w", ErrConfig, path, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

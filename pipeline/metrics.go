@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/butler-sre/butler/textfile"
@@ -13,10 +12,7 @@ func WriteMetrics(path string, st *State, build BuildInfo) error {
 	if path == "" {
 		return nil
 	}
-	if err := textfile.WriteFile(path, Metrics(st, build)); err != nil {
-		return fmt.Errorf("textfile %s: %w", path, err)
-	}
-	return nil
+	return textfile.WriteFile(path, Metrics(st, build))
 }
 
 // metricSpec describes one family: its name, help and type.

@@ -594,7 +594,7 @@ func (r *managerRun) renderAll(raw map[string][]byte) ([]FileContent, error) {
 		}
 		if err := Validate(f.Format, out); err != nil {
 			fs.Valid = false
-			err = fmt.Errorf("%s: not valid %s: %w", f.Path, f.Format, err)
+			err = fmt.Errorf("%s: invalid %w", f.Path, err)
 			r.log.Warn("validation failed", "file", f.Path, "phase", PhaseRender, "error", err.Error())
 			errs = append(errs, err)
 			continue

@@ -217,10 +217,10 @@ type StateDir struct {
 // takes its lock. It returns ErrLocked at once when another run holds it.
 func OpenStateDir(path string) (*StateDir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory %s: %w", path, err)
+		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	if err := os.Chmod(path, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory %s: %w", path, err)
+		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	lock := flock.New(filepath.Join(path, lockFileName))
 	ok, err := lock.TryLock()
