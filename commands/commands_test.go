@@ -103,6 +103,7 @@ func TestExitCodes(t *testing.T) {
 		{"sync missing config", func(e *cmdEnv) { os.Remove(e.config) }, []string{"sync"}, 2, "no such file"},
 		{"sync unknown flag", nil, []string{"sync", "--frobnicate"}, 2, "frobnicate"},
 		{"sync stray argument", nil, []string{"sync", "now"}, 2, "takes no arguments"},
+		{"sync negative splay", nil, []string{"sync", "--splay", "-5s"}, 2, "must not be negative"},
 		{"sync unknown manager", nil, []string{"sync", "--manager", "nope"}, 2, "no such manager"},
 		{"unknown command", nil, []string{"frob"}, 2, "frob"},
 		{"no command", nil, nil, 2, "no command"},

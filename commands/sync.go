@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"log/slog"
 
@@ -36,6 +37,11 @@ EXIT STATUS
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() > 0 {
 				return usageArgs(cmd)
+			}
+			for _, f := range []string{"splay", "timeout"} {
+				if cmd.Duration(f) < 0 {
+					return fmt.Errorf("%w: --%s %s: must not be negative", errUsage, f, cmd.Duration(f))
+				}
 			}
 			ctx, stop := withSignals(ctx)
 			defer stop()
