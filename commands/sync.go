@@ -2,8 +2,8 @@ package commands
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/butler-sre/butler/pipeline"
