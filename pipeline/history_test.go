@@ -263,3 +263,42 @@ subject = "[cfg]"
 		t.Error("the SMTP password is in the logs")
 	}
 }
+
+func TestRunHeartbeat(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		paths = append(paths, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	take := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := strings.Join(paths, " ")
+		paths = nil
+		return out
+	}
+	e := newRunEnv(t)
+	cfg := e.parse(e.config("") + fmt.Sprintf("\n[notify]\nping_url = %q\n", srv.URL+"/ping/abc"))
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if got := take(); got != "/ping/abc/start /ping/abc" {
+		t.Errorf("good run pinged %q", got)
+	}
+	e.remote.fail("/rules/a.yml", 500)
+	_, err = e.run(cfg, nil)
+	wantFailed(t, err)
+	if got := take(); got != "/ping/abc/start /ping/abc/fail" {
+		t.Errorf("failed run pinged %q", got)
+	}
+	// A dead heartbeat never fails the run.
+	srv.Close()
+	e.remote.fail("/rules/a.yml", 0)
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if !strings.Contains(e.logs.String(), "heartbeat ping failed") {
+		t.Error("a failed ping is not logged")
+	}
+}
