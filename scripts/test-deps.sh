@@ -9,6 +9,7 @@
 #   prometheus-alertmanager   -> /usr/bin/prometheus-alertmanager (and amtool)
 #   prometheus-node-exporter  -> /usr/bin/prometheus-node-exporter
 #   git                       -> /usr/bin/git
+#   curl, make                -> used by the demo that make test runs
 # When every program is found, apt is not touched and nothing is printed.
 # When one is missing and the user is not root (or there is no apt-get), the
 # script says which and goes on: the tests that need it skip, or fail when CI
@@ -39,13 +40,15 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Program -> Debian package, in a stable order.
-programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git)
+programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make)
 declare -A package_of=(
 	[prometheus]=prometheus
 	[promtool]=prometheus
 	[prometheus-alertmanager]=prometheus-alertmanager
 	[prometheus-node-exporter]=prometheus-node-exporter
 	[git]=git
+	[curl]=curl
+	[make]=make
 )
 # Debian service units of the packages, stopped and disabled after an install.
 declare -A unit_of=(
