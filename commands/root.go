@@ -124,8 +124,8 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 			syncCommand(d),
 			checkCommand(d),
 			renderCommand(d),
-			versionCommand(d),
 			statusCommand(d),
+			versionCommand(d),
 		},
 	}
 }
