@@ -239,7 +239,7 @@ subject = "[cfg]"
 		t.Fatal(err)
 	}
 	notifier := func(o *Options) {
-		o.Notifier = &Notifier{Email: cfg.Notify.Email, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+		o.NotifyTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 	}
 	_, err = e.run(cfg, notifier)
 	wantNoErr(t, err)
@@ -300,5 +300,55 @@ func TestRunHeartbeat(t *testing.T) {
 	wantNoErr(t, err)
 	if !strings.Contains(e.logs.String(), "heartbeat ping failed") {
 		t.Error("a failed ping is not logged")
+	}
+}
+
+// TestRunNotifyChannelsKeepTheirOwnBacklog: a change the webhook failed to deliver
+// is sent again to the webhook only; the mail that got through is not repeated.
+func TestRunNotifyChannelsKeepTheirOwnBacklog(t *testing.T) {
+	cert, pool := notifyTestCert(t)
+	be := &notifyTestBackend{}
+	port := notifyTestSMTP(t, be, &cert)
+	hook := &historyHook{}
+	srv := httptest.NewServer(hook)
+	t.Cleanup(srv.Close)
+	e := newRunEnv(t)
+	cfg := e.parse(e.config("") + fmt.Sprintf(`
+[health]
+startup_grace = "0s"
+[notify.webhook]
+url = %q
+[notify.email]
+host = "127.0.0.1"
+port = %d
+from = "butler@example.com"
+to = ["oncall@example.com"]
+`, srv.URL, port))
+	tlsOpt := func(o *Options) { o.NotifyTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"} }
+	_, err := e.run(cfg, tlsOpt)
+	wantNoErr(t, err)
+
+	hook.setFail(true)
+	e.remote.fail("/rules/a.yml", 503)
+	_, err = e.run(cfg, tlsOpt)
+	wantFailed(t, err)
+	if mails, _ := be.snapshot(); len(mails) != 1 {
+		t.Fatalf("%d mails after the change, want 1", len(mails))
+	}
+	if v := e.metric("butler_notify_failures_total", "channel", "webhook"); v != 1 {
+		t.Errorf("webhook failures = %v", v)
+	}
+	if _, ok := e.lookup("butler_notify_failures_total", "channel", "email"); ok {
+		t.Error("email failures counted though the mail went out")
+	}
+
+	hook.setFail(false)
+	_, err = e.run(cfg, tlsOpt) // same health: only the webhook's backlog goes out
+	wantFailed(t, err)
+	if msgs := hook.take(); len(msgs) != 1 || strings.Join(changesOf(msgs[0]), ",") != "prom OK->WARNING" {
+		t.Errorf("webhook backlog = %v", msgs)
+	}
+	if mails, _ := be.snapshot(); len(mails) != 1 {
+		t.Errorf("%d mails, want still 1: the mail channel had nothing pending", len(mails))
 	}
 }

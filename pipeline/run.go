@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -66,11 +67,10 @@ type Options struct {
 	// kept copy is used because the fetch failed or the new one was invalid.
 	ConfigFetched *bool
 
-	// Notifier and Pinger deliver health changes and the heartbeat; nil ones
-	// are built from the configuration's [notify] table.
-	Notifier interface {
-		Send(ctx context.Context, msg Message) map[string]error
-	}
+	// NotifyTLS is the TLS configuration of STARTTLS to the mail server; nil
+	// means the system's roots (tests give their own CA).
+	NotifyTLS *tls.Config
+	// Pinger delivers the heartbeat; nil builds it from [notify] ping_url.
 	Pinger interface {
 		Start(ctx context.Context) error
 		Finish(ctx context.Context, ok bool) error
@@ -247,46 +247,64 @@ func Run(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// notifyChanges judges every manager's health, and when some changed (now or in
-// a run whose message was not delivered) sends one message with the changes and
-// every current problem. Undelivered changes are kept for the next run; a
-// failure is logged and counted, and changes nothing else.
+// notifyChanges judges every manager's health, and when some changed sends one
+// message per channel with the changes and every current problem. A channel
+// that fails keeps its undelivered changes and gets them with its next message,
+// tried every run until delivered; a failure is logged and counted, and changes
+// nothing else.
 func notifyChanges(ctx context.Context, cfg *Config, st *State, opts Options, log *slog.Logger, now time.Time) {
 	changes := st.judgeHealth(cfg, now)
 	for _, c := range changes {
 		log.Info(fmt.Sprintf("health %s -> %s: %s", c.From, c.To, c.Reason), "manager", c.Manager, "phase", "health")
 	}
-	n := opts.Notifier
-	if n == nil && (cfg.Notify.Webhook != nil || cfg.Notify.Email != nil) {
-		n = &Notifier{Webhook: cfg.Notify.Webhook, Email: cfg.Notify.Email, HTTPClient: opts.HTTPClient}
+	channels := map[string]*Notifier{}
+	if cfg.Notify.Webhook != nil {
+		channels["webhook"] = &Notifier{Webhook: cfg.Notify.Webhook, HTTPClient: opts.HTTPClient}
 	}
-	if n == nil {
-		return
+	if cfg.Notify.Email != nil {
+		channels["email"] = &Notifier{Email: cfg.Notify.Email, TLSConfig: opts.NotifyTLS}
 	}
-	pending := append(st.Notify.Pending, changes...)
-	if len(pending) == 0 {
-		return
+	pending := map[string][]HealthChange{}
+	for name := range channels {
+		if p := append(st.Notify.Pending[name], changes...); len(p) > 0 {
+			pending[name] = p
+		}
 	}
-	msg := Message{Host: opts.Hostname, Time: now, Changes: pending, Problems: st.Problems(cfg)}
-	failed := n.Send(ctx, msg)
-	if st.Notify.Failures == nil {
-		st.Notify.Failures = map[string]int64{}
+	problems := st.Problems(cfg)
+	failed := make(map[string]error, len(pending))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, changes := range pending {
+		wg.Go(func() {
+			msg := Message{Host: opts.Hostname, Time: now, Changes: changes, Problems: problems}
+			if err := channels[name].Send(ctx, msg)[name]; err != nil {
+				mu.Lock()
+				failed[name] = err
+				mu.Unlock()
+			}
+		})
 	}
-	for channel, err := range failed {
-		st.Notify.Failures[channel]++
-		log.Warn("notification not delivered (kept for the next run): "+err.Error(), "phase", "notify", "channel", channel)
-	}
-	if len(failed) == 0 {
-		st.Notify.Pending = nil
-		return
-	}
-	// Keep what was not delivered, bounded so that a channel down for weeks
-	// does not grow the state without end.
+	wg.Wait()
+
+	// Keep what each channel did not deliver, bounded so that a channel down
+	// for weeks does not grow the state without end.
 	const keep = 200
-	if len(pending) > keep {
-		pending = pending[len(pending)-keep:]
+	st.Notify.Pending = nil
+	for name, err := range failed {
+		if st.Notify.Failures == nil {
+			st.Notify.Failures = map[string]int64{}
+		}
+		st.Notify.Failures[name]++
+		log.Warn("notification not delivered (kept for the next run): "+err.Error(), "phase", "notify", "channel", name)
+		p := pending[name]
+		if len(p) > keep {
+			p = p[len(p)-keep:]
+		}
+		if st.Notify.Pending == nil {
+			st.Notify.Pending = map[string][]HealthChange{}
+		}
+		st.Notify.Pending[name] = p
 	}
-	st.Notify.Pending = pending
 }
 
 // recordRun sets the run metrics of st.

@@ -56,8 +56,9 @@ type State struct {
 
 // NotifyState is what the notifications keep between runs.
 type NotifyState struct {
-	Pending  []HealthChange   `json:"pending,omitempty"`
-	Failures map[string]int64 `json:"failures,omitempty"` // by channel
+	// Pending holds, by channel, the changes that channel has not delivered.
+	Pending  map[string][]HealthChange `json:"pending,omitempty"`
+	Failures map[string]int64          `json:"failures,omitempty"` // by channel
 }
 
 // HealthChange is a manager's move from one health to another.
