@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -43,11 +44,6 @@ var errFetchTooLarge = errors.New("larger than max_file_size")
 
 // fetchForced matches go-getter's forced getter prefix ("s3::", "git::").
 var fetchForced = regexp.MustCompile(`^([A-Za-z0-9]+)::(.+)$`)
-
-// fetchKnownSchemes are the schemes butler can fetch from.
-var fetchKnownSchemes = map[string]bool{
-	"https": true, "http": true, "s3": true, "gcs": true, "file": true, "git": true,
-}
 
 // FetcherConfig is what the configuration gives the fetch phase.
 type FetcherConfig struct {
@@ -272,7 +268,7 @@ func fetchDetect(source, pwd string) (detected, scheme string, err error) {
 	if scheme == "" {
 		scheme = u.Scheme
 	}
-	if !fetchKnownSchemes[scheme] {
+	if !slices.Contains(knownSchemes, scheme) {
 		if scheme == "ssh" {
 			return "", "", fmt.Errorf("unsupported source scheme %q (for a git repository write git::ssh://...)", scheme)
 		}

@@ -142,6 +142,24 @@ source = "%s/hang.yml"
 	}
 }
 
+// TestRunTimeoutFlag: --timeout (Options.Timeout) overrides [butler] timeout.
+func TestRunTimeoutFlag(t *testing.T) {
+	e := newRunEnv(t)
+	e.remote.mu.Lock()
+	e.remote.hang["/rules/a.yml"] = true
+	e.remote.mu.Unlock()
+	cfg := e.parse(e.config("")) // [butler] timeout = "20s"
+	start := time.Now()
+	res, err := e.run(cfg, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+	wantFailed(t, err)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("run took %v: --timeout 300ms was not applied", d)
+	}
+	if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "rules/a.yml") {
+		t.Errorf("result = %+v", mr)
+	}
+}
+
 func TestRunMaxFileSize(t *testing.T) {
 	const limit = 64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -116,6 +116,14 @@ func TestRunSplay(t *testing.T) {
 	if asked != time.Hour || time.Since(start) < 20*time.Millisecond {
 		t.Errorf("splay: asked for %v, waited %v", asked, time.Since(start))
 	}
+	// [butler] splay applies when the flag is not given.
+	asked = 0
+	cfgSplay := e.parse(strings.Replace(e.config(""), `timeout = "20s"`, "timeout = \"20s\"\nsplay = \"90s\"", 1))
+	_, err = e.run(cfgSplay, func(o *Options) { o.Jitter = jitter })
+	wantNoErr(t, err)
+	if asked != 90*time.Second {
+		t.Errorf("[butler] splay: asked for %v, want 1m30s", asked)
+	}
 	// A cancelled context ends the wait at once, before the lock or any fetch.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
