@@ -35,6 +35,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/butler-sre/butler/textfile"
 )
 
 const (
@@ -884,15 +886,23 @@ func (b *e2eButler) checkTextfile(t *testing.T) {
 // metrics returns the textfile's series by their key (see e2eKey).
 func (b *e2eButler) metrics(t *testing.T) map[string]float64 {
 	t.Helper()
-	f, err := os.Open(b.textfile)
+	fams, err := textfile.ReadFile(b.textfile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	out := map[string]float64{}
-	for name, fam := range e2eParse(t, "textfile", f) {
-		for _, m := range fam.GetMetric() {
-			out[e2eKey(name, m)] = e2eMetricValue(m)
+	for _, fam := range fams {
+		for _, s := range fam.Series {
+			parts := make([]string, 0, len(s.Labels))
+			for k, v := range s.Labels {
+				parts = append(parts, fmt.Sprintf("%s=%q", k, v))
+			}
+			sort.Strings(parts)
+			key := fam.Name
+			if len(parts) > 0 {
+				key += "{" + strings.Join(parts, ",") + "}"
+			}
+			out[key] = s.Value
 		}
 	}
 	return out

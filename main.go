@@ -17,9 +17,14 @@ var (
 	revision = "unknown"
 )
 
+// signals are caught as early as user code can: before main, so that a
+// SIGTERM sent while butler starts never kills it mid-way.
+var signals = commands.CatchSignals()
+
 func main() {
 	quietChildren()
 	d := commands.SystemDeps(pipeline.BuildInfo{Version: version, Revision: revision, GoVersion: runtime.Version()})
+	d.Signals = signals
 	os.Exit(commands.Main(context.Background(), os.Args, d))
 }
 

@@ -28,14 +28,19 @@ type signalEnv struct {
 	reloadMS  atomic.Int64 // how long the reload takes; <0 never answers
 	reloads   atomic.Int32
 	version   atomic.Int32
+	// arrived gets "fetch" when a request for /slow.yml arrives and
+	// "reload" when a reload request does: a test signals butler at that
+	// moment, not after a guessed delay.
+	arrived chan string
 }
 
 func newSignalEnv(t *testing.T) *signalEnv {
-	e := &signalEnv{t: t, dir: t.TempDir()}
+	e := &signalEnv{t: t, dir: t.TempDir(), arrived: make(chan string, 16)}
 	e.version.Store(1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/slow.yml":
+			e.tell("fetch")
 			select {
 			case <-time.After(time.Duration(e.fetchWait.Load()) * time.Millisecond):
 			case <-r.Context().Done():
@@ -46,6 +51,7 @@ func newSignalEnv(t *testing.T) *signalEnv {
 			fmt.Fprintf(w, "fast: %d\n", e.version.Load())
 		case "/-/reload":
 			e.reloads.Add(1)
+			e.tell("reload")
 			d := e.reloadMS.Load()
 			if d < 0 {
 				<-r.Context().Done()
@@ -88,9 +94,21 @@ retries = 0
 	return e
 }
 
-// sync runs butler; signal, when set, is sent after delay. It returns the exit code and stderr.
-func (e *signalEnv) sync(sig syscall.Signal, delay time.Duration) (int, string) {
+// tell reports an arrival without ever blocking the server.
+func (e *signalEnv) tell(what string) {
+	select {
+	case e.arrived <- what:
+	default:
+	}
+}
+
+// sync runs butler; signal, when set, is sent as soon as the server reports
+// the event at ("fetch" or "reload"). It returns the exit code and stderr.
+func (e *signalEnv) sync(sig syscall.Signal, at string) (int, string) {
 	e.t.Helper()
+	for len(e.arrived) > 0 {
+		<-e.arrived // what earlier runs reported
+	}
 	cmd := exec.Command(butlerBin, "--config", e.config, "sync")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -98,7 +116,7 @@ func (e *signalEnv) sync(sig syscall.Signal, delay time.Duration) (int, string) 
 		e.t.Fatal(err)
 	}
 	if sig != 0 {
-		time.Sleep(delay)
+		e.waitFor(at, cmd, &stderr)
 		if err := cmd.Process.Signal(sig); err != nil {
 			e.t.Fatal(err)
 		}
@@ -112,6 +130,23 @@ func (e *signalEnv) sync(sig syscall.Signal, delay time.Duration) (int, string) 
 		e.t.Fatalf("butler did not end 30s after the signal; stderr:\n%s", stderr.String())
 	}
 	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// waitFor waits until the server reports the event what.
+func (e *signalEnv) waitFor(what string, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	e.t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case got := <-e.arrived:
+			if got == what {
+				return
+			}
+		case <-timeout:
+			cmd.Process.Kill()
+			e.t.Fatalf("no %s request within 30s; stderr:\n%s", what, stderr.String())
+		}
+	}
 }
 
 func (e *signalEnv) file(manager, name string) string {
@@ -154,7 +189,7 @@ func (e *signalEnv) assertClean() {
 	}
 	e.fetchWait.Store(0)
 	e.reloadMS.Store(0)
-	if code, stderr := e.sync(0, 0); code != 0 {
+	if code, stderr := e.sync(0, ""); code != 0 {
 		e.t.Errorf("next normal run exited %d (3 = lock still held):\n%s", code, stderr)
 	}
 }
@@ -163,7 +198,7 @@ func TestSignals(t *testing.T) {
 	t.Run("SIGTERM during fetch", func(t *testing.T) {
 		e := newSignalEnv(t)
 		e.fetchWait.Store(5000)
-		code, stderr := e.sync(syscall.SIGTERM, 500*time.Millisecond)
+		code, stderr := e.sync(syscall.SIGTERM, "fetch")
 		if code != 143 {
 			t.Fatalf("exit %d, want 143; stderr:\n%s", code, stderr)
 		}
@@ -182,7 +217,7 @@ func TestSignals(t *testing.T) {
 		e := newSignalEnv(t)
 		e.fetchWait.Store(0)
 		e.reloadMS.Store(2000)
-		code, stderr := e.sync(syscall.SIGINT, 800*time.Millisecond)
+		code, stderr := e.sync(syscall.SIGINT, "reload")
 		if code != 130 {
 			t.Fatalf("exit %d, want 130; stderr:\n%s", code, stderr)
 		}
@@ -199,13 +234,13 @@ func TestSignals(t *testing.T) {
 	})
 	t.Run("SIGTERM during a reload that never answers", func(t *testing.T) {
 		e := newSignalEnv(t)
-		if code, stderr := e.sync(0, 0); code != 0 {
+		if code, stderr := e.sync(0, ""); code != 0 {
 			t.Fatalf("first run: %d\n%s", code, stderr)
 		}
 		e.version.Store(2)
 		e.reloadMS.Store(-1)
 		start := time.Now()
-		code, stderr := e.sync(syscall.SIGTERM, 800*time.Millisecond)
+		code, stderr := e.sync(syscall.SIGTERM, "reload")
 		if code != 143 {
 			t.Fatalf("exit %d, want 143; stderr:\n%s", code, stderr)
 		}

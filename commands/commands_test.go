@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline"
+	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -138,7 +139,7 @@ func TestSyncLockedExits3(t *testing.T) {
 		t.Fatalf("first sync: %d %s", code, stderr)
 	}
 	before, _ := os.ReadFile(e.textfile)
-	sd, err := pipeline.OpenStateDir(e.stateDir)
+	sd, err := state.Open(e.stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,5 +257,71 @@ func TestConfigFromEnvironment(t *testing.T) {
 	}
 	if _, err := textfile.ReadFile(filepath.Join(e.dir, "from-env.prom")); err != nil {
 		t.Errorf("BUTLER_TEXTFILE not used: %v", err)
+	}
+}
+
+// TestStateDirOverlapsDestTouchesNothing: --state-dir (or BUTLER_STATE_DIR)
+// pointing into a manager's dest is a configuration error found before
+// anything is written: no lock, no state, no chmod, the dest's files intact.
+func TestStateDirOverlapsDestTouchesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  bool
+	}{{"flag", false}, {"environment", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCmdEnv(t)
+			if err := os.MkdirAll(e.dest, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			keep := filepath.Join(e.dest, "operator.yml")
+			if err := os.WriteFile(keep, []byte("mine: 1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"--state-dir", e.dest, "sync"}
+			if tc.env {
+				t.Setenv("BUTLER_STATE_DIR", e.dest)
+				args = []string{"sync"}
+			}
+			code, _, stderr := e.run(args...)
+			if code != ExitConfig || !strings.Contains(stderr, "overlaps the state directory") {
+				t.Fatalf("exit %d, want %d with the overlap named:\n%s", code, ExitConfig, stderr)
+			}
+			entries, _ := os.ReadDir(e.dest)
+			if len(entries) != 1 || entries[0].Name() != "operator.yml" {
+				t.Errorf("dest holds %v, want only operator.yml", entries)
+			}
+			if fi, err := os.Stat(e.dest); err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("dest mode changed: %v %v", fi.Mode(), err)
+			}
+		})
+	}
+}
+
+// TestTwoConfigurationsOneStateDir: a second configuration pointed at the
+// state directory of the first is refused with exit 2, naming both, and the
+// first one's state is kept whole.
+func TestTwoConfigurationsOneStateDir(t *testing.T) {
+	e := newCmdEnv(t)
+	if code, _, stderr := e.run("sync"); code != 0 {
+		t.Fatalf("first sync: %d\n%s", code, stderr)
+	}
+	before, err := os.ReadFile(filepath.Join(e.stateDir, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := os.ReadFile(e.config)
+	other := filepath.Join(e.dir, "other.toml")
+	otherDest := filepath.Join(e.dir, "etc", "other")
+	if err := os.WriteFile(other, []byte(strings.ReplaceAll(strings.Replace(string(text), e.dest, otherDest, 1), "managers.app", "managers.other")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.config = other
+	code, _, stderr := e.run("sync")
+	if code != ExitConfig || !strings.Contains(stderr, "keeps the state of") || !strings.Contains(stderr, "other.toml") {
+		t.Fatalf("exit %d, want %d naming both configurations:\n%s", code, ExitConfig, stderr)
+	}
+	after, _ := os.ReadFile(filepath.Join(e.stateDir, "state.json"))
+	if string(after) != string(before) {
+		t.Error("the first configuration's state was changed")
 	}
 }

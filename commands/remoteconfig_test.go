@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline"
+	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -125,7 +127,33 @@ source = "%s/app.yml"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Managers) != 1 || st.Managers[0].Health != pipeline.LevelWarning || !strings.Contains(st.Managers[0].Reason, "kept") {
+	if len(st.Managers) != 1 || st.Managers[0].Health != health.Warning || !strings.Contains(st.Managers[0].Reason, "kept") {
 		t.Errorf("status = %+v, want WARNING about the kept configuration", st.Managers)
+	}
+}
+
+// TestRemoteConfigLockedChangesNothing: a sync that finds the lock held exits
+// 3 and leaves the state directory as it was, the kept configuration too.
+func TestRemoteConfigLockedChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "[managers.app]\ndest = %q\n[[managers.app.files]]\nsource = \"http://%s/app.yml\"\n", filepath.Join(dir, "app"), r.Host)
+	}))
+	defer srv.Close()
+	sd, err := state.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	var stdout, stderr strings.Builder
+	d := &Deps{Stdout: &stdout, Stderr: &stderr, LookupEnv: func(string) (string, bool) { return "", false },
+		Now: time.Now, Build: pipeline.BuildInfo{Version: "test"}}
+	code := Main(t.Context(), []string{"butler", "--config", srv.URL + "/butler.toml", "--state-dir", stateDir, "--textfile", "", "sync"}, d)
+	if code != ExitLocked {
+		t.Fatalf("exit %d, want %d\n%s", code, ExitLocked, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "config.toml")); !os.IsNotExist(err) {
+		t.Errorf("config.toml written while the lock was held: %v", err)
 	}
 }

@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/butler-sre/butler/pipeline"
 	"github.com/urfave/cli/v3"
+
+	"github.com/butler-sre/butler/pipeline"
 )
 
 func renderCommand(d *Deps) *cli.Command {

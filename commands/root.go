@@ -11,8 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/butler-sre/butler/pipeline"
 	"github.com/urfave/cli/v3"
+
+	"github.com/butler-sre/butler/pipeline"
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/state"
 )
 
 // Deps is what the commands take from the outside world; tests build it by hand.
@@ -24,6 +27,9 @@ type Deps struct {
 	Hostname       string
 	HTTPClient     *http.Client // nil: the default clients of pipeline
 	Build          pipeline.BuildInfo
+	// Signals are caught from the start of the process; nil: sync catches
+	// them itself (tests).
+	Signals *Signals
 
 	logger *slog.Logger // set from --log-level and --log-format
 }
@@ -42,7 +48,7 @@ func SystemDeps(build pipeline.BuildInfo) *Deps {
 	}
 }
 
-// Exit codes of butler sync (SPEC section 2).
+// Exit codes of butler sync, as its --help and the README list them.
 const (
 	ExitOK     = 0
 	ExitFailed = 1
@@ -64,9 +70,9 @@ func ExitCode(err error) int {
 		return se.code
 	case errors.As(err, &sig):
 		return sig.exitCode()
-	case errors.Is(err, pipeline.ErrLocked):
+	case errors.Is(err, state.ErrLocked):
 		return ExitLocked
-	case errors.Is(err, pipeline.ErrConfig), errors.Is(err, errUsage):
+	case errors.Is(err, config.ErrInvalid), errors.Is(err, errUsage), errors.Is(err, state.ErrNewer), errors.Is(err, pipeline.ErrStateOwned):
 		return ExitConfig
 	default:
 		return ExitFailed
@@ -150,40 +156,51 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	}
 }
 
-// loadConfig reads the configuration named by --config, a path or a source URL,
-// and applies --state-dir and --textfile. For sync (fallback set), a remote
-// configuration that cannot be fetched or is invalid is replaced by the copy
-// kept from an earlier run; fetched tells which (nil for a local file).
-func loadConfig(ctx context.Context, cmd *cli.Command, d *Deps) (*pipeline.Config, error) {
-	cfg, _, err := loadConfigFallback(ctx, cmd, d, false)
-	return cfg, err
+// loaded is a configuration as the commands get it.
+type loaded struct {
+	cfg     *config.Config
+	fetched *bool  // nil for a local file; false when the kept copy is used
+	keep    []byte // a remote configuration to keep once the lock is held
 }
 
-func loadConfigFallback(ctx context.Context, cmd *cli.Command, d *Deps, fallback bool) (cfg *pipeline.Config, fetched *bool, err error) {
+// loadConfig reads the configuration named by --config, a path or a source URL,
+// and applies --state-dir and --textfile.
+func loadConfig(ctx context.Context, cmd *cli.Command, d *Deps) (*config.Config, error) {
+	l, err := loadConfigFallback(ctx, cmd, d, false)
+	return l.cfg, err
+}
+
+// loadConfigFallback is loadConfig for sync (fallback set): a remote
+// configuration that cannot be fetched or is invalid is replaced by the copy
+// kept from an earlier run.
+func loadConfigFallback(ctx context.Context, cmd *cli.Command, d *Deps, fallback bool) (l loaded, err error) {
 	loc := cmd.String("config")
-	if isURL(loc) && fallback {
+	switch {
+	case isURL(loc) && fallback:
 		var rc *pipeline.RemoteConfig
 		rc, err = pipeline.LoadRemoteConfig(ctx, loc, cmd.String("state-dir"), d.LookupEnv, d.HTTPClient)
 		if rc != nil {
-			cfg, fetched = rc.Config, &rc.Fetched
+			l = loaded{cfg: rc.Config, fetched: &rc.Fetched, keep: rc.Keep}
 			if rc.Problem != nil {
-				d.logger.Warn("running with the configuration kept from an earlier run: "+rc.Problem.Error(), "phase", "config")
+				d.logger.Warn("running with the configuration kept from an earlier run", "phase", "config", "error", rc.Problem)
 			}
 		}
-	} else if isURL(loc) {
-		cfg, _, err = pipeline.FetchConfig(ctx, loc, d.LookupEnv, d.HTTPClient)
-	} else {
-		cfg, err = pipeline.LoadConfigFile(loc, d.LookupEnv)
+	case isURL(loc):
+		l.cfg, _, err = pipeline.FetchConfig(ctx, loc, d.LookupEnv, d.HTTPClient)
+	default:
+		l.cfg, err = config.LoadFile(loc, d.LookupEnv)
 	}
-	if cfg != nil {
-		if v := cmd.String("state-dir"); v != "" {
-			cfg.Butler.StateDir = v
-		}
+	if l.cfg != nil {
+		var textfile *string
 		if cmd.IsSet("textfile") {
-			cfg.Butler.Textfile = cmd.String("textfile")
+			v := cmd.String("textfile")
+			textfile = &v
+		}
+		if oerr := l.cfg.Override(cmd.String("state-dir"), textfile); oerr != nil {
+			err = errors.Join(err, oerr)
 		}
 	}
-	return cfg, fetched, err
+	return l, err
 }
 
 func isURL(loc string) bool {

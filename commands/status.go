@@ -13,8 +13,11 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/butler-sre/butler/pipeline"
 	"github.com/urfave/cli/v3"
+
+	"github.com/butler-sre/butler/pipeline"
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/health"
 )
 
 // statusExit carries the exit code butler status decided: the worst health, or 3
@@ -136,12 +139,12 @@ func statusFail(d *Deps, mode statusMode, reason string) error {
 		data, _ := json.Marshal(struct {
 			Health string `json:"health"`
 			Error  string `json:"error"`
-		}{pipeline.LevelUnknown.String(), reason})
+		}{health.Unknown.String(), reason})
 		fmt.Fprintf(d.Stdout, "%s\n", data)
 	default:
 		fmt.Fprintf(d.Stderr, "butler: status: %s\n", reason)
 	}
-	return statusExit{int(pipeline.LevelUnknown)}
+	return statusExit{int(health.Unknown)}
 }
 
 // statusMatcher compiles --manager: a Go regular expression that must match the
@@ -166,17 +169,17 @@ func statusStateDir(cmd *cli.Command, d *Deps) (dir, note string) {
 	}
 	loc := cmd.String("config")
 	if isURL(loc) {
-		return pipeline.DefaultStateDir, fmt.Sprintf("status does not fetch a --config URL, so it read the default state directory %s, which does not exist: give --state-dir", pipeline.DefaultStateDir)
+		return config.DefaultStateDir, fmt.Sprintf("status does not fetch a --config URL, so it read the default state directory %s, which does not exist: give --state-dir", config.DefaultStateDir)
 	}
-	cfg, err := pipeline.LoadConfigFile(loc, d.LookupEnv)
+	cfg, err := config.LoadFile(loc, d.LookupEnv)
 	if cfg != nil {
 		// Only manager tables may be wrong: [butler] was read.
 		return cfg.Butler.StateDir, ""
 	}
 	if err != nil {
-		return pipeline.DefaultStateDir, fmt.Sprintf("configuration %s could not be read (see butler check), so status read the default state directory %s, which does not exist: give --state-dir", loc, pipeline.DefaultStateDir)
+		return config.DefaultStateDir, fmt.Sprintf("configuration %s could not be read (see butler check), so status read the default state directory %s, which does not exist: give --state-dir", loc, config.DefaultStateDir)
 	}
-	return pipeline.DefaultStateDir, ""
+	return config.DefaultStateDir, ""
 }
 
 func statusWrite(w io.Writer, mode statusMode, r statusReport) error {
@@ -232,7 +235,7 @@ func statusWriteTable(w io.Writer, r statusReport) error {
 	}
 	last := "last run " + statusAgo(r.Now, r.LastRun)
 	if r.ExpectedInterval > 0 {
-		last += fmt.Sprintf("; expected interval %s (the median of the recent runs)", statusDuration(r.ExpectedInterval))
+		last += fmt.Sprintf("; expected interval %s (the median of the recent runs)", health.ShortDuration(r.ExpectedInterval))
 	}
 	fmt.Fprintln(w, last)
 	if r.ConfigFetched != nil && !*r.ConfigFetched {
@@ -260,7 +263,7 @@ func statusWriteEvents(w io.Writer, r statusReport) error {
 			if len(e.Files) > 0 {
 				msg += " [" + statusCell(strings.Join(e.Files, ", ")) + "]"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", statusStamp(e.Time), statusCell(m.Name), statusCell(e.Kind), msg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", health.Stamp(e.Time), statusCell(m.Name), statusCell(e.Kind), msg)
 			n++
 		}
 	}
@@ -354,23 +357,23 @@ func statusJSONTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := statusStamp(t)
+	s := health.Stamp(t)
 	return &s
 }
 
 // statusNagios is the one line of a Nagios plugin:
 // "BUTLER LEVEL - summary | perfdata".
 func statusNagios(r statusReport) string {
-	counts := map[pipeline.Level]int{}
+	counts := map[health.Level]int{}
 	for _, m := range r.Managers {
 		counts[m.Health]++
 	}
 	perf := []string{
 		fmt.Sprintf("managers=%d", len(r.Managers)),
-		fmt.Sprintf("ok=%d", counts[pipeline.LevelOK]),
-		fmt.Sprintf("warning=%d", counts[pipeline.LevelWarning]),
-		fmt.Sprintf("critical=%d", counts[pipeline.LevelCritical]),
-		fmt.Sprintf("unknown=%d", counts[pipeline.LevelUnknown]),
+		fmt.Sprintf("ok=%d", counts[health.OK]),
+		fmt.Sprintf("warning=%d", counts[health.Warning]),
+		fmt.Sprintf("critical=%d", counts[health.Critical]),
+		fmt.Sprintf("unknown=%d", counts[health.Unknown]),
 	}
 	if !r.LastRun.IsZero() {
 		perf = append(perf, fmt.Sprintf("last_run_age=%ds", statusSeconds(r.Now.Sub(r.LastRun))))
@@ -394,7 +397,7 @@ func statusSummary(r statusReport) string {
 	}
 	var parts []string
 	listed := 0
-	for _, level := range []pipeline.Level{pipeline.LevelCritical, pipeline.LevelWarning, pipeline.LevelUnknown} {
+	for _, level := range []health.Level{health.Critical, health.Warning, health.Unknown} {
 		var names []string
 		n := 0
 		for _, m := range r.Managers {
@@ -441,7 +444,7 @@ func statusSummary(r statusReport) string {
 func statusCountNotOK(r statusReport) int {
 	n := 0
 	for _, m := range r.Managers {
-		if m.Health != pipeline.LevelOK {
+		if m.Health != health.OK {
 			n++
 		}
 	}
@@ -473,10 +476,6 @@ func statusClip(s string, max int) string {
 	return strings.TrimRight(string(r[:max-3]), " ") + "..."
 }
 
-func statusStamp(t time.Time) string {
-	return t.UTC().Format(time.RFC3339)
-}
-
 func statusSeconds(d time.Duration) int64 {
 	return int64(d.Round(time.Second) / time.Second)
 }
@@ -488,28 +487,7 @@ func statusAgo(now, t time.Time) string {
 		return "never"
 	}
 	if d := now.Sub(t); d < 0 {
-		return "in " + statusDuration(-d)
+		return "in " + health.ShortDuration(-d)
 	}
-	return statusDuration(now.Sub(t)) + " ago"
-}
-
-// statusDuration is a short human duration: "45s", "12m", "3h10m", "2d4h".
-func statusDuration(d time.Duration) string {
-	s := statusSeconds(d)
-	switch {
-	case s < 60:
-		return fmt.Sprintf("%ds", s)
-	case s < 3600:
-		return fmt.Sprintf("%dm", s/60)
-	case s < 48*3600:
-		if m := s / 60 % 60; m != 0 {
-			return fmt.Sprintf("%dh%dm", s/3600, m)
-		}
-		return fmt.Sprintf("%dh", s/3600)
-	default:
-		if h := s / 3600 % 24; h != 0 {
-			return fmt.Sprintf("%dd%dh", s/86400, h)
-		}
-		return fmt.Sprintf("%dd", s/86400)
-	}
+	return health.ShortDuration(now.Sub(t)) + " ago"
 }

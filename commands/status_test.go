@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,9 +15,11 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline"
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/golden"
+	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/state"
 )
-
-var statusUpdate = flag.Bool("update-status", false, "rewrite the golden files of the status tests")
 
 var statusNow = time.Date(2025, 11, 22, 3, 0, 0, 0, time.UTC)
 
@@ -28,29 +29,29 @@ func statusAt(d time.Duration) time.Time { return statusNow.Add(-d) }
 func statusManagers() []pipeline.ManagerStatus {
 	return []pipeline.ManagerStatus{
 		{
-			Name: "alertmanager", Health: pipeline.LevelOK, Reason: "in step", Since: statusAt(3 * time.Hour),
+			Name: "alertmanager", Health: health.OK, Reason: "in step", Since: statusAt(3 * time.Hour),
 			LastFetch: statusAt(time.Minute), LastChange: statusAt(50 * time.Hour), LastReload: statusAt(50 * time.Hour),
 			Reloaded: true, ReloadStatus: 200, LKG: statusAt(50 * time.Hour),
 		},
 		{
-			Name: "app", Health: pipeline.LevelWarning,
+			Name: "app", Health: health.Warning,
 			Reason: "fetches failing since 2025-11-22T02:40:00Z: fetch app.yml: bad response code: 503 | upstream\ndown",
 			Since:  statusAt(20 * time.Minute), LastFetch: statusAt(25 * time.Minute), LastChange: statusAt(26 * time.Hour),
 			LastReload: statusAt(26 * time.Hour), Reloaded: true, ReloadStatus: 200, LKG: statusAt(26 * time.Hour),
-			Events: []pipeline.Event{
+			Events: []state.Event{
 				{Time: statusAt(20 * time.Minute), Kind: "fetch-failing", Message: "fetch app.yml: bad response code: 503", Files: []string{"app.yml"}},
 				{Time: statusAt(26 * time.Hour), Kind: "applied", Message: "2 files changed", Files: []string{"app.yml", "rules/app.yml"}},
 			},
 		},
 		{
-			Name: "nginx", Health: pipeline.LevelUnknown, Reason: "no run of this manager recorded yet",
+			Name: "nginx", Health: health.Unknown, Reason: "no run of this manager recorded yet",
 		},
 		{
-			Name: "prometheus", Health: pipeline.LevelCritical,
+			Name: "prometheus", Health: health.Critical,
 			Reason:    "desired config refused by reload (status 500); last-known-good in place",
 			LastFetch: statusAt(time.Minute), LastChange: statusAt(24 * time.Hour),
 			LastReload: statusAt(10 * time.Minute), Reloaded: true, ReloadStatus: 500, LKG: statusAt(24 * time.Hour),
-			Events: []pipeline.Event{
+			Events: []state.Event{
 				{Time: statusAt(10 * time.Minute), Kind: "lkg-restore", Message: "last-known-good put back"},
 				{Time: statusAt(10 * time.Minute), Kind: "reload", Message: "reload refused with status 500:\n\terror loading config"},
 				{Time: statusAt(10 * time.Minute), Kind: "health", Message: "OK -> CRITICAL"},
@@ -60,7 +61,7 @@ func statusManagers() []pipeline.ManagerStatus {
 }
 
 // statusFixture is a status read at statusNow with the managers of the given levels.
-func statusFixture(levels ...pipeline.Level) *pipeline.Status {
+func statusFixture(levels ...health.Level) *pipeline.Status {
 	s := &pipeline.Status{Now: statusNow, StateDir: "/var/lib/butler", LastRun: statusAt(42 * time.Second)}
 	for _, m := range statusManagers() {
 		for _, l := range levels {
@@ -73,11 +74,11 @@ func statusFixture(levels ...pipeline.Level) *pipeline.Status {
 }
 
 func TestStatusGolden(t *testing.T) {
-	all := []pipeline.Level{pipeline.LevelOK, pipeline.LevelWarning, pipeline.LevelCritical, pipeline.LevelUnknown}
+	all := []health.Level{health.OK, health.Warning, health.Critical, health.Unknown}
 	mixed := statusFixture(all...)
 	mixed.ExpectedInterval = 5 * time.Minute
 	mixed.ConfigFetched = new(bool)
-	running := statusFixture(pipeline.LevelOK, pipeline.LevelWarning)
+	running := statusFixture(health.OK, health.Warning)
 	running.Running = true
 	many := statusFixture()
 	for i := range 7 {
@@ -99,14 +100,14 @@ func TestStatusGolden(t *testing.T) {
 		{"table-missing.txt", statusModeTable, statusReport{Status: &pipeline.Status{Now: statusNow, StateDir: "/srv/butler"}, Missing: true}},
 		{"table-no-match.txt", statusModeTable, statusReport{Status: noMatch, Filter: "web.*"}},
 		{"events.txt", statusModeTable, statusReport{Status: mixed, Events: true}},
-		{"events-none.txt", statusModeTable, statusReport{Status: statusFixture(pipeline.LevelOK), Events: true}},
+		{"events-none.txt", statusModeTable, statusReport{Status: statusFixture(health.OK), Events: true}},
 		{"json.json", statusModeJSON, statusReport{Status: mixed}},
-		{"json-events.json", statusModeJSON, statusReport{Status: statusFixture(pipeline.LevelOK, pipeline.LevelCritical), Events: true}},
+		{"json-events.json", statusModeJSON, statusReport{Status: statusFixture(health.OK, health.Critical), Events: true}},
 		{"json-empty.json", statusModeJSON, statusReport{Status: &pipeline.Status{Now: statusNow, StateDir: "/var/lib/butler"}}},
-		{"nagios-ok.txt", statusModeNagios, statusReport{Status: statusFixture(pipeline.LevelOK)}},
-		{"nagios-warning.txt", statusModeNagios, statusReport{Status: statusFixture(pipeline.LevelOK, pipeline.LevelWarning)}},
+		{"nagios-ok.txt", statusModeNagios, statusReport{Status: statusFixture(health.OK)}},
+		{"nagios-warning.txt", statusModeNagios, statusReport{Status: statusFixture(health.OK, health.Warning)}},
 		{"nagios-critical.txt", statusModeNagios, statusReport{Status: mixed}},
-		{"nagios-unknown.txt", statusModeNagios, statusReport{Status: statusFixture(pipeline.LevelOK, pipeline.LevelUnknown)}},
+		{"nagios-unknown.txt", statusModeNagios, statusReport{Status: statusFixture(health.OK, health.Unknown)}},
 		{"nagios-empty.txt", statusModeNagios, statusReport{Status: &pipeline.Status{Now: statusNow, StateDir: "/var/lib/butler"}}},
 		{"nagios-many.txt", statusModeNagios, statusReport{Status: many}},
 	}
@@ -129,27 +130,12 @@ func TestStatusGolden(t *testing.T) {
 
 func statusGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("..", "testdata", "status", name)
-	if *statusUpdate {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update-status to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s--- want\n%s", name, got, want)
-	}
+	golden.Assert(t, filepath.Join("..", "testdata", "status", name), got)
 }
 
 // statusCheckNagiosLine checks the plugin format: one line, "BUTLER LEVEL - ",
 // then " | " and well-formed perfdata (absent only when status itself failed).
-func statusCheckNagiosLine(t *testing.T, out string, level pipeline.Level, perfdata bool) {
+func statusCheckNagiosLine(t *testing.T, out string, level health.Level, perfdata bool) {
 	t.Helper()
 	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 		t.Errorf("not exactly one line: %q", out)
@@ -219,8 +205,8 @@ func TestStatusExitCodeMapping(t *testing.T) {
 
 // statusState builds a state whose managers evaluate, at statusNow, to the given
 // levels: "ok", "warning", "critical", "unknown".
-func statusState(levels ...string) *pipeline.State {
-	st := pipeline.NewState()
+func statusState(levels ...string) *state.State {
+	st := state.New()
 	st.FirstRun = statusAt(24 * time.Hour)
 	for i := 5; i >= 1; i-- {
 		st.RunStarts = append(st.RunStarts, statusAt(time.Duration(i)*time.Minute))
@@ -231,7 +217,7 @@ func statusState(levels ...string) *pipeline.State {
 		ms.InStep = true
 		ms.File(l + ".yml").RemoteTime = statusAt(time.Minute)
 		ms.Reloaded, ms.ReloadStatus, ms.ReloadTime = true, 200, statusAt(time.Hour)
-		ms.Events = []pipeline.Event{{Time: statusAt(time.Hour), Kind: "applied", Message: "1 file changed", Files: []string{l + ".yml"}}}
+		ms.Events = []state.Event{{Time: statusAt(time.Hour), Kind: "applied", Message: "1 file changed", Files: []string{l + ".yml"}}}
 		switch l {
 		case "warning":
 			ms.InStep = false
@@ -249,14 +235,14 @@ func statusState(levels ...string) *pipeline.State {
 	return st
 }
 
-func statusSaveState(t *testing.T, dir string, st *pipeline.State) {
+func statusSaveState(t *testing.T, dir string, st *state.State) {
 	t.Helper()
-	sd, err := pipeline.OpenStateDir(dir)
+	sd, err := state.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sd.Close()
-	if err := sd.SaveState(st); err != nil {
+	if err := sd.Save(st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -279,7 +265,7 @@ func statusRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestStatusMain(t *testing.T) {
 	tests := []struct {
 		name       string
-		state      *pipeline.State // nil: no state file
+		state      *state.State // nil: no state file
 		corrupt    bool
 		args       []string
 		code       int
@@ -345,7 +331,7 @@ func TestStatusMain(t *testing.T) {
 				t.Errorf("stderr does not contain %q: %s", tt.stderr, stderr)
 			}
 			if strings.Contains(tt.name, "nagios") && !strings.Contains(tt.name, " and ") {
-				statusCheckNagiosLine(t, stdout, pipeline.Level(code), !tt.corrupt && !strings.Contains(tt.name, "regex"))
+				statusCheckNagiosLine(t, stdout, health.Level(code), !tt.corrupt && !strings.Contains(tt.name, "regex"))
 			}
 			// status changes nothing, not even a corrupt state file.
 			after, _ := os.ReadFile(statePath)
@@ -454,14 +440,14 @@ func TestStatusStateDirSources(t *testing.T) {
 		if !strings.HasPrefix(stdout, "BUTLER ") {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
-		if _, err := os.Stat(pipeline.DefaultStateDir); os.IsNotExist(err) && !strings.Contains(stderr, "--state-dir") {
+		if _, err := os.Stat(config.DefaultStateDir); os.IsNotExist(err) && !strings.Contains(stderr, "--state-dir") {
 			t.Errorf("no hint to give --state-dir: %q", stderr)
 		}
 	})
 	t.Run("works while a sync holds the lock", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "state")
 		statusSaveState(t, dir, statusState("ok"))
-		sd, err := pipeline.OpenStateDir(dir)
+		sd, err := state.Open(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

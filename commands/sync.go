@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/butler-sre/butler/pipeline"
 	"github.com/urfave/cli/v3"
+
+	"github.com/butler-sre/butler/pipeline"
+	"github.com/butler-sre/butler/pipeline/config"
 )
 
 func syncCommand(d *Deps) *cli.Command {
@@ -43,9 +45,10 @@ EXIT STATUS
 					return fmt.Errorf("%w: --%s %s: must not be negative", errUsage, f, cmd.Duration(f))
 				}
 			}
-			ctx, stop := withSignals(ctx)
+			ctx, stop := withSignals(ctx, d.Signals)
 			defer stop()
-			cfg, fetched, err := loadConfigFallback(ctx, cmd, d, true)
+			l, err := loadConfigFallback(ctx, cmd, d, true)
+			cfg := l.cfg
 			if err != nil {
 				recordConfigError(cmd, cfg, d)
 				return err
@@ -63,10 +66,11 @@ EXIT STATUS
 				Hostname:      d.Hostname,
 				Build:         d.Build,
 				HTTPClient:    d.HTTPClient,
-				ConfigFetched: fetched,
+				ConfigFetched: l.fetched,
+				KeepConfig:    l.keep,
 			}
 			res, err := pipeline.Run(ctx, cfg, opts)
-			if errors.Is(err, pipeline.ErrConfig) && !opts.DryRun {
+			if errors.Is(err, config.ErrInvalid) && !opts.DryRun {
 				recordConfigError(cmd, cfg, d)
 			}
 			if res != nil {
@@ -79,12 +83,15 @@ EXIT STATUS
 
 // recordConfigError writes the metrics of a run stopped by a configuration error,
 // when the textfile path is known.
-func recordConfigError(cmd *cli.Command, cfg *pipeline.Config, d *Deps) {
+func recordConfigError(cmd *cli.Command, cfg *config.Config, d *Deps) {
 	if cmd.Bool("dry-run") {
 		return
 	}
-	b := pipeline.Butler{StateDir: pipeline.DefaultStateDir, Textfile: pipeline.DefaultTextfile}
+	b := config.Butler{StateDir: config.DefaultStateDir, Textfile: config.DefaultTextfile}
 	if cfg != nil {
+		if !cfg.StateDirSafe() {
+			return // the state directory is a manager's dest: touch nothing
+		}
 		b = cfg.Butler
 	}
 	if v := cmd.String("state-dir"); v != "" {

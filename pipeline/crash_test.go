@@ -10,6 +10,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/lkg"
+	"github.com/butler-sre/butler/pipeline/state"
 )
 
 // crashTouch creates the file rel under dir, with its parents.
@@ -31,75 +35,6 @@ func crashExists(t *testing.T, p string) bool {
 		t.Fatal(err)
 	}
 	return err == nil
-}
-
-func TestRemoveStaleTemps(t *testing.T) {
-	long := strings.Repeat("l", 120) + ".yml"
-	files := []FileContent{{Path: "a.yml"}, {Path: "rules/b.yml"}, {Path: long}, {Path: "missing/c.yml"}}
-	tests := []struct {
-		name    string
-		entry   string // relative to dest
-		dir     bool   // make a directory there rather than a file
-		removed bool
-	}{
-		{name: "temporary of a file", entry: ".a.yml.tmp123456", removed: true},
-		{name: "temporary in a subdirectory", entry: "rules/.b.yml.tmp9", removed: true},
-		{name: "temporary of a long name", entry: "." + long[:99] + ".tmp42", removed: true},
-		{name: "no digits", entry: ".a.yml.tmp"},
-		{name: "not only digits", entry: ".a.yml.tmp12x"},
-		{name: "another file's temporary", entry: ".c.yml.tmp1"},
-		{name: "temporary of the file in another directory", entry: "rules/.a.yml.tmp5"},
-		{name: "unrelated dotfile", entry: ".a.yml.swp"},
-		{name: "the target itself", entry: "a.yml"},
-		{name: "a directory named like a temporary", entry: ".a.yml.tmp7", dir: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dest := t.TempDir()
-			if tc.dir {
-				if err := os.MkdirAll(filepath.Join(dest, tc.entry), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				crashTouch(t, dest, tc.entry)
-			}
-			crashTouch(t, dest, "a.yml")
-			if err := RemoveStaleTemps(dest, files); err != nil {
-				t.Fatal(err)
-			}
-			if got := crashExists(t, filepath.Join(dest, tc.entry)); got == tc.removed {
-				t.Errorf("%s exists = %v, want %v", tc.entry, got, !tc.removed)
-			}
-			if !crashExists(t, filepath.Join(dest, "a.yml")) {
-				t.Error("the target a.yml was removed")
-			}
-		})
-	}
-}
-
-// TestRemoveStaleTempsMatchesWriteFileAtomic removes the temporary files that
-// WriteFileAtomic really makes, as a killed run leaves them.
-func TestRemoveStaleTempsMatchesWriteFileAtomic(t *testing.T) {
-	for _, rel := range []string{"a.yml", "sub/b.yml", strings.Repeat("x", 200)} {
-		t.Run(rel[:min(len(rel), 12)], func(t *testing.T) {
-			dest := t.TempDir()
-			full := filepath.Join(dest, rel)
-			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.CreateTemp(filepath.Dir(full), crashTempPrefix(filepath.Base(full)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-			if err := RemoveStaleTemps(dest, []FileContent{{Path: rel}}); err != nil {
-				t.Fatal(err)
-			}
-			if crashExists(t, f.Name()) {
-				t.Errorf("%s was not removed", filepath.Base(f.Name()))
-			}
-		})
-	}
 }
 
 // TestRunRemovesStaleTemps checks that a run clears what a killed run left
@@ -169,13 +104,11 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 			}
 			// What the killed run left: its mark, and every file written.
 			if tc.mark {
-				if err := (&StateDir{Path: e.stateDir}).MarkWriting("prom"); err != nil {
-					t.Fatal(err)
-				}
+				markWriting(t, e.stateDir, "prom")
 			}
 			e.remote.set("/rules/a.yml", tc.rules)
 			for rel, body := range map[string]string{"prometheus.yml": rendered, "rules/a.yml": tc.rules} {
-				if err := WriteFileAtomic(filepath.Join(e.dest, rel), []byte(body), 0o644); err != nil {
+				if err := atomicfile.WritePath(filepath.Join(e.dest, rel), []byte(body), 0o644, 0o755); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -195,7 +128,7 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 				if got := res.Managers[0].Outcome; got != "applied" {
 					t.Errorf("outcome = %q, want applied", got)
 				}
-				lkg, ok, err := LoadLKG(filepath.Join(e.stateDir, "lkg", "prom"))
+				lkg, ok, err := lkg.Load(filepath.Join(e.stateDir, "lkg", "prom"))
 				if err != nil || !ok {
 					t.Fatalf("no last-known-good copy: %v", err)
 				}
@@ -205,7 +138,7 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 					}
 				}
 			}
-			if (&StateDir{Path: e.stateDir}).Writing("prom") {
+			if isMarked(t, e.stateDir, "prom") {
 				t.Error("the mark is still there after a complete run")
 			}
 
@@ -226,11 +159,10 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 // and gone once the run has saved its state.
 func TestRunMarksWritingUntilStateSaved(t *testing.T) {
 	e := newRunEnv(t)
-	sd := &StateDir{Path: e.stateDir}
 	var calls, marked atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		calls.Add(1)
-		if sd.Writing("prom") {
+		if isMarked(t, e.stateDir, "prom") {
 			marked.Add(1)
 		}
 	}))
@@ -241,23 +173,27 @@ func TestRunMarksWritingUntilStateSaved(t *testing.T) {
 	if calls.Load() != 1 || marked.Load() != 1 {
 		t.Errorf("reloads = %d, with the mark present = %d; want 1 and 1", calls.Load(), marked.Load())
 	}
-	if sd.Writing("prom") {
+	if isMarked(t, e.stateDir, "prom") {
 		t.Error("mark left after the state was saved")
 	}
 }
 
-func TestSaveStateRemovesStaleTemps(t *testing.T) {
-	dir := t.TempDir()
-	stale, kept := ".state.json.tmp4242", ".state.json.tmp-keep"
-	crashTouch(t, dir, stale)
-	crashTouch(t, dir, kept)
-	if err := (&StateDir{Path: dir}).SaveState(NewState()); err != nil {
+// markWriting leaves the mark a run killed while writing leaves.
+func markWriting(t *testing.T, stateDir, manager string) {
+	t.Helper()
+	sd, err := state.Open(stateDir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if crashExists(t, filepath.Join(dir, stale)) {
-		t.Errorf("%s is still there", stale)
+	defer sd.Close()
+	if err := sd.MarkWriting(manager); err != nil {
+		t.Fatal(err)
 	}
-	if !crashExists(t, filepath.Join(dir, kept)) {
-		t.Errorf("%s was removed", kept)
-	}
+}
+
+// isMarked reports whether the writing mark of manager is on disk, read
+// without the lock, as from outside a run.
+func isMarked(t *testing.T, stateDir, manager string) bool {
+	t.Helper()
+	return crashExists(t, filepath.Join(stateDir, "writing", manager))
 }

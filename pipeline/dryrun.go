@@ -1,28 +1,35 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	udiff "github.com/aymanbagabas/go-udiff"
+
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/redact"
+	"github.com/butler-sre/butler/pipeline/state"
+	"github.com/butler-sre/butler/pipeline/write"
 )
 
 // dryRun fetches, renders and validates the selected managers and prints a unified
 // diff of every file that would change. It writes nothing: not the managers'
 // files, not the state, not the textfile, and reloads nothing.
-func dryRun(ctx context.Context, cfg *Config, selected []*Manager, opts Options, log *slog.Logger, scrub *Scrubber) (*Result, error) {
+func dryRun(ctx context.Context, cfg *config.Config, selected []*config.Manager, opts Options, log *slog.Logger, scrub *redact.Scrubber) (*Result, error) {
 	tmp, err := os.MkdirTemp("", "butler-dry-run-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	// The state is thrown away: a dry run leaves it alone.
-	shared := newRunShared(cfg, opts, log, scrub, NewState(), nil, tmp)
+	r := newRun(cfg, opts, log, scrub, state.New(), tmp)
 	start := opts.Now()
 	res := &Result{Start: start}
-	res.Managers = shared.each(selected, func(r *managerRun) ManagerResult { return r.diff(ctx) })
+	res.Managers = r.each(selected, func(m *managerRun) ManagerResult { return m.diff(ctx) })
 	res.Duration = opts.Now().Sub(start)
 
 	failed := false
@@ -42,57 +49,77 @@ func dryRun(ctx context.Context, cfg *Config, selected []*Manager, opts Options,
 
 // diff runs the phases up to the check and computes the diff against the disk.
 func (r *managerRun) diff(ctx context.Context) ManagerResult {
-	files, changed, phase, err := r.prepare(ctx)
-	if err != nil {
-		return r.fail(phase, err, nil)
+	p, perr := r.prepare(ctx)
+	if perr != nil {
+		return r.fail(perr.phase, perr.err, nil, perr.logged)
 	}
-	if len(changed) == 0 {
+	defer p.dest.Close()
+	if len(p.changed) == 0 {
 		return r.ok("unchanged", nil)
 	}
 	var out []byte
-	for _, f := range selectFiles(files, changed) {
-		p, err := SafeJoin(r.m.Dest, f.Path)
+	for _, f := range write.Select(p.files, p.changed) {
+		old, exists, err := p.dest.Read(f.Path)
 		if err != nil {
-			return r.fail(PhaseWrite, err, changed)
-		}
-		old, err := os.ReadFile(p)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return r.fail(PhaseWrite, fmt.Errorf("%s: %w", f.Path, err), changed)
+			return r.fail(PhaseWrite, fmt.Errorf("%s: %w", f.Path, err), p.changed, false)
 		}
 		name := filepath.Join(r.m.Dest, f.Path)
-		d := UnifiedDiff(name, name+" (rendered)", old, f.Data)
-		if d == "" {
-			// Only the mode differs.
-			d = fmt.Sprintf("--- %s\n+++ %s\n# mode becomes %04o\n", name, name, f.Mode.Perm())
-		}
-		out = append(out, d...)
+		out = append(out, unifiedDiff(name, exists, old, f)...)
 	}
-	res := r.ok("diff", changed)
+	res := r.ok("diff", p.changed)
 	res.diff = string(out)
 	return res
+}
+
+// unifiedDiff is the diff that turns old (when exists) into f, in the form
+// `diff -u` and `patch` know; a file that does not exist yet is diffed from
+// /dev/null.
+func unifiedDiff(name string, exists bool, old []byte, f write.File) string {
+	from := name
+	if !exists {
+		from = "/dev/null"
+	}
+	to := name + " (rendered)"
+	switch {
+	case bytes.IndexByte(old, 0) >= 0 || bytes.IndexByte(f.Data, 0) >= 0:
+		if exists && bytes.Equal(old, f.Data) {
+			return modeDiff(name, f)
+		}
+		return "Binary files " + from + " and " + to + " differ\n"
+	case exists && bytes.Equal(old, f.Data):
+		return modeDiff(name, f)
+	case !exists && len(f.Data) == 0:
+		return fmt.Sprintf("--- %s\n+++ %s\n# new empty file\n", from, to)
+	}
+	return udiff.Unified(from, to, string(old), string(f.Data))
+}
+
+// modeDiff says that only the mode differs.
+func modeDiff(name string, f write.File) string {
+	return fmt.Sprintf("--- %s\n+++ %s\n# mode becomes %04o\n", name, name, f.Mode.Perm())
 }
 
 // RenderManager fetches and renders the files of one manager (only the file at
 // path when path is not empty) and returns them as sync would write them. It
 // changes nothing.
-func RenderManager(ctx context.Context, cfg *Config, manager, path string, opts Options) ([]FileContent, error) {
+func RenderManager(ctx context.Context, cfg *config.Config, manager, path string, opts Options) ([]write.File, error) {
 	opts.defaults()
 	m := cfg.Manager(manager)
 	if m == nil {
-		return nil, fmt.Errorf("%w: --manager %s: no such manager in %s", ErrConfig, manager, cfg.Source)
+		return nil, fmt.Errorf("%w: --manager %s: no such manager in %s", config.ErrInvalid, manager, cfg.Source)
 	}
 	if path != "" {
-		var only *File
+		var only *config.File
 		for _, f := range m.Files {
 			if f.Path == path {
 				only = f
 			}
 		}
 		if only == nil {
-			return nil, fmt.Errorf("%w: manager %s has no file %q", ErrConfig, manager, path)
+			return nil, fmt.Errorf("%w: manager %s has no file %q", config.ErrInvalid, manager, path)
 		}
 		cp := *m
-		cp.Files = []*File{only}
+		cp.Files = []*config.File{only}
 		m = &cp
 	}
 	tmp, err := os.MkdirTemp("", "butler-render-")
@@ -103,20 +130,15 @@ func RenderManager(ctx context.Context, cfg *Config, manager, path string, opts 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Butler.Timeout)
 	defer cancel()
 	scrub := configScrubber(cfg)
-	log := slog.New(newScrubHandler(opts.Logger.Handler(), scrub))
-	r := newRunShared(cfg, opts, log, scrub, NewState(), nil, tmp).manager(m)
+	log := slog.New(redact.NewHandler(opts.Logger.Handler(), scrub))
+	r := newRun(cfg, opts, log, scrub, state.New(), tmp).manager(m)
 	raw, err := r.fetchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("manager %s: %s: %w", m.Name, PhaseFetch, scrubError(scrub, err))
+		return nil, fmt.Errorf("manager %s: %s: %s", m.Name, PhaseFetch, scrub.Scrub(err.Error()))
 	}
 	files, err := r.renderAll(raw)
 	if err != nil {
-		return nil, fmt.Errorf("manager %s: %s: %w", m.Name, PhaseRender, scrubError(scrub, err))
+		return nil, fmt.Errorf("manager %s: %s: %s", m.Name, PhaseRender, scrub.Scrub(err.Error()))
 	}
 	return files, nil
-}
-
-// scrubError returns err with every known secret removed from its text.
-func scrubError(s *Scrubber, err error) error {
-	return errors.New(s.Scrub(err.Error()))
 }

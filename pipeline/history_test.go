@@ -12,6 +12,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/internal/smtptest"
+	"github.com/butler-sre/butler/pipeline/state"
 )
 
 // historyHook is a webhook endpoint that records the messages and can fail.
@@ -153,14 +158,14 @@ func TestRunHistory(t *testing.T) {
 	if len(events) != 5 {
 		t.Fatalf("%d events kept, want the newest 5: %+v", len(events), events)
 	}
-	if events[0].Kind != EventFetchFailing || !strings.Contains(events[0].Message, "503") {
+	if events[0].Kind != state.EventFetchFailing || !strings.Contains(events[0].Message, "503") {
 		t.Errorf("newest event = %+v, want fetch-failing", events[0])
 	}
 	kinds := map[string]bool{}
 	for _, ev := range events {
 		kinds[ev.Kind] = true
 	}
-	if !kinds[EventApplied] || !kinds[EventReload] {
+	if !kinds[state.EventApplied] || !kinds[state.EventReload] {
 		t.Errorf("kinds = %v", kinds)
 	}
 	for i := 1; i < len(events); i++ {
@@ -174,7 +179,7 @@ func TestRunHistory(t *testing.T) {
 	st, _ = ReadStatus(e.stateDir, e.now, nil)
 	recovered := false
 	for _, ev := range st.Managers[0].Events[:2] { // this run's: fetch-recovered, then its health change
-		recovered = recovered || ev.Kind == EventFetchRecovered
+		recovered = recovered || ev.Kind == state.EventFetchRecovered
 	}
 	if !recovered {
 		t.Errorf("no fetch-recovered event: %+v", st.Managers[0].Events)
@@ -186,30 +191,30 @@ func TestStatusSeesRunningAndStuckSync(t *testing.T) {
 	cfg := e.parse(e.config("") + "\n[health]\nstartup_grace = \"0s\"\n")
 	_, err := e.run(cfg, nil)
 	wantNoErr(t, err)
-	sd, err := OpenStateDir(e.stateDir)
+	sd, err := state.Open(e.stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sd.Close()
 	// This process plays the running sync, started an hour ago with a 5m timeout.
 	start := e.now.Add(-time.Hour)
-	if err := sd.writeRunMarker(start, 5*time.Minute); err != nil {
+	if err := sd.WriteMarker(start, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	st, err := ReadStatus(e.stateDir, e.now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Running || st.Managers[0].Health != LevelCritical || !strings.Contains(st.Managers[0].Reason, "held the lock") {
+	if !st.Running || st.Managers[0].Health != health.Critical || !strings.Contains(st.Managers[0].Reason, "held the lock") {
 		t.Errorf("status = running %v, %+v", st.Running, st.Managers[0])
 	}
 	// A marker left by a run that was killed (its process is gone) means nothing.
-	marker := filepath.Join(e.stateDir, runMarkerName)
+	marker := filepath.Join(e.stateDir, "running.json")
 	if err := os.WriteFile(marker, []byte(`{"pid": 999999999, "start": "2020-01-01T00:00:00Z", "timeout": 1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = ReadStatus(e.stateDir, e.now, nil)
-	if st.Running || st.Managers[0].Health == LevelCritical {
+	if st.Running || st.Managers[0].Health == health.Critical {
 		t.Errorf("a dead run's marker counted: running %v, %+v", st.Running, st.Managers[0])
 	}
 }
@@ -218,9 +223,9 @@ func TestStatusSeesRunningAndStuckSync(t *testing.T) {
 // SMTP server with STARTTLS and AUTH, the credentials coming from ${VAR}.
 func TestRunNotifiesByMail(t *testing.T) {
 	const password = "smtp-Secret-9876"
-	cert, pool := notifyTestCert(t)
-	be := &notifyTestBackend{user: "butler", pass: password}
-	port := notifyTestSMTP(t, be, &cert)
+	cert, pool := smtptest.Cert(t)
+	be := &smtptest.Backend{User: "butler", Pass: password}
+	port := smtptest.Serve(t, be, &cert)
 	e := newRunEnv(t)
 	text := e.config("") + fmt.Sprintf(`
 [health]
@@ -234,7 +239,7 @@ from = "butler@example.com"
 to = ["oncall@example.com"]
 subject = "[cfg]"
 `, port)
-	cfg, err := ParseConfig([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"SMTP_USER": "butler", "SMTP_PASSWORD": password}))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"SMTP_USER": "butler", "SMTP_PASSWORD": password}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,11 +254,11 @@ subject = "[cfg]"
 	wantFailed(t, err)
 	_, err = e.run(cfg, notifier) // same health: no mail
 	wantFailed(t, err)
-	mails, _ := be.snapshot()
+	mails, _ := be.Snapshot()
 	if len(mails) != 1 {
 		t.Fatalf("%d mails, want 1", len(mails))
 	}
-	data := string(mails[0].data)
+	data := string(mails[0].Data)
 	for _, want := range []string{"Subject: [cfg] host1: prom OK -> CRITICAL", "To: oncall@example.com", "refused"} {
 		if !strings.Contains(data, want) {
 			t.Errorf("mail does not contain %q:\n%s", want, data)
@@ -306,9 +311,9 @@ func TestRunHeartbeat(t *testing.T) {
 // TestRunNotifyChannelsKeepTheirOwnBacklog: a change the webhook failed to deliver
 // is sent again to the webhook only; the mail that got through is not repeated.
 func TestRunNotifyChannelsKeepTheirOwnBacklog(t *testing.T) {
-	cert, pool := notifyTestCert(t)
-	be := &notifyTestBackend{}
-	port := notifyTestSMTP(t, be, &cert)
+	cert, pool := smtptest.Cert(t)
+	be := &smtptest.Backend{}
+	port := smtptest.Serve(t, be, &cert)
 	hook := &historyHook{}
 	srv := httptest.NewServer(hook)
 	t.Cleanup(srv.Close)
@@ -332,7 +337,7 @@ to = ["oncall@example.com"]
 	e.remote.fail("/rules/a.yml", 503)
 	_, err = e.run(cfg, tlsOpt)
 	wantFailed(t, err)
-	if mails, _ := be.snapshot(); len(mails) != 1 {
+	if mails, _ := be.Snapshot(); len(mails) != 1 {
 		t.Fatalf("%d mails after the change, want 1", len(mails))
 	}
 	if v := e.metric("butler_notify_failures_total", "channel", "webhook"); v != 1 {
@@ -348,7 +353,7 @@ to = ["oncall@example.com"]
 	if msgs := hook.take(); len(msgs) != 1 || strings.Join(changesOf(msgs[0]), ",") != "prom OK->WARNING" {
 		t.Errorf("webhook backlog = %v", msgs)
 	}
-	if mails, _ := be.snapshot(); len(mails) != 1 {
+	if mails, _ := be.Snapshot(); len(mails) != 1 {
 		t.Errorf("%d mails, want still 1: the mail channel had nothing pending", len(mails))
 	}
 }

@@ -3,12 +3,14 @@ package pipeline
 import (
 	"time"
 
+	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
 )
 
 // WriteMetrics writes the textfile at path in full from the state: every series of
 // the specification whose value is known. An empty path writes nothing.
-func WriteMetrics(path string, st *State, build BuildInfo) error {
+func WriteMetrics(path string, st *state.State, build BuildInfo) error {
 	if path == "" {
 		return nil
 	}
@@ -68,7 +70,7 @@ func (s *metricSet) add(m metricSpec, value float64, labels ...string) {
 }
 
 // Metrics turns the state into metric families.
-func Metrics(st *State, build BuildInfo) []textfile.Family {
+func Metrics(st *state.State, build BuildInfo) []textfile.Family {
 	s := &metricSet{families: map[string]*textfile.Family{}}
 	for name, ms := range st.Managers {
 		for path, fs := range ms.Files {
@@ -115,7 +117,7 @@ func Metrics(st *State, build BuildInfo) []textfile.Family {
 	if !st.Run.LastSuccess.IsZero() {
 		s.add(mLastSuccess, unixSeconds(st.Run.LastSuccess))
 	}
-	if d, ok := ExpectedInterval(st.RunStarts); ok {
+	if d, ok := health.ExpectedInterval(st.RunStarts); ok {
 		s.add(mInterval, d.Seconds())
 	}
 	for _, ch := range []string{"webhook", "email"} {

@@ -8,6 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/fetch"
+	"github.com/butler-sre/butler/pipeline/redact"
+	"github.com/butler-sre/butler/pipeline/source"
 )
 
 // keptConfigName is the copy of the last remote configuration that passed the
@@ -19,52 +24,50 @@ const remoteConfigTimeout = time.Minute
 
 // FetchConfig fetches a configuration from a source URL (with the default
 // schemes and size limit) and checks it.
-func FetchConfig(ctx context.Context, source string, lookupEnv func(string) (string, bool), client *http.Client) (*Config, []byte, error) {
+func FetchConfig(ctx context.Context, src string, lookupEnv func(string) (string, bool), client *http.Client) (*config.Config, []byte, error) {
 	tmp, err := os.MkdirTemp("", "butler-config-")
 	if err != nil {
 		return nil, nil, err
 	}
 	defer os.RemoveAll(tmp)
-	f := NewFetcher(FetcherConfig{Schemes: DefaultSchemes, MaxFileSize: DefaultMaxFileSize, TempDir: tmp, HTTPClient: client})
+	f := fetch.New(fetch.Config{Schemes: source.DefaultSchemes(), MaxFileSize: config.DefaultMaxFileSize, TempDir: tmp, HTTPClient: client})
 	ctx, cancel := context.WithTimeout(ctx, remoteConfigTimeout)
 	defer cancel()
-	name := RedactURL(source)
-	data, _, err := f.Fetch(ctx, source, nil)
+	name := redact.URL(src)
+	data, _, err := f.Fetch(ctx, src, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: fetch configuration %s: %w", ErrConfig, name, err)
+		return nil, nil, fmt.Errorf("%w: fetch configuration %s: %w", config.ErrInvalid, name, err)
 	}
-	cfg, err := ParseConfig(data, name, "", lookupEnv)
+	cfg, err := config.Parse(data, name, "", lookupEnv)
+	if cfg != nil {
+		cfg.Identity = name
+	}
 	return cfg, data, err
 }
 
 // RemoteConfig is the configuration of a sync whose --config is a URL.
 type RemoteConfig struct {
-	Config  *Config
-	Fetched bool  // false: the kept copy is used
-	Problem error // why the kept copy is used
+	Config  *config.Config
+	Fetched bool   // false: the kept copy is used
+	Problem error  // why the kept copy is used
+	Keep    []byte // the fetched configuration, for Options.KeepConfig
 }
 
 // LoadRemoteConfig fetches the configuration at source. When it is fetched and
-// valid, a copy is kept in the state directory (stateDir if not empty, else the
-// configuration's own state_dir). When the fetch fails or the configuration is
+// valid, Keep holds it: the sync keeps it in the state directory once it holds
+// the lock (Options.KeepConfig), so a run that finds the lock taken changes
+// nothing. When the fetch fails or the configuration is
 // invalid, the kept copy from stateDir (or DefaultStateDir) is used instead, and
 // Problem says why. Without a kept copy the error is returned.
 func LoadRemoteConfig(ctx context.Context, source, stateDir string, lookupEnv func(string) (string, bool), client *http.Client) (*RemoteConfig, error) {
 	cfg, data, err := FetchConfig(ctx, source, lookupEnv, client)
 	if err == nil {
-		dir := stateDir
-		if dir == "" {
-			dir = cfg.Butler.StateDir
-		}
-		if err := keepConfig(dir, data); err != nil {
-			return nil, err
-		}
-		return &RemoteConfig{Config: cfg, Fetched: true}, nil
+		return &RemoteConfig{Config: cfg, Fetched: true, Keep: data}, nil
 	}
 	problem := err
 	dir := stateDir
 	if dir == "" {
-		dir = DefaultStateDir
+		dir = config.DefaultStateDir
 	}
 	kept := filepath.Join(dir, keptConfigName)
 	data, rerr := os.ReadFile(kept)
@@ -74,20 +77,12 @@ func LoadRemoteConfig(ctx context.Context, source, stateDir string, lookupEnv fu
 	if rerr != nil {
 		return nil, fmt.Errorf("%w (and the kept configuration is unreadable: %v)", problem, rerr)
 	}
-	cfg, err = ParseConfig(data, kept+" (kept from "+RedactURL(source)+")", "", lookupEnv)
+	cfg, err = config.Parse(data, kept+" (kept from "+redact.URL(source)+")", "", lookupEnv)
+	if cfg != nil {
+		cfg.Identity = redact.URL(source)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (and the kept configuration no longer passes: %v)", problem, err)
 	}
 	return &RemoteConfig{Config: cfg, Problem: problem}, nil
-}
-
-// keepConfig stores a configuration that passed the checks, durably.
-func keepConfig(stateDir string, data []byte) error {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return fmt.Errorf("keep configuration: %w", err)
-	}
-	if err := WriteFileAtomic(filepath.Join(stateDir, keptConfigName), data, 0o600); err != nil {
-		return fmt.Errorf("keep configuration: %w", err)
-	}
-	return nil
 }

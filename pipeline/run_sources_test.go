@@ -2,23 +2,27 @@ package pipeline
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/golden"
+	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
 )
 
 // runConfig builds a one-manager configuration around the given files and reload tables.
-func runConfig(e *runEnv, butlerExtra, files, reload string) *Config {
+func runConfig(e *runEnv, butlerExtra, files, reload string) *config.Config {
 	e.t.Helper()
 	return e.parse(fmt.Sprintf(`
 [butler]
@@ -45,7 +49,7 @@ func TestRunS3AndGitSources(t *testing.T) {
 	if _, err := backend.PutObject("cfg", "rules/s3.yml", map[string]string{}, bytes.NewReader(body), int64(len(body)), nil); err != nil {
 		t.Fatal(err)
 	}
-	repo := fetchGitRepo(t)
+	repo := gitrepo.Sample(t)
 
 	e := newRunEnv(t)
 	creds := "?region=us-east-1&aws_access_key_id=AKIDRUN&aws_access_key_secret=run-secret-key"
@@ -202,8 +206,15 @@ func TestRunMaxFileSize(t *testing.T) {
 	}
 }
 
+// TestRunConcurrencyLimit holds the first requests until `concurrency` of
+// them are in flight at once: a limit lower than configured never fills the
+// barrier (the requests then go on after a while, and the count says so), and
+// a higher one shows as more than three at once.
 func TestRunConcurrencyLimit(t *testing.T) {
+	const limit = 3
 	var inFlight, most atomic.Int32
+	full := make(chan struct{})
+	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
@@ -213,7 +224,13 @@ func TestRunConcurrencyLimit(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if n == limit {
+			once.Do(func() { close(full) })
+		}
+		select {
+		case <-full:
+		case <-time.After(5 * time.Second): // the barrier never filled: fail, do not hang
+		}
 		fmt.Fprintf(w, "%s\n", r.URL.Path)
 	}))
 	t.Cleanup(srv.Close)
@@ -228,8 +245,8 @@ func TestRunConcurrencyLimit(t *testing.T) {
 	}
 	_, err := e.run(e.parse(text.String()), nil)
 	wantNoErr(t, err)
-	if m := most.Load(); m > 3 || m < 2 {
-		t.Errorf("at most %d fetches at once, want 3 (concurrency = 3 over all managers)", m)
+	if m := most.Load(); m != limit {
+		t.Errorf("at most %d fetches at once, want exactly %d (concurrency = %d over all managers)", m, limit, limit)
 	}
 }
 
@@ -303,8 +320,6 @@ func TestRunWriteFailsMidway(t *testing.T) {
 	}
 }
 
-var runUpdate = flag.Bool("update-run", false, "rewrite the golden textfiles of the run tests")
-
 // TestRunTextfileGolden pins the whole textfile of a scenario, clock included.
 func TestRunTextfileGolden(t *testing.T) {
 	e := newRunEnv(t)
@@ -321,23 +336,8 @@ func TestRunTextfileGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The run duration is 0 with a pinned clock.
-	golden := filepath.Join("..", "testdata", "run", "refused.prom")
-	if *runUpdate {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update-run to create it)", err)
-	}
 	// The remote's port changes every run and never appears; the golden holds no URL.
-	if !bytes.Equal(got, want) {
-		t.Errorf("textfile differs from %s:\n--- got\n%s", golden, got)
-	}
+	golden.Assert(t, filepath.Join("..", "testdata", "run", "refused.prom"), got)
 	if bytes.Contains(got, []byte("127.0.0.1")) {
 		t.Error("textfile holds a URL")
 	}
@@ -365,7 +365,7 @@ func BenchmarkRunUnchanged(b *testing.B) {
 			fmt.Fprintf(&text, "[[managers.m%d.files]]\nsource = \"%s/f%d.yml\"\n", m, srv.URL, f)
 		}
 	}
-	cfg, err := ParseConfig([]byte(text.String()), "bench.toml", dir, configEnv(nil))
+	cfg, err := config.Parse([]byte(text.String()), "bench.toml", dir, configEnv(nil))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/lkg"
+	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -187,9 +190,9 @@ retries = 0
 `, e.stateDir, e.textfile, e.dest, managerExtra, e.remote.url("/prometheus.yml"), e.remote.url("/rules/a.yml"), e.reload.srv.URL+"/-/reload")
 }
 
-func (e *runEnv) parse(text string) *Config {
+func (e *runEnv) parse(text string) *config.Config {
 	e.t.Helper()
-	cfg, err := ParseConfig([]byte(text), "butler.toml", e.dir, configEnv(nil))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(nil))
 	if err != nil {
 		e.t.Fatalf("config: %v", err)
 	}
@@ -197,7 +200,7 @@ func (e *runEnv) parse(text string) *Config {
 }
 
 // run runs butler once at the env's clock, then moves the clock a minute on.
-func (e *runEnv) run(cfg *Config, mod func(*Options)) (*Result, error) {
+func (e *runEnv) run(cfg *config.Config, mod func(*Options)) (*Result, error) {
 	e.t.Helper()
 	now := e.now
 	opts := Options{
@@ -297,7 +300,7 @@ func TestRunFirstAppliesSecondChangesNothing(t *testing.T) {
 	if v := e.metric("butler_lkg", "manager", "prom"); v != unix(t1) {
 		t.Errorf("butler_lkg = %v, want %v", v, unix(t1))
 	}
-	lkg, ok, err := LoadLKG(filepath.Join(e.stateDir, "lkg", "prom"))
+	lkg, ok, err := lkg.Load(filepath.Join(e.stateDir, "lkg", "prom"))
 	if err != nil || !ok || len(lkg) != 2 {
 		t.Fatalf("LKG not stored: %v %v %v", lkg, ok, err)
 	}
@@ -561,15 +564,15 @@ func TestRunLockHeld(t *testing.T) {
 	wantNoErr(t, err)
 	before, _ := os.ReadFile(e.textfile)
 
-	sd, err := OpenStateDir(e.stateDir)
+	sd, err := state.Open(e.stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sd.Close()
 	e.remote.set("/prometheus.yml", "changed: 1\n")
 	_, err = e.run(cfg, nil)
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("err = %v, want ErrLocked", err)
+	if !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("err = %v, want state.ErrLocked", err)
 	}
 	after, _ := os.ReadFile(e.textfile)
 	if !bytes.Equal(before, after) {
@@ -598,7 +601,7 @@ func TestRunCorruptStateIsMovedAside(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "unreadable") {
 		t.Errorf("corrupt state not logged: %s", e.logs.String())
 	}
-	if _, _, err := (&StateDir{Path: e.stateDir}).LoadState(e.now); err != nil {
+	if _, err := state.Read(e.stateDir); err != nil {
 		t.Errorf("new state unreadable: %v", err)
 	}
 }
@@ -714,7 +717,7 @@ func TestRunSecretsNeverShow(t *testing.T) {
 	text := strings.Replace(e.config(""), e.remote.url("/prometheus.yml"),
 		strings.Replace(e.remote.url("/prometheus.yml"), "http://", "http://alice:${PASS}@", 1), 1)
 	text = strings.Replace(text, "path = \"rules/a.yml\"", "path = \"rules/a.yml\"\nheaders = { Authorization = \"Bearer ${TOKEN}\" }", 1)
-	cfg, err := ParseConfig([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"PASS": "hunter2-secret", "TOKEN": "tok-abcdef-123"}))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"PASS": "hunter2-secret", "TOKEN": "tok-abcdef-123"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -759,7 +762,7 @@ path = "o.yml"
 	if _, err := os.Stat(e.dest); !errors.Is(err, os.ErrNotExist) {
 		t.Error("--manager other also ran prom")
 	}
-	if _, err := e.run(cfg, func(o *Options) { o.Managers = []string{"nope"} }); !errors.Is(err, ErrConfig) {
+	if _, err := e.run(cfg, func(o *Options) { o.Managers = []string{"nope"} }); !errors.Is(err, config.ErrInvalid) {
 		t.Errorf("unknown --manager: %v", err)
 	}
 	_, err = e.run(cfg, nil)

@@ -10,6 +10,7 @@
 #   prometheus-node-exporter  -> /usr/bin/prometheus-node-exporter
 #   git                       -> /usr/bin/git
 #   curl, make                -> used by the demo that make test runs
+#   patch                     -> applies the dry-run diffs in a test
 # When every program is found, apt is not touched and nothing is printed.
 # When one is missing and the user is not root (or there is no apt-get), the
 # script says which and goes on: the tests that need it skip, or fail when CI
@@ -40,7 +41,7 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Program -> Debian package, in a stable order.
-programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make)
+programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make patch)
 declare -A package_of=(
 	[prometheus]=prometheus
 	[promtool]=prometheus
@@ -49,6 +50,7 @@ declare -A package_of=(
 	[git]=git
 	[curl]=curl
 	[make]=make
+	[patch]=patch
 )
 # Debian service units of the packages, stopped and disabled after an install.
 declare -A unit_of=(

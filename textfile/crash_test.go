@@ -5,7 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/atomicfile"
 )
 
 // TestWriteFileRemovesStaleTemps checks that WriteFile clears the temporary
@@ -18,15 +21,15 @@ func TestWriteFileRemovesStaleTemps(t *testing.T) {
 		dir     bool // a directory rather than a file
 		removed bool
 	}{
-		{name: "temporary of the textfile", entry: ".butler.prom.123456.tmp", removed: true},
-		{name: "no digits", entry: ".butler.prom..tmp"},
-		{name: "not only digits", entry: ".butler.prom.12a.tmp"},
-		{name: "other suffix", entry: ".butler.prom.123.swp"},
-		{name: "another textfile's temporary", entry: ".other.prom.123.tmp"},
-		{name: "not hidden", entry: "butler.prom.123.tmp"},
+		{name: "temporary of the textfile", entry: ".butler.prom.tmp123456", removed: true},
+		{name: "no digits", entry: ".butler.prom.tmp"},
+		{name: "not only digits", entry: ".butler.prom.tmp12a"},
+		{name: "other suffix", entry: ".butler.prom.swp123"},
+		{name: "another textfile's temporary", entry: ".other.prom.tmp123"},
+		{name: "not hidden", entry: "butler.prom.tmp123"},
 		{name: "unrelated dotfile", entry: ".keep"},
 		{name: "another textfile", entry: "other.prom"},
-		{name: "a directory named like a temporary", entry: ".butler.prom.77.tmp", dir: true},
+		{name: "a directory named like a temporary", entry: ".butler.prom.tmp77", dir: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,17 +58,23 @@ func TestWriteFileRemovesStaleTemps(t *testing.T) {
 	}
 }
 
-// TestWriteFileRemovesItsOwnTempPattern removes a file made from the very
-// pattern WriteFile uses, as a killed writer leaves it.
-func TestWriteFileRemovesItsOwnTempPattern(t *testing.T) {
+// TestWriteFileRemovesItsOwnTemporaries removes a file named as the write
+// sequence names its temporaries, as a killed writer leaves it, and checks
+// that such a name is never one a collector reads.
+func TestWriteFileRemovesItsOwnTemporaries(t *testing.T) {
 	for _, base := range []string{"butler.prom", "x*.prom"} {
 		t.Run(base, func(t *testing.T) {
 			dir := t.TempDir()
-			f, err := os.CreateTemp(dir, tempPattern(base))
-			if err != nil {
+			name := "." + base + ".tmp4711"
+			if got, ok := atomicfile.IsTemp(name); !ok || got != base {
+				t.Fatalf("IsTemp(%q) = %q, %v; want %q, true", name, got, ok, base)
+			}
+			if strings.HasSuffix(name, ".prom") {
+				t.Errorf("temporary name %q ends in .prom", name)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), []byte("left behind"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			f.Close()
 			fams := []Family{{Name: "m", Help: "h", Type: Gauge, Series: []Series{{Value: 1}}}}
 			if err := WriteFile(filepath.Join(dir, base), fams); err != nil {
 				t.Fatal(err)

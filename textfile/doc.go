@@ -1,8 +1,9 @@
 // Package textfile is the metrics model of butler and the atomic writer and
 // reader of node_exporter textfile-collector files (".prom").
 //
-// A file is written in full each time: temporary name not ending in ".prom" in
-// the same directory, fsync, mode 0644, rename, fsync of the directory. A crash
+// A file is written in full each time through package atomicfile, butler's one
+// write sequence: temporary name not ending in ".prom" in the same directory,
+// fsync, mode 0644, rename, fsync of the directory. A crash
 // leaves the old file or the new one, never a mix; this holds on local file
 // systems, not necessarily on network ones. Families and series come out in a
 // stable order with HELP and TYPE, no sample timestamps and no duplicates, so

@@ -3,19 +3,17 @@ package textfile
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/butler-sre/butler/pipeline/atomicfile"
 )
 
 // Encode writes fams to w in the Prometheus text format: families sorted by
@@ -81,12 +79,12 @@ func sortedLabels(labels map[string]string) []labelPair {
 	return out
 }
 
-// WriteFile writes fams to path atomically: readers see the old file or the
-// new one, never a mix, even after a crash. The new file is written under a
-// temporary name in the same directory, synced, given mode 0644 and renamed
-// over path; then the directory is synced. The directory is created (0755)
-// when missing. On any error path is left as it was and the temporary file
-// is removed.
+// WriteFile writes fams to path atomically with the one write sequence of
+// package atomicfile: readers see the old file or the new one, never a mix,
+// even after a crash. The temporary name starts with "." and ends in digits,
+// so a collector reading "*.prom" never sees it. The file gets mode 0644
+// whatever the umask; the directory is created (0755) when missing. On any
+// error path is left as it was.
 //
 // Temporary files for path that a killed writer left behind are removed
 // first, so the caller must be the only writer of path: butler writes it
@@ -96,112 +94,10 @@ func WriteFile(path string, fams []Family) error {
 	if err := Encode(&buf, fams); err != nil {
 		return fmt.Errorf("write metrics %s: %w", path, err)
 	}
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
-		return fmt.Errorf("write metrics %s: %w", path, err)
+	if err := atomicfile.WritePath(path, buf.Bytes(), 0o644, 0o755); err != nil {
+		return fmt.Errorf("write metrics: %w", err)
 	}
 	return nil
-}
-
-// writeAtomic replaces path with data.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	// Only one writer at a time (see WriteFile), so a temporary file of path
-	// that is already there was left by a writer that was killed. Best
-	// effort: a leftover is harmless, and the next write tries again.
-	_ = crashRemoveStale(dir, filepath.Base(path))
-	// CreateTemp opens with O_EXCL.
-	f, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
-	if err != nil {
-		return err
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	// Set the mode explicitly: CreateTemp makes 0600, and the umask must not
-	// decide whether the collector may read the file.
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	// Without this sync a crash after the rename can leave path empty or
-	// truncated on file systems that reorder data and metadata writes.
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	renamed = true
-	// The rename lives in the directory: sync it so it survives power loss.
-	return syncDir(dir)
-}
-
-// tempPattern is the os.CreateTemp pattern for a temporary file beside base:
-// hidden and ending in ".tmp", because a textfile collector reads only
-// "*.prom" and must never see a half-written file.
-func tempPattern(base string) string {
-	return "." + base + ".*.tmp"
-}
-
-// crashRemoveStale removes the regular files in dir named as the temporary
-// files of base are: "." + base + "." + digits + ".tmp".
-func crashRemoveStale(dir, base string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.Type().IsRegular() && crashIsTemp(e.Name(), base) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove stale temporary file: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// crashIsTemp reports whether name is a temporary file of base as tempPattern
-// makes them, the "*" replaced by digits.
-func crashIsTemp(name, base string) bool {
-	rest, ok := strings.CutPrefix(name, "."+base+".")
-	if !ok {
-		return false
-	}
-	digits, ok := strings.CutSuffix(rest, ".tmp")
-	if !ok || digits == "" {
-		return false
-	}
-	for _, c := range []byte(digits) {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// syncDir flushes a directory's entries to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }
 
 // ReadFile parses a textfile back into families, sorted as Encode sorts them.

@@ -3,7 +3,6 @@ package textfile
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -13,9 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/textfile")
+	"github.com/butler-sre/butler/pipeline/golden"
+)
 
 // goldenDir holds the expected output of each golden case.
 var goldenDir = filepath.Join("..", "testdata", "textfile")
@@ -98,22 +97,7 @@ func TestEncodeGolden(t *testing.T) {
 			if err := Encode(&buf, tc.fams); err != nil {
 				t.Fatalf("Encode: %v", err)
 			}
-			golden := filepath.Join(goldenDir, tc.name+".prom")
-			if *update {
-				if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got := buf.String(); got != string(want) {
-				t.Errorf("output differs from %s\ngot:\n%s\nwant:\n%s", golden, got, want)
-			}
+			golden.Assert(t, filepath.Join(goldenDir, tc.name+".prom"), buf.Bytes())
 			if !strings.HasSuffix(buf.String(), "\n") {
 				t.Error("output does not end in a newline")
 			}
@@ -333,25 +317,6 @@ func TestWriteFile(t *testing.T) {
 		}
 		assertFile(t, path, "", 0o644)
 	})
-}
-
-// TestTempNameIsNotProm checks the names of the temporary files: a textfile
-// collector reads only "*.prom" and must never pick one up.
-func TestTempNameIsNotProm(t *testing.T) {
-	dir := t.TempDir()
-	for _, base := range []string{"butler.prom", "x*.prom", "prom"} {
-		t.Run(base, func(t *testing.T) {
-			f, err := os.CreateTemp(dir, tempPattern(base))
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-			name := filepath.Base(f.Name())
-			if strings.HasSuffix(name, ".prom") || !strings.HasPrefix(name, ".") {
-				t.Errorf("temporary name %q ends in .prom or is not hidden", name)
-			}
-		})
-	}
 }
 
 func TestReadFileErrors(t *testing.T) {

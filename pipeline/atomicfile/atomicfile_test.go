@@ -1,0 +1,715 @@
+package atomicfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+// writeTestFile creates path (and its parents) with data and mode, for test setup.
+func writeTestFile(t *testing.T, path string, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTestRead returns the content and mode of path, failing the test when
+// it cannot be read.
+func writeTestRead(t *testing.T, path string) (string, os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data), fi.Mode() & ModeMask
+}
+
+// writeTestNoTemp fails the test when any temporary file is left under dir.
+func writeTestNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if _, ok := IsTemp(d.Name()); ok {
+			t.Errorf("temporary file left behind: %s", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openRoot opens dir as a root, closed when the test ends.
+func openRoot(t *testing.T, dir string) *os.Root {
+	t.Helper()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return root
+}
+
+// listTree describes every entry under dir (not following symlinks): its
+// kind, mode, content or target. Two listings are equal when nothing under
+// dir was created, renamed, removed or rewritten in between.
+func listTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "symlink to " + target
+		case d.IsDir():
+			out[rel] = fmt.Sprintf("directory %v", info.Mode())
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = fmt.Sprintf("file %v %q", info.Mode(), data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameTree fails the test when dir no longer holds what before listed.
+func sameTree(t *testing.T, dir string, before map[string]string) {
+	t.Helper()
+	after := listTree(t, dir)
+	if maps.Equal(before, after) {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if after[k] != before[k] {
+			t.Errorf("%s: was %q, now %q", filepath.Join(filepath.Base(dir), k), before[k], after[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if _, ok := before[k]; !ok {
+			t.Errorf("%s appeared: %q", filepath.Join(filepath.Base(dir), k), after[k])
+		}
+	}
+}
+
+func TestCleanRel(t *testing.T) {
+	tests := []struct {
+		name    string
+		rel     string
+		want    string // "" means an error is expected
+		errPart string
+	}{
+		{name: "plain file", rel: "a.yml", want: "a.yml"},
+		{name: "nested", rel: "new/a.yml", want: "new/a.yml"},
+		{name: "dot segments cleaned", rel: "./real//x.yml", want: "real/x.yml"},
+		{name: "trailing slash", rel: "real/", want: "real"},
+		{name: "parent escape", rel: "../x", errPart: `".."`},
+		{name: "absolute", rel: "/etc/passwd", errPart: "relative"},
+		{name: "escape after a directory", rel: "a/../../x", errPart: `".."`},
+		{name: "dot-dot staying inside", rel: "a/../b", errPart: `".."`},
+		{name: "dot-dot at the end", rel: "a/..", errPart: `".."`},
+		{name: "empty", rel: "", errPart: "empty"},
+		{name: "dot", rel: ".", errPart: "itself"},
+		{name: "dot slash", rel: "./", errPart: "itself"},
+		{name: "nul byte", rel: "a\x00b", errPart: "NUL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CleanRel(tt.rel)
+			if tt.want != "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("CleanRel(%q) = %q, %v; want %q", tt.rel, got, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("CleanRel(%q) = %q, want an error", tt.rel, got)
+			}
+			if !strings.Contains(err.Error(), tt.errPart) {
+				t.Errorf("error %q does not contain %q", err, tt.errPart)
+			}
+		})
+	}
+}
+
+func TestCheckNoSymlink(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside")
+	writeTestFile(t, filepath.Join(outside, "secret"), "s", 0o600)
+	writeTestFile(t, filepath.Join(dir, "real", "x.yml"), "x", 0o644)
+	writeTestFile(t, filepath.Join(dir, "plain"), "p", 0o644)
+	for _, l := range []struct{ target, name string }{
+		{outside, "outdir"},
+		{filepath.Join(outside, "secret"), "outfile.yml"},
+		{filepath.Join(dir, "real"), "indir"},
+		{"real", "relindir"},
+		{filepath.Join(dir, "rules", "gone"), "rules"},
+	} {
+		if err := os.Symlink(l.target, filepath.Join(dir, l.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootLink := filepath.Join(base, "rootlink")
+	if err := os.Symlink(dir, rootLink); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		root    string
+		rel     string
+		errPart string // "" when the path is accepted
+	}{
+		{name: "plain file", root: dir, rel: "a.yml"},
+		{name: "nested new directory", root: dir, rel: "new/a.yml"},
+		{name: "existing directory", root: dir, rel: "real/x.yml"},
+		{name: "dot segments", root: dir, rel: "./real//x.yml"},
+		{name: "parent is a regular file", root: dir, rel: "plain/a.yml"},
+		{name: "root itself a symlink", root: rootLink, rel: "real/x.yml"},
+		{name: "hostile path", root: dir, rel: "../x", errPart: `".."`},
+		{name: "symlink directory leading out", root: dir, rel: "outdir/secret", errPart: "outdir is a symlink"},
+		{name: "symlink directory leading out, new file", root: dir, rel: "outdir/new.yml", errPart: "outdir is a symlink"},
+		{name: "symlink file leading out", root: dir, rel: "outfile.yml", errPart: "outfile.yml is a symlink"},
+		{name: "absolute symlink inside", root: dir, rel: "indir/x.yml", errPart: "indir is a symlink"},
+		{name: "relative symlink inside", root: dir, rel: "relindir/x.yml", errPart: "relindir is a symlink"},
+		{name: "dangling symlink", root: dir, rel: "rules/a.yml", errPart: "rules is a symlink"},
+		{name: "symlink below a symlinked root", root: rootLink, rel: "outdir/secret", errPart: "outdir is a symlink"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckNoSymlink(openRoot(t, tt.root), tt.rel)
+			switch {
+			case tt.errPart == "" && err != nil:
+				t.Fatalf("CheckNoSymlink(%q) = %v, want no error", tt.rel, err)
+			case tt.errPart != "" && err == nil:
+				t.Fatalf("CheckNoSymlink(%q) accepted the path", tt.rel)
+			case tt.errPart != "" && !strings.Contains(err.Error(), tt.errPart):
+				t.Errorf("error %q does not contain %q", err, tt.errPart)
+			case tt.errPart != "" && !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.rel)):
+				t.Errorf("error %q does not name the path %q", err, tt.rel)
+			}
+		})
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, dir string)
+		rel      string
+		data     string
+		mode     os.FileMode
+		dirMode  os.FileMode // 0755 when zero
+		wantErr  string
+		wantDirs []string // directories that must exist with dirMode afterwards
+	}{
+		{name: "new file", rel: "a.yml", data: "new\n", mode: 0o644},
+		{name: "new file in new directories", rel: "x/y/a.yml", data: "new\n", mode: 0o640, wantDirs: []string{"x", "x/y"}},
+		{name: "new directories with another mode", rel: "x/y/a.yml", data: "new\n", mode: 0o600, dirMode: 0o700, wantDirs: []string{"x", "x/y"}},
+		{name: "replace content and mode", setup: func(t *testing.T, dir string) {
+			writeTestFile(t, filepath.Join(dir, "a.yml"), "old\n", 0o600)
+		}, rel: "a.yml", data: "new\n", mode: 0o644},
+		{name: "replace in an existing directory", setup: func(t *testing.T, dir string) {
+			writeTestFile(t, filepath.Join(dir, "rules", "a.yml"), "old\n", 0o644)
+		}, rel: "rules/a.yml", data: "new\n", mode: 0o644},
+		{name: "mode with no permission for others", rel: "secret.yml", data: "s", mode: 0o400},
+		{name: "setgid bit kept", rel: "g.sh", data: "#!/bin/sh\n", mode: os.ModeSetgid | 0o755},
+		{name: "empty content", setup: func(t *testing.T, dir string) {
+			writeTestFile(t, filepath.Join(dir, "a.yml"), "old\n", 0o644)
+		}, rel: "a.yml", data: "", mode: 0o644},
+		{name: "long name", rel: strings.Repeat("n", 200) + ".yml", data: "long", mode: 0o644},
+		{name: "directory in the way", setup: func(t *testing.T, dir string) {
+			if err := os.MkdirAll(filepath.Join(dir, "a.yml", "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, rel: "a.yml", data: "new", mode: 0o644, wantErr: "write a.yml"},
+		{name: "parent is a file", setup: func(t *testing.T, dir string) {
+			writeTestFile(t, filepath.Join(dir, "p"), "file", 0o644)
+		}, rel: "p/a.yml", data: "new", mode: 0o644, wantErr: "p is a file"},
+		{name: "hostile path", rel: "../a.yml", data: "new", mode: 0o644, wantErr: `".."`},
+		{name: "the root itself", rel: ".", data: "new", mode: 0o644, wantErr: "itself"},
+	}
+	// Modes must be exact whatever the umask; tests that change the umask
+	// run alone, as top-level tests that are not parallel.
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			dir := filepath.Join(base, "root")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tt.setup != nil {
+				tt.setup(t, dir)
+			}
+			dirMode := tt.dirMode
+			if dirMode == 0 {
+				dirMode = 0o755
+			}
+			err := WriteFile(openRoot(t, dir), tt.rel, []byte(tt.data), tt.mode, dirMode)
+			writeTestNoTemp(t, base)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("WriteFile error = %v, want one containing %q", err, tt.wantErr)
+				}
+				if entries, _ := os.ReadDir(base); len(entries) != 1 {
+					t.Errorf("something was written beside the root: %v", entries)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("WriteFile: %v", err)
+			}
+			data, mode := writeTestRead(t, filepath.Join(dir, tt.rel))
+			if data != tt.data || mode != tt.mode {
+				t.Errorf("got %q mode %v, want %q mode %v", data, mode, tt.data, tt.mode)
+			}
+			for _, d := range tt.wantDirs {
+				fi, err := os.Stat(filepath.Join(dir, d))
+				if err != nil {
+					t.Errorf("directory %s: %v", d, err)
+				} else if fi.Mode().Perm() != dirMode {
+					t.Errorf("directory %s: mode %v, want %v", d, fi.Mode().Perm(), dirMode)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteFileKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("changing a file's owner needs root")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.yml")
+	writeTestFile(t, path, "old", 0o640)
+	if err := os.Chown(path, 1234, 2345); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(openRoot(t, dir), "a.yml", []byte("new"), os.ModeSetuid|0o750, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != 1234 || st.Gid != 2345 {
+		t.Errorf("owner %d:%d, want 1234:2345", st.Uid, st.Gid)
+	}
+	if got := fi.Mode() & ModeMask; got != os.ModeSetuid|0o750 {
+		t.Errorf("mode %v, want setuid 0750 (chown must come before chmod)", got)
+	}
+}
+
+// TestWriteFileReaderSeesWholeFiles reads the file while it is being
+// replaced again and again: every read must be one complete version.
+func TestWriteFileReaderSeesWholeFiles(t *testing.T) {
+	dir := t.TempDir()
+	root := openRoot(t, dir)
+	path := filepath.Join(dir, "a.yml")
+	versions := [][]byte{bytes.Repeat([]byte("a"), 256<<10), bytes.Repeat([]byte("b"), 128<<10)}
+	if err := WriteFile(root, "a.yml", versions[0], 0o644, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("read: %v", err)
+				return
+			}
+			if !bytes.Equal(data, versions[0]) && !bytes.Equal(data, versions[1]) {
+				t.Errorf("read a mixed or partial file of %d bytes", len(data))
+				return
+			}
+			reads.Add(1)
+		}
+	})
+	// At least 40 replaces, and more until the reader has read a few times.
+	for i := 0; i < 40 || (reads.Load() < 20 && i < 2000); i++ {
+		if err := WriteFile(root, "a.yml", versions[i%2], 0o644, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if reads.Load() == 0 {
+		t.Error("the reader never read the file")
+	}
+}
+
+func TestWritePath(t *testing.T) {
+	tests := []struct {
+		name    string
+		rel     string // relative to a fresh temporary directory
+		setup   func(t *testing.T, dir string)
+		mode    os.FileMode
+		dirMode os.FileMode
+		newDirs []string // created, so with dirMode
+	}{
+		{name: "existing directory", rel: "butler.prom", mode: 0o644, dirMode: 0o755},
+		{name: "missing directories", rel: "a/b/butler.prom", mode: 0o644, dirMode: 0o755, newDirs: []string{"a", "a/b"}},
+		{name: "private", rel: "state/config.toml", mode: 0o600, dirMode: 0o700, newDirs: []string{"state"}},
+		{name: "replace", rel: "butler.prom", mode: 0o644, dirMode: 0o755, setup: func(t *testing.T, dir string) {
+			writeTestFile(t, filepath.Join(dir, "butler.prom"), "old", 0o600)
+		}},
+		{name: "directory reached through a symlink", rel: "link/butler.prom", mode: 0o644, dirMode: 0o755, setup: func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "existing directory keeps its mode", rel: "x/butler.prom", mode: 0o644, dirMode: 0o755, setup: func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(dir, "x"), 0o750); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	// The directories must get dirMode whatever the umask: a node_exporter
+	// running as another user must be able to read the textfile's directory.
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.setup != nil {
+				tt.setup(t, dir)
+			}
+			before := map[string]os.FileMode{}
+			for d := filepath.Dir(tt.rel); d != "."; d = filepath.Dir(d) {
+				if fi, err := os.Stat(filepath.Join(dir, d)); err == nil {
+					before[d] = fi.Mode().Perm()
+				}
+			}
+			p := filepath.Join(dir, tt.rel)
+			if err := WritePath(p, []byte("new\n"), tt.mode, tt.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			if data, mode := writeTestRead(t, p); data != "new\n" || mode != tt.mode {
+				t.Errorf("got %q mode %v, want %q mode %v", data, mode, "new\n", tt.mode)
+			}
+			for _, d := range tt.newDirs {
+				fi, err := os.Stat(filepath.Join(dir, d))
+				if err != nil {
+					t.Errorf("directory %s: %v", d, err)
+				} else if fi.Mode().Perm() != tt.dirMode {
+					t.Errorf("directory %s: mode %v, want %v", d, fi.Mode().Perm(), tt.dirMode)
+				}
+			}
+			for d, mode := range before {
+				if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || fi.Mode().Perm() != mode {
+					t.Errorf("existing directory %s changed: %v, %v; want mode %v", d, fi, err, mode)
+				}
+			}
+			writeTestNoTemp(t, dir)
+		})
+	}
+}
+
+// TestWritePathRemovesStaleTemps: the temporary files a killed writer left
+// beside the file go with the next write, and nothing else does.
+func TestWritePathRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	stale := []string{".butler.prom.tmp1", ".butler.prom.tmp424242"}
+	kept := []string{".butler.prom.tmpx", ".other.prom.tmp1", "other.prom", ".butler.prom.swp"}
+	for _, n := range append(slices.Clone(stale), kept...) {
+		writeTestFile(t, filepath.Join(dir, n), "left", 0o600)
+	}
+	if err := WritePath(filepath.Join(dir, "butler.prom"), []byte("m 1\n"), 0o644, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range stale {
+		if _, err := os.Lstat(filepath.Join(dir, n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed", n, err)
+		}
+	}
+	for _, n := range kept {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s was touched: %v", n, err)
+		}
+	}
+}
+
+func TestWritePathErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "file"), "f", 0o644)
+	if err := os.Mkdir(filepath.Join(dir, "taken"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		path    string
+		errPart string
+	}{
+		{name: "parent is a file", path: filepath.Join(dir, "file", "butler.prom"), errPart: filepath.Join(dir, "file", "butler.prom")},
+		{name: "directory in the way", path: filepath.Join(dir, "taken"), errPart: "write taken"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := WritePath(tt.path, []byte("x"), 0o644, 0o755)
+			if err == nil || !strings.Contains(err.Error(), tt.errPart) {
+				t.Fatalf("WritePath error = %v, want one containing %q", err, tt.errPart)
+			}
+			writeTestNoTemp(t, dir)
+		})
+	}
+}
+
+func TestMkdirAll(t *testing.T) {
+	tests := []struct {
+		name        string
+		dir         string
+		setup       func(t *testing.T, root string)
+		wantCreated []string
+		wantErr     string
+	}{
+		{name: "the root", dir: "."},
+		{name: "all missing", dir: "a/b/c", wantCreated: []string{"a", "a/b", "a/b/c"}},
+		{name: "some missing", dir: "a/b/c", setup: func(t *testing.T, root string) {
+			if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, wantCreated: []string{"a/b", "a/b/c"}},
+		{name: "none missing", dir: "a", setup: func(t *testing.T, root string) {
+			if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a file in the way", dir: "a/b", setup: func(t *testing.T, root string) {
+			writeTestFile(t, filepath.Join(root, "a"), "f", 0o644)
+		}, wantErr: "a is a file"},
+		{name: "a symlink in the way", dir: "a/b", setup: func(t *testing.T, root string) {
+			if err := os.Mkdir(filepath.Join(root, "real"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("real", filepath.Join(root, "a")); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "a is a symlink"},
+	}
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.setup != nil {
+				tt.setup(t, dir)
+			}
+			created, err := MkdirAll(openRoot(t, dir), tt.dir, 0o751)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("MkdirAll error = %v, want one containing %q", err, tt.wantErr)
+				}
+				if _, err := os.Lstat(filepath.Join(dir, "real", "b")); err == nil {
+					t.Error("a directory was created through the symlink")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(created, tt.wantCreated) {
+				t.Errorf("created %q, want %q", created, tt.wantCreated)
+			}
+			for _, d := range created {
+				if fi, err := os.Lstat(filepath.Join(dir, d)); err != nil || fi.Mode().Perm() != 0o751 || !fi.IsDir() {
+					t.Errorf("%s: %v, %v; want a directory of mode 0751", d, fi, err)
+				}
+			}
+		})
+	}
+}
+
+func TestIsTemp(t *testing.T) {
+	tests := []struct {
+		entry string
+		base  string
+		ok    bool
+	}{
+		{".a.yml.tmp1", "a.yml", true},
+		{".a.yml.tmp4294967295", "a.yml", true},
+		{".a.tmp1.tmp2", "a.tmp1", true},
+		{".a.yml.tmp", "", false},
+		{".a.yml.tmp12x", "", false},
+		{"a.yml.tmp1", "", false},
+		{"..tmp1", "", false},
+		{".a.yml", "", false},
+		{".a.yml.swp", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.entry, func(t *testing.T) {
+			base, ok := IsTemp(tt.entry)
+			if base != tt.base || ok != tt.ok {
+				t.Errorf("IsTemp(%q) = %q, %v; want %q, %v", tt.entry, base, ok, tt.base, tt.ok)
+			}
+		})
+	}
+}
+
+// TestCreateTempNames: the temporary files WriteFile makes are the ones
+// IsTemp and RemoveStale recognise, never a name a manager reads.
+func TestCreateTempNames(t *testing.T) {
+	dir := t.TempDir()
+	root := openRoot(t, dir)
+	for _, base := range []string{"a.yml", "butler.prom", strings.Repeat("x", 300)} {
+		t.Run(base[:min(len(base), 12)], func(t *testing.T) {
+			f, name, err := createTemp(root, ".", base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Remove(name)
+			f.Close()
+			got, ok := IsTemp(name)
+			if !ok || got != cutBase(base) {
+				t.Errorf("IsTemp(%q) = %q, %v; want %q", name, got, ok, cutBase(base))
+			}
+			if len(name) > 255 || strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".prom") || !strings.HasPrefix(name, ".") {
+				t.Errorf("temporary name %q may be read as the target", name)
+			}
+		})
+	}
+}
+
+// TestSymlinkToOutside is the point of the write sequence: a symlink under
+// the root leading out of it, there before the write or swapped in for a
+// directory during it, makes nothing be created, renamed or removed outside,
+// and the error names the path.
+func TestSymlinkToOutside(t *testing.T) {
+	// setupOutside makes the outside directory holding a file each write
+	// would touch through the symlink, and a temporary RemoveStale would
+	// remove.
+	setupOutside := func(t *testing.T, base string) string {
+		outside := filepath.Join(base, "outside")
+		writeTestFile(t, filepath.Join(outside, "a.yml"), "outside", 0o644)
+		writeTestFile(t, filepath.Join(outside, ".a.yml.tmp7"), "outside temporary", 0o600)
+		writeTestFile(t, filepath.Join(outside, "deeper", "a.yml"), "outside deeper", 0o644)
+		return outside
+	}
+	// checkRefused runs every operation through the symlinked directory sub.
+	checkRefused := func(t *testing.T, root *os.Root) {
+		t.Helper()
+		for _, rel := range []string{"sub/a.yml", "sub/new.yml", "sub/deeper/a.yml", "sub/new/b.yml"} {
+			err := WriteFile(root, rel, []byte("inside"), 0o644, 0o755)
+			if err == nil || !strings.Contains(err.Error(), rel) || !strings.Contains(err.Error(), "symlink") {
+				t.Errorf("WriteFile(%s) = %v, want an error naming it and the symlink", rel, err)
+			}
+		}
+		for _, dir := range []string{"sub", "sub/new", "sub/deeper"} {
+			if _, err := MkdirAll(root, dir, 0o755); err == nil || !strings.Contains(err.Error(), dir) {
+				t.Errorf("MkdirAll(%s) = %v, want an error naming it", dir, err)
+			}
+		}
+		if err := RemoveStale(root, []string{"sub/a.yml"}); err != nil {
+			t.Errorf("RemoveStale: %v", err)
+		}
+	}
+
+	t.Run("present before", func(t *testing.T) {
+		base := t.TempDir()
+		outside := setupOutside(t, base)
+		dir := filepath.Join(base, "root")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(dir, "sub")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(outside, "a.yml"), filepath.Join(dir, "link.yml")); err != nil {
+			t.Fatal(err)
+		}
+		before := listTree(t, outside)
+		root := openRoot(t, dir)
+		checkRefused(t, root)
+		if err := WriteFile(root, "link.yml", []byte("inside"), 0o644, 0o755); err == nil || !strings.Contains(err.Error(), "link.yml") {
+			t.Errorf("WriteFile(link.yml) = %v, want an error naming it", err)
+		}
+		sameTree(t, outside, before)
+	})
+
+	t.Run("swapped in after the root was opened", func(t *testing.T) {
+		base := t.TempDir()
+		outside := setupOutside(t, base)
+		dir := filepath.Join(base, "root")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		root := openRoot(t, dir)
+		if err := WriteFile(root, "sub/a.yml", []byte("inside"), 0o644, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The checks of WriteFile pass while sub is a directory...
+		if err := CheckNoSymlink(root, "sub/a.yml"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "sub"), filepath.Join(base, "moved")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(dir, "sub")); err != nil {
+			t.Fatal(err)
+		}
+		before := listTree(t, outside)
+		// ...then the steps that follow them must not reach outside either.
+		if f, name, err := createTemp(root, "sub", "a.yml"); err == nil {
+			f.Close()
+			t.Errorf("createTemp made %s through the symlink", name)
+		}
+		if err := SyncDir(root, "sub"); err == nil {
+			t.Error("SyncDir opened the directory through the symlink")
+		}
+		checkRefused(t, root)
+		sameTree(t, outside, before)
+		if data, _ := writeTestRead(t, filepath.Join(base, "moved", "a.yml")); data != "inside" {
+			t.Errorf("the moved directory's file changed: %q", data)
+		}
+	})
+}

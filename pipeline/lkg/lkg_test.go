@@ -1,0 +1,404 @@
+package lkg
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/butler-sre/butler/pipeline/write"
+)
+
+// writeTestFile creates path (and its parents) with data and mode, for test setup.
+func writeTestFile(t *testing.T, path string, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTestMissing fails the test when path exists.
+func writeTestMissing(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s: want it absent, Lstat gave %v", path, err)
+	}
+}
+
+// lkgTestFiles is a manager's set of files with nested paths and modes.
+func lkgTestFiles() []write.File {
+	return []write.File{
+		{Path: "rules/a.yml", Data: []byte("groups: []\n"), Mode: 0o600},
+		{Path: "prometheus.yml", Data: []byte("global: {}\n"), Mode: 0o644},
+		{Path: "rules/sub/b.yml", Data: []byte("b\n"), Mode: 0o640},
+		{Path: "rules.yml", Data: nil, Mode: 0o644},
+	}
+}
+
+// lkgTestSorted returns files sorted by Path, as Load returns them.
+func lkgTestSorted(files []write.File) []write.File {
+	out := slices.Clone(files)
+	slices.SortFunc(out, func(a, b write.File) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// lkgTestLoad loads dir and compares it with want.
+func lkgTestLoad(t *testing.T, dir string, want []write.File) {
+	t.Helper()
+	got, ok, err := Load(dir)
+	if err != nil || !ok {
+		t.Fatalf("Load = ok %v, %v; want a copy", ok, err)
+	}
+	want = lkgTestSorted(want)
+	if len(got) != len(want) {
+		t.Fatalf("Load returned %d files, want %d: %v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i].Path != want[i].Path || string(got[i].Data) != string(want[i].Data) || got[i].Mode != want[i].Mode {
+			t.Errorf("file %d: got %s %q %v, want %s %q %v", i,
+				got[i].Path, got[i].Data, got[i].Mode, want[i].Path, want[i].Data, want[i].Mode)
+		}
+	}
+}
+
+// lkgTestEntries lists the names in dir.
+func lkgTestEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestLKGRoundTrip(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "lkg")
+	dir := filepath.Join(parent, "prometheus")
+	files := lkgTestFiles()
+	if err := Store(dir, files); err != nil {
+		t.Fatalf("Store: %v", err)
+	}
+	lkgTestLoad(t, dir, files)
+
+	// Every directory of the copy is 0700: it may hold secrets.
+	target, err := os.Readlink(dir)
+	if err != nil {
+		t.Fatalf("dir is not the link Store documents: %v", err)
+	}
+	root := filepath.Join(parent, target)
+	for _, d := range []string{parent, root, filepath.Join(root, "rules"), filepath.Join(root, "rules", "sub")} {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v, mode %v; want 0700", d, err, fi.Mode().Perm())
+		}
+	}
+	if names := lkgTestEntries(t, parent); len(names) != 2 {
+		t.Errorf("lkg holds %q, want the link and one version", names)
+	}
+}
+
+func TestLKGReplace(t *testing.T) {
+	tests := []struct {
+		name   string
+		first  []write.File
+		second []write.File
+	}{
+		{name: "smaller set removes files", first: lkgTestFiles(), second: []write.File{
+			{Path: "prometheus.yml", Data: []byte("v2\n"), Mode: 0o600},
+		}},
+		{name: "larger set", first: []write.File{{Path: "a.yml", Data: []byte("a"), Mode: 0o644}}, second: lkgTestFiles()},
+		{name: "file becomes directory", first: []write.File{{Path: "rules", Data: []byte("r"), Mode: 0o644}},
+			second: []write.File{{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644}}},
+		{name: "empty set", first: lkgTestFiles(), second: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "m")
+			if err := Store(dir, tt.first); err != nil {
+				t.Fatal(err)
+			}
+			if err := Store(dir, tt.second); err != nil {
+				t.Fatal(err)
+			}
+			lkgTestLoad(t, dir, tt.second)
+			if names := lkgTestEntries(t, parent); len(names) != 2 {
+				t.Errorf("parent holds %q, want the link and one version: the old one must be gone", names)
+			}
+		})
+	}
+}
+
+func TestLKGInterruptedStore(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "m")
+	other := filepath.Join(parent, "m-x") // a manager whose name starts like m's
+	v1 := []write.File{{Path: "a.yml", Data: []byte("v1"), Mode: 0o644}}
+	if err := Store(dir, v1); err != nil {
+		t.Fatal(err)
+	}
+	if err := Store(other, []write.File{{Path: "x.yml", Data: []byte("x"), Mode: 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash at various points of a store leaves: a half-filled
+	// version directory, a prepared link not renamed yet.
+	half := filepath.Join(parent, ".m.lkg-999")
+	writeTestFile(t, filepath.Join(half, "a.yml"), "half-writ", 0o644)
+	if err := os.Symlink(".m.lkg-999", filepath.Join(parent, ".m.lkgtmp-999")); err != nil {
+		t.Fatal(err)
+	}
+	// Names that are not m's must survive m's clean-up.
+	foreign := []string{".m.lkg-abc", "m.bak", ".m-x.lkg-1"}
+	for _, name := range foreign {
+		writeTestFile(t, filepath.Join(parent, name), "keep", 0o644)
+	}
+
+	lkgTestLoad(t, dir, v1)
+
+	v2 := []write.File{{Path: "a.yml", Data: []byte("v2"), Mode: 0o600}}
+	if err := Store(dir, v2); err != nil {
+		t.Fatal(err)
+	}
+	lkgTestLoad(t, dir, v2)
+	lkgTestLoad(t, other, []write.File{{Path: "x.yml", Data: []byte("x"), Mode: 0o644}})
+	names := lkgTestEntries(t, parent)
+	for _, gone := range []string{".m.lkg-999", ".m.lkgtmp-999"} {
+		if slices.Contains(names, gone) {
+			t.Errorf("leftover %s not cleaned: %q", gone, names)
+		}
+	}
+	for _, kept := range foreign {
+		if !slices.Contains(names, kept) {
+			t.Errorf("%s was removed: %q", kept, names)
+		}
+	}
+	var ours []string
+	for _, n := range names {
+		if owned("m", n) {
+			ours = append(ours, n)
+		}
+	}
+	if len(ours) != 1 {
+		t.Errorf("versions of m left: %q, want exactly one", ours)
+	}
+}
+
+func TestLKGFailedStoreKeepsOldCopy(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []write.File
+	}{
+		{name: "hostile path", files: []write.File{
+			{Path: "a.yml", Data: []byte("new"), Mode: 0o644},
+			{Path: "../../escape.yml", Data: []byte("x"), Mode: 0o644},
+		}},
+		{name: "duplicate path", files: []write.File{
+			{Path: "a.yml", Data: []byte("new"), Mode: 0o644},
+			{Path: "a.yml", Data: []byte("again"), Mode: 0o644},
+		}},
+		{name: "file and directory at one path", files: []write.File{
+			{Path: "rules", Data: []byte("r"), Mode: 0o644},
+			{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644},
+		}},
+	}
+	old := []write.File{{Path: "a.yml", Data: []byte("old"), Mode: 0o644}}
+	for _, tt := range tests {
+		for _, how := range []string{"stored", "made by hand"} {
+			t.Run(tt.name+", previous copy "+how, func(t *testing.T) {
+				parent := t.TempDir()
+				dir := filepath.Join(parent, "m")
+				if how == "stored" {
+					if err := Store(dir, old); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					writeTestFile(t, filepath.Join(dir, "a.yml"), "old", 0o644)
+				}
+				before := lkgTestEntries(t, parent)
+				if err := Store(dir, tt.files); err == nil {
+					t.Fatal("Store succeeded, want an error")
+				}
+				lkgTestLoad(t, dir, old)
+				if names := lkgTestEntries(t, parent); !slices.Equal(names, before) {
+					t.Errorf("parent holds %q after a failed store, want %q as before", names, before)
+				}
+				writeTestMissing(t, filepath.Join(filepath.Dir(parent), "escape.yml"))
+			})
+		}
+	}
+}
+
+// TestLKGRemoveOthersErrors: a failure to clean the old copies is returned,
+// never dropped.
+func TestLKGRemoveOthersErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		spoil func(t *testing.T, parent string, root *os.Root)
+	}{
+		{name: "directory removed", spoil: func(t *testing.T, parent string, _ *os.Root) {
+			if err := os.RemoveAll(parent); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "root closed", spoil: func(_ *testing.T, _ string, root *os.Root) { root.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "lkg")
+			if err := Store(filepath.Join(parent, "m"), lkgTestFiles()); err != nil {
+				t.Fatal(err)
+			}
+			root, err := os.OpenRoot(parent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			tt.spoil(t, parent, root)
+			if err := removeOthers(root, "m", ".m.lkg-1"); err == nil || !strings.Contains(err.Error(), "remove old copies") {
+				t.Errorf("removeOthers = %v, want an error saying the old copies were not removed", err)
+			}
+		})
+	}
+}
+
+// TestLKGRemovingOldVersionNeverFollowsSymlinks: a symlink planted in an old
+// version leading out of the lkg directory is removed, not what it points at.
+func TestLKGRemovingOldVersionNeverFollowsSymlinks(t *testing.T) {
+	base := t.TempDir()
+	parent := filepath.Join(base, "lkg")
+	outside := filepath.Join(base, "outside")
+	writeTestFile(t, filepath.Join(outside, "keep.yml"), "keep", 0o644)
+	dir := filepath.Join(parent, "m")
+	if err := Store(dir, lkgTestFiles()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"evil", "rules/evil"} {
+		if err := os.Symlink(outside, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Store(dir, lkgTestFiles()); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(outside, "keep.yml")); err != nil || string(data) != "keep" {
+		t.Errorf("outside/keep.yml: %q, %v; want it untouched", data, err)
+	}
+	lkgTestLoad(t, dir, lkgTestFiles())
+}
+
+func TestLoadWithoutCopy(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, dir string)
+		wantErr string // "" when Load must report no copy without an error
+	}{
+		{name: "missing", setup: func(*testing.T, string) {}},
+		{name: "missing parent", setup: func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Dir(dir)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "link to a removed version", setup: func(t *testing.T, dir string) {
+			if err := os.Symlink(".m.lkg-123", dir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a regular file", setup: func(t *testing.T, dir string) {
+			writeTestFile(t, dir, "junk", 0o644)
+		}, wantErr: "not a directory"},
+		{name: "link leading elsewhere", setup: func(t *testing.T, dir string) {
+			if err := os.Symlink(t.TempDir(), dir); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "not at a stored copy"},
+		{name: "link to another manager's version", setup: func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(filepath.Dir(dir), ".n.lkg-1"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(".n.lkg-1", dir); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "not at a stored copy"},
+		{name: "version holding a symlink", setup: func(t *testing.T, dir string) {
+			if err := Store(dir, []write.File{{Path: "a.yml", Data: []byte("a"), Mode: 0o644}}); err != nil {
+				t.Fatal(err)
+			}
+			secret := filepath.Join(t.TempDir(), "secret")
+			writeTestFile(t, secret, "secret", 0o600)
+			if err := os.Symlink(secret, filepath.Join(dir, "secret")); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "m")
+			tt.setup(t, dir)
+			files, ok, err := Load(dir)
+			if ok || files != nil {
+				t.Errorf("Load = %v, ok %v; want no copy", files, ok)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Load error %v, want none", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Load error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLKGPlainDirectory(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "m")
+	writeTestFile(t, filepath.Join(dir, "sub", "old.yml"), "old", 0o640)
+	lkgTestLoad(t, dir, []write.File{{Path: "sub/old.yml", Data: []byte("old"), Mode: 0o640}})
+
+	files := lkgTestFiles()
+	if err := Store(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	lkgTestLoad(t, dir, files)
+	if fi, err := os.Lstat(dir); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("dir after Store: %v, %v; want the link", fi, err)
+	}
+	if names := lkgTestEntries(t, parent); len(names) != 2 {
+		t.Errorf("parent holds %q, want the link and one version", names)
+	}
+}
+
+func TestLKGOwned(t *testing.T) {
+	tests := []struct {
+		name, entry string
+		want        bool
+	}{
+		{"m", ".m.lkg-1", true},
+		{"m", ".m.lkgtmp-42", true},
+		{"m", ".m.lkg-", false},
+		{"m", ".m.lkg-1x", false},
+		{"m", ".m-x.lkg-1", false},
+		{"m", "m", false},
+		{"m-x", ".m-x.lkg-7", true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %s", tt.name, tt.entry), func(t *testing.T) {
+			if got := owned(tt.name, tt.entry); got != tt.want {
+				t.Errorf("owned(%q, %q) = %v", tt.name, tt.entry, got)
+			}
+		})
+	}
+}

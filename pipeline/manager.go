@@ -1,0 +1,478 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/command"
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/lkg"
+	"github.com/butler-sre/butler/pipeline/reload"
+	"github.com/butler-sre/butler/pipeline/render"
+	"github.com/butler-sre/butler/pipeline/state"
+	"github.com/butler-sre/butler/pipeline/write"
+)
+
+// Reloader asks a manager to load its configuration again: reload.HTTP and
+// reload.Command.
+type Reloader interface {
+	Reload(ctx context.Context) reload.Result
+}
+
+// managerRun carries one manager through the phases. It only touches its own
+// ManagerState, so managers run concurrently.
+type managerRun struct {
+	run *run // what the managers of the run share
+	m   *config.Manager
+	ms  *state.ManagerState
+	log *slog.Logger // the run's logger with the manager's name
+}
+
+// manager prepares the run of m, its state entries made beforehand so that
+// managers running at once never write the same map.
+func (r *run) manager(m *config.Manager) *managerRun {
+	ms := r.st.Manager(m.Name)
+	for _, f := range m.Files {
+		ms.File(f.Path)
+	}
+	return &managerRun{run: r, m: m, ms: ms, log: r.log.With("manager", m.Name)}
+}
+
+// fail records a failed phase and returns the manager's result. logged says
+// that the failure's details were logged already, file by file.
+func (r *managerRun) fail(phase string, err error, changed []string, logged bool) ManagerResult {
+	err = fmt.Errorf("manager %s: %s: %w", r.m.Name, phase, err)
+	r.ms.InStep = false
+	r.ms.Phase = phase
+	r.ms.Error = r.run.scrub.Scrub(err.Error())
+	if !logged {
+		r.log.Error("manager failed", "phase", phase, "error", r.ms.Error)
+	}
+	return ManagerResult{Name: r.m.Name, Outcome: "failed", Phase: phase, Err: err, Changed: changed}
+}
+
+func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
+	r.ms.InStep = true
+	r.ms.Phase = ""
+	r.ms.Error = ""
+	return ManagerResult{Name: r.m.Name, InStep: true, Outcome: outcome, Changed: changed}
+}
+
+// phaseError is the failure of the phases that change nothing; logged is set
+// when each file's failure was logged as it happened.
+type phaseError struct {
+	phase  string
+	err    error
+	logged bool
+}
+
+// prepared is what the phases that change nothing leave for the write.
+type prepared struct {
+	dest    *write.Dest
+	files   []write.File
+	changed []string
+}
+
+// sync is the story of one manager's run: fetch, render and validate, check,
+// then write, reload, and keep or restore the last-known-good copy.
+func (r *managerRun) sync(ctx context.Context) ManagerResult {
+	r.ms.Ran = true
+	if r.run.sd.Writing(r.m.Name) {
+		// A run was killed while changing this manager's files: what it
+		// wrote may not be loaded, nor kept, whatever the disk shows now.
+		r.log.Warn("an earlier run stopped while changing the files; the manager is reloaded", "phase", PhaseWrite)
+		r.ms.PendingReload = true
+	}
+	p, perr := r.prepare(ctx)
+	if perr != nil {
+		return r.fail(perr.phase, perr.err, nil, perr.logged)
+	}
+	defer p.dest.Close()
+	// A run killed while writing leaves temporary files beside the targets;
+	// this run holds the lock, so they are stale: clear them.
+	if err := p.dest.RemoveStale(paths(p.files)); err != nil {
+		r.log.Warn("cannot remove stale temporary files", "phase", PhaseWrite, "error", err)
+	}
+	hash := contentHash(p.files)
+
+	if hash == r.ms.Refused && !r.run.opts.Force {
+		// No reload storm: this exact content was refused before.
+		return r.fail(PhaseReload, fmt.Errorf("this content was refused before (reload status %d) and is not applied again until the source or vars change; run with --force to try it anyway",
+			r.ms.ReloadStatus), p.changed, false)
+	}
+	// The desired content is not the refused one (any more): the refusal is over.
+	r.ms.Refused = ""
+	if len(p.changed) == 0 && !r.ms.PendingReload && !r.run.opts.Force {
+		r.log.Debug("unchanged", "phase", PhaseWrite)
+		if r.ms.LKGPending && r.ms.Applied == hash {
+			// What is on disk was applied, but its copy could not be stored.
+			res := r.keep(p.files, nil)
+			if res.InStep {
+				res.Outcome = "unchanged"
+			}
+			return res
+		}
+		return r.ok("unchanged", nil)
+	}
+	if ctx.Err() != nil {
+		// Interrupted or out of time: start nothing new.
+		return r.fail(PhaseWrite, fmt.Errorf("nothing written: %w", context.Cause(ctx)), p.changed, false)
+	}
+	toWrite := p.files
+	if !r.run.opts.Force {
+		toWrite = write.Select(p.files, p.changed)
+	}
+	if err := r.run.sd.MarkWriting(r.m.Name); err != nil {
+		return r.fail(PhaseWrite, err, p.changed, false)
+	}
+	snap, err := r.write(p.dest, toWrite)
+	if err != nil {
+		return r.fail(PhaseWrite, err, p.changed, false)
+	}
+	if r.m.Reload == nil {
+		r.ms.Applied, r.ms.Refused, r.ms.PendingReload = hash, "", false
+		return r.keep(p.files, p.changed)
+	}
+	return r.reload(ctx, p, hash, snap)
+}
+
+// prepare runs the phases that change nothing: fetch, render and validate,
+// the check command, and the comparison with what is on disk.
+func (r *managerRun) prepare(ctx context.Context) (*prepared, *phaseError) {
+	raw, err := r.fetchAll(ctx)
+	r.recordFetchStreak(err)
+	if err != nil {
+		return nil, &phaseError{PhaseFetch, err, true}
+	}
+	files, err := r.renderAll(raw)
+	if err != nil {
+		return nil, &phaseError{PhaseRender, err, true}
+	}
+	if err := r.check(ctx, files); err != nil {
+		return nil, &phaseError{phase: PhaseCheck, err: err}
+	}
+	dest, err := write.Open(r.m.Dest)
+	if err != nil {
+		return nil, &phaseError{phase: PhaseWrite, err: err}
+	}
+	changed, err := dest.Changed(files)
+	if err != nil {
+		_ = dest.Close()
+		return nil, &phaseError{phase: PhaseWrite, err: err}
+	}
+	return &prepared{dest: dest, files: files, changed: changed}, nil
+}
+
+// recordFetchStreak notes the start and the end of a run of failed fetches.
+func (r *managerRun) recordFetchStreak(err error) {
+	now := r.run.opts.Now()
+	switch {
+	case err != nil && r.ms.FetchFailingSince.IsZero():
+		r.ms.FetchFailingSince = now
+		r.event(state.EventFetchFailing, "fetches started failing: "+r.run.scrub.Scrub(err.Error()), nil)
+	case err == nil && !r.ms.FetchFailingSince.IsZero():
+		r.event(state.EventFetchRecovered, fmt.Sprintf("fetches succeed again after failing since %s", health.Stamp(r.ms.FetchFailingSince)), nil)
+		r.ms.FetchFailingSince = time.Time{}
+	}
+}
+
+// event adds an entry to the manager's history.
+func (r *managerRun) event(kind, msg string, files []string) {
+	r.ms.AddEvent(r.run.cfg.Health.History, state.Event{Time: r.run.opts.Now(), Kind: kind, Message: msg, Files: files})
+}
+
+// fetchAll fetches every file of the manager, at most `concurrency` at once over
+// all managers. It returns the failures after every fetch has finished, so
+// every file's metrics are set.
+func (r *managerRun) fetchAll(ctx context.Context) (map[string][]byte, error) {
+	out := make([][]byte, len(r.m.Files))
+	errs := make([]error, len(r.m.Files))
+	var wg sync.WaitGroup
+	for i, f := range r.m.Files {
+		wg.Go(func() {
+			select {
+			case r.run.sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("%s: %w", f.Path, ctx.Err())
+				r.recordFetch(f, 0, errs[i])
+				return
+			}
+			defer func() { <-r.run.sem }()
+			data, status, err := r.run.fetcher.Fetch(ctx, f.Source, f.Headers)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", f.Path, err)
+			}
+			errs[i] = err
+			out[i] = data
+			r.recordFetch(f, status, err)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	m := make(map[string][]byte, len(out))
+	for i, f := range r.m.Files {
+		m[f.Path] = out[i]
+	}
+	return m, nil
+}
+
+func (r *managerRun) recordFetch(f *config.File, status int, err error) {
+	fs := r.ms.Files[f.Path]
+	fs.Fetched = true
+	fs.RemoteStatus = status
+	fs.FetchesTotal++
+	if err != nil {
+		fs.FetchFailuresTotal++
+		r.log.Warn("fetch failed", "file", f.Path, "phase", PhaseFetch, "status", status, "error", err)
+		return
+	}
+	fs.RemoteTime = r.run.opts.Now()
+	r.log.Debug("fetched", "file", f.Path, "phase", PhaseFetch, "status", status)
+}
+
+// renderAll renders templates and validates every file; every file's metrics are
+// set before the failures are returned.
+func (r *managerRun) renderAll(raw map[string][]byte) ([]write.File, error) {
+	data := render.TemplateData(r.m.Vars, r.m.Name, r.run.opts.Environ, r.run.opts.Hostname)
+	var errs []error
+	files := make([]write.File, 0, len(r.m.Files))
+	for _, f := range r.m.Files {
+		fs := r.ms.Files[f.Path]
+		fs.Rendered, fs.Method = true, f.Format
+		out := raw[f.Path]
+		fs.Mustache = true
+		if f.Template {
+			var err error
+			out, err = render.Render(raw[f.Path], data, f.Delims)
+			if err != nil {
+				fs.Mustache, fs.Valid = false, false
+				err = fmt.Errorf("%s: template: %w", f.Path, err)
+				r.log.Warn("render failed", "file", f.Path, "phase", PhaseRender, "error", err)
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := render.Validate(f.Format, out); err != nil {
+			fs.Valid = false
+			err = fmt.Errorf("%s: invalid %w", f.Path, err)
+			r.log.Warn("validation failed", "file", f.Path, "phase", PhaseRender, "error", err)
+			errs = append(errs, err)
+			continue
+		}
+		fs.Valid = true
+		files = append(files, write.File{Path: f.Path, Data: out, Mode: f.Mode})
+	}
+	return files, errors.Join(errs...)
+}
+
+// check runs the manager's check command in a staging directory that holds the
+// rendered files at their paths.
+func (r *managerRun) check(ctx context.Context, files []write.File) error {
+	if len(r.m.Check) == 0 {
+		return nil
+	}
+	dir, err := os.MkdirTemp(r.run.tmp, r.m.Name+"-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := stage(dir, files); err != nil {
+		return err
+	}
+	res := command.Run(ctx, r.m.Check, dir, r.m.CheckTimeout)
+	switch {
+	case res.StartErr != nil:
+		return fmt.Errorf("cannot run %s: %w", r.m.Check[0], res.StartErr)
+	case res.TimedOut:
+		return fmt.Errorf("%s: %s (check_timeout %s)", r.m.Check[0], res.Reason, r.m.CheckTimeout)
+	case !res.OK:
+		return fmt.Errorf("%s refused the files (%v): %s", r.m.Check[0], res.Err, res.Output)
+	}
+	r.log.Debug("check passed", "phase", PhaseCheck)
+	return nil
+}
+
+// stage writes files at their paths under the fresh directory dir.
+func stage(dir string, files []write.File) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, f := range files {
+		if err := atomicfile.WriteFile(root, f.Path, f.Data, f.Mode, write.DirMode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write applies the changed files atomically and records the write metric.
+func (r *managerRun) write(dest *write.Dest, files []write.File) (*write.Snapshot, error) {
+	snap, err := dest.Apply(files)
+	for _, f := range files {
+		fs := r.ms.Files[f.Path]
+		fs.Written = true
+		fs.WriteOK = err == nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		r.log.Info("written", "file", f.Path, "phase", PhaseWrite, "dest", r.m.Dest)
+	}
+	r.ms.LastChange = r.run.opts.Now()
+	r.event(state.EventApplied, fmt.Sprintf("wrote %d file(s) to %s", len(files), r.m.Dest), paths(files))
+	return snap, nil
+}
+
+// reloader builds the manager's reloader.
+func (r *managerRun) reloader() Reloader {
+	rl := r.m.Reload
+	if rl.URL != "" {
+		return &reload.HTTP{URL: rl.URL, Method: rl.Method, Headers: rl.Headers, Timeout: rl.Timeout, Retries: rl.Retries, Client: r.run.opts.HTTPClient}
+	}
+	return &reload.Command{Argv: rl.Command, Timeout: rl.Timeout}
+}
+
+// reload asks the manager to load the written files and acts on the answer per
+// the decision after a reload.
+func (r *managerRun) reload(ctx context.Context, p *prepared, hash string, snap *write.Snapshot) ManagerResult {
+	// The files are written: a reload under way may finish within StopGrace
+	// after an interruption or the run's deadline.
+	rctx, cancel := graceContext(ctx, r.run.opts.StopGrace)
+	defer cancel()
+	res := r.reloader().Reload(rctx)
+	r.ms.ReloadTime = r.run.opts.Now()
+	r.ms.ReloadsTotal++
+	r.ms.ReloadTimedOut = res.Status == 0
+	msg := fmt.Sprintf("reload status %d", res.Status)
+	if res.Detail != "" {
+		msg += ": " + res.Detail
+	}
+	r.event(state.EventReload, r.run.scrub.Scrub(msg), nil)
+	log := r.log.With("phase", PhaseReload, "status", res.Status)
+
+	switch {
+	case res.Status == 0 && ctx.Err() != nil:
+		// Interrupted, and the reload did not finish in the grace period: put
+		// the files back as they were, so the manager's disk matches what it runs.
+		r.ms.Reloaded, r.ms.ReloadStatus = true, 0
+		r.ms.ReloadFailuresTotal++
+		r.ms.PendingReload = false
+		if err := snap.Restore(); err != nil {
+			return r.fail(PhaseLKG, fmt.Errorf("interrupted during the reload, and putting the files back failed: %w", err), p.changed, false)
+		}
+		r.event(state.EventLKGRestore, "interrupted during the reload: the files from before this run were put back", nil)
+		return r.fail(PhaseReload, fmt.Errorf("interrupted (%v) before the reload answered; the files from before this run were put back", context.Cause(ctx)), p.changed, false)
+
+	case slices.Contains(r.m.Reload.Expect, res.Status):
+		r.ms.Reloaded, r.ms.ReloadStatus = true, res.Status
+		r.ms.Applied, r.ms.Refused, r.ms.PendingReload = hash, "", false
+		log.Info("reloaded")
+		return r.keep(p.files, p.changed)
+
+	case res.Status == 0 && r.m.TimeoutOK:
+		// The status keeps its previous value; the files stay; the LKG is unchanged.
+		r.ms.Applied, r.ms.Refused, r.ms.PendingReload = hash, "", false
+		log.Warn("reload got no response; timeout_ok is set, so the files stay and count as applied", "detail", res.Detail)
+		return r.ok("applied", p.changed)
+
+	case res.Status == 0:
+		r.ms.Reloaded, r.ms.ReloadStatus = true, 0
+		r.ms.ReloadFailuresTotal++
+		r.ms.PendingReload = true
+		return r.fail(PhaseReload, fmt.Errorf("no response (%s); the files stay and the reload is tried again next run", res.Detail), p.changed, false)
+
+	default:
+		r.ms.Reloaded, r.ms.ReloadStatus = true, res.Status
+		r.ms.ReloadFailuresTotal++
+		r.ms.Refused, r.ms.PendingReload = hash, false
+		restored, err := r.restore(p.dest, snap)
+		if err != nil {
+			return r.fail(PhaseLKG, fmt.Errorf("reload refused with status %d (%s), and putting the previous files back failed: %w", res.Status, res.Detail, err), p.changed, false)
+		}
+		return r.fail(PhaseReload, fmt.Errorf("refused with status %d (%s); %s put back", res.Status, res.Detail, restored), p.changed, false)
+	}
+}
+
+// graceContext returns a context that ends grace after ctx ends (but not before),
+// for work that should finish once started.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	g, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(g, func() { t.Stop() })
+	})
+	return g, func() {
+		stop()
+		cancel()
+	}
+}
+
+// keep records an applied change and stores it as the last-known-good copy.
+func (r *managerRun) keep(files []write.File, changed []string) ManagerResult {
+	if !r.m.LKG {
+		r.ms.LKGPending = false
+		return r.ok("applied", changed)
+	}
+	err := lkg.Store(r.run.sd.LKGDir(r.m.Name), files)
+	if err != nil && !errors.Is(err, lkg.ErrCleanup) {
+		r.ms.LKGPending = true
+		return r.fail(PhaseLKG, fmt.Errorf("applied, but storing the last-known-good copy failed (the next run tries again): %w", err), changed, false)
+	}
+	if err != nil {
+		r.log.Warn("last-known-good stored, but old copies remain", "phase", PhaseLKG, "error", err)
+	}
+	r.ms.LKGPending = false
+	r.ms.LKGTime = r.run.opts.Now()
+	r.log.Debug("last-known-good stored", "phase", PhaseLKG)
+	return r.ok("applied", changed)
+}
+
+// restore puts back the last-known-good copy, or when there is none yet the files
+// as they were before this run. It says which it did.
+func (r *managerRun) restore(dest *write.Dest, snap *write.Snapshot) (string, error) {
+	// First undo this run's writes (files new this run are removed), then lay the
+	// LKG copy over them.
+	if err := snap.Restore(); err != nil {
+		return "", err
+	}
+	if r.m.LKG {
+		files, ok, err := lkg.Load(r.run.sd.LKGDir(r.m.Name))
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			if _, err := dest.Apply(files); err != nil {
+				return "", err
+			}
+			r.ms.LKGRestoresTotal++
+			r.event(state.EventLKGRestore, "last-known-good files put back", nil)
+			r.log.Warn("last-known-good copy restored", "phase", PhaseLKG)
+			return "the last-known-good files were", nil
+		}
+	}
+	r.event(state.EventLKGRestore, "no last-known-good copy yet: the files from before this run were put back", nil)
+	r.log.Warn("no last-known-good copy yet: the files from before this run were put back", "phase", PhaseLKG)
+	return "the files from before this run were", nil
+}
+
+// paths returns the Path of each file.
+func paths(files []write.File) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
+}

@@ -1,0 +1,12 @@
+// Package render is the render phase: strict mustache templates and the
+// yml, json and text validators.
+//
+// Guarantees:
+//   - A name the template looks up that is not in its context is an error
+//     naming it, never an empty string; output is not HTML-escaped; partials,
+//     which would read local files, are refused.
+//   - Validate checks syntax only: every YAML document of a stream parses
+//     without duplicate keys, JSON is one value without duplicate keys, text
+//     is UTF-8 without NUL bytes.
+//   - Render and Validate are safe for concurrent use and touch no disk.
+package render

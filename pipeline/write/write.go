@@ -1,0 +1,352 @@
+// Package write is the write phase: it compares a manager's rendered files
+// with its dest directory and applies the changed ones.
+//
+// Guarantees:
+//   - Every name under dest is resolved through an os.Root and refused when a
+//     component below dest is a symlink: nothing is created, replaced or
+//     deleted outside dest, even when a directory is swapped for a symlink
+//     while butler runs. dest itself may be a symlink
+//     (/etc/prometheus -> /srv/prometheus/etc).
+//   - Each file is replaced atomically (package atomicfile).
+//   - Apply checks every path and records what was there before writing the
+//     first file. When a write fails, the files already replaced are put back;
+//     the Snapshot it returns puts the files of before the run back later,
+//     when the reload is refused.
+//   - Changed and Read never create anything: a dry run leaves dest alone.
+package write
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"syscall"
+
+	"github.com/butler-sre/butler/pipeline/atomicfile"
+)
+
+// DirMode is the mode of the directories created under a dest.
+const DirMode os.FileMode = 0o755
+
+// File is one file of a manager: Path relative to the manager's dest
+// (slash-separated), its content and its mode.
+type File struct {
+	Path string
+	Data []byte
+	Mode os.FileMode
+}
+
+// Dest is a manager's destination directory.
+type Dest struct {
+	dir  string
+	root *os.Root // nil while dir does not exist
+}
+
+// Open returns the destination directory dir, which need not exist yet: Apply
+// creates it. Close releases it.
+func Open(dir string) (*Dest, error) {
+	if dir == "" {
+		return nil, errors.New("empty destination directory")
+	}
+	d := &Dest{dir: filepath.Clean(dir)}
+	if err := d.open(false); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Dir is the destination directory's path.
+func (d *Dest) Dir() string { return d.dir }
+
+// Close releases the directory.
+func (d *Dest) Close() error {
+	if d == nil || d.root == nil {
+		return nil
+	}
+	return d.root.Close()
+}
+
+// open opens the root, creating dir first when create is set.
+func (d *Dest) open(create bool) error {
+	if d.root != nil {
+		return nil
+	}
+	if create {
+		// DirMode whatever the umask: a manager running as another user
+		// must be able to read its dest.
+		if err := atomicfile.MkdirAllPath(d.dir, DirMode); err != nil {
+			return err
+		}
+	}
+	root, err := os.OpenRoot(d.dir)
+	switch {
+	case err == nil:
+		d.root = root
+		return nil
+	case !create && errors.Is(err, fs.ErrNotExist):
+		return nil
+	default:
+		return fmt.Errorf("open %s: %w", d.dir, err)
+	}
+}
+
+// Check refuses a path that could not be written: hostile (see
+// atomicfile.CleanRel) or leading through a symlink.
+func (d *Dest) Check(rel string) error {
+	if _, err := atomicfile.CleanRel(rel); err != nil {
+		return err
+	}
+	if d.root == nil {
+		return nil
+	}
+	return atomicfile.CheckNoSymlink(d.root, rel)
+}
+
+// Read returns the content of the file at rel; ok is false when there is no
+// file there.
+func (d *Dest) Read(rel string) (data []byte, ok bool, err error) {
+	if err := d.Check(rel); err != nil {
+		return nil, false, err
+	}
+	if d.root == nil {
+		return nil, false, nil
+	}
+	data, err = d.root.ReadFile(rel)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", rel, err)
+	}
+	return data, true, nil
+}
+
+// Changed reports which of files differ from what is under dest: content or
+// mode, or missing there (or something other than a regular file is there).
+// The returned paths are the Path of each such file, in the order given.
+func (d *Dest) Changed(files []File) ([]string, error) {
+	var changed []string
+	for _, f := range files {
+		same, err := d.same(f)
+		if err != nil {
+			return nil, fmt.Errorf("compare %s: %w", f.Path, err)
+		}
+		if !same {
+			changed = append(changed, f.Path)
+		}
+	}
+	return changed, nil
+}
+
+// same reports whether the file at f.Path has f's content and mode.
+func (d *Dest) same(f File) (bool, error) {
+	if err := d.Check(f.Path); err != nil {
+		return false, err
+	}
+	if d.root == nil {
+		return false, nil
+	}
+	fi, err := d.root.Lstat(f.Path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode()&atomicfile.ModeMask != f.Mode&atomicfile.ModeMask || fi.Size() != int64(len(f.Data)) {
+		return false, nil
+	}
+	data, err := d.root.ReadFile(f.Path)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(data, f.Data), nil
+}
+
+// RemoveStale removes the temporary files a killed run left beside paths (see
+// atomicfile.RemoveStale).
+func (d *Dest) RemoveStale(paths []string) error {
+	if d.root == nil {
+		return nil
+	}
+	return atomicfile.RemoveStale(d.root, paths)
+}
+
+// Snapshot records what was on disk at some paths under a dest before a run
+// changed them: the content and mode of each file, or that it did not exist
+// (and which of its parent directories did not exist either).
+type Snapshot struct {
+	dest    *Dest
+	entries []entry
+}
+
+// entry is the recorded state of one path of a Snapshot.
+type entry struct {
+	rel    string
+	exists bool
+	data   []byte
+	mode   os.FileMode
+	// dirs are the parent directories below dest that were missing, deepest
+	// first; the run creates them when it writes the file.
+	dirs []string
+}
+
+// snapshot records the current state of paths. A path may be a regular file
+// or absent; anything else there (a directory, a device) is an error, since a
+// file cannot be written there. A path given twice is recorded once.
+func (d *Dest) snapshot(paths []string) (*Snapshot, error) {
+	s := &Snapshot{dest: d}
+	seen := make(map[string]bool, len(paths))
+	for _, rel := range paths {
+		if seen[rel] {
+			continue
+		}
+		seen[rel] = true
+		e, err := d.record(rel)
+		if err != nil {
+			return nil, err
+		}
+		s.entries = append(s.entries, e)
+	}
+	return s, nil
+}
+
+// record reads the state of one path for a Snapshot.
+func (d *Dest) record(rel string) (entry, error) {
+	e := entry{rel: rel}
+	clean, err := atomicfile.CleanRel(rel)
+	if err != nil {
+		return e, err
+	}
+	if err := d.Check(clean); err != nil {
+		return e, err
+	}
+	fi, err := d.root.Lstat(clean)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		for p := path.Dir(clean); p != "."; p = path.Dir(p) {
+			if _, err := d.root.Lstat(p); err == nil {
+				break
+			}
+			e.dirs = append(e.dirs, p)
+		}
+		return e, nil
+	case err != nil:
+		return e, fmt.Errorf("snapshot %s: %w", rel, err)
+	case !fi.Mode().IsRegular():
+		return e, fmt.Errorf("snapshot %s: %s is not a regular file", rel, filepath.Join(d.dir, clean))
+	}
+	data, err := d.root.ReadFile(clean)
+	if err != nil {
+		return e, fmt.Errorf("snapshot %s: %w", rel, err)
+	}
+	e.exists, e.data, e.mode = true, data, fi.Mode()&atomicfile.ModeMask
+	return e, nil
+}
+
+// Restore puts every recorded path back as it was: a file that existed is
+// rewritten atomically with its old content and mode; a file that did not
+// exist is removed, and so are the directories created for it when they are
+// empty. It returns the joined errors of the paths it could not restore, each
+// naming its path. Restore on a nil Snapshot does nothing.
+func (s *Snapshot) Restore() error {
+	if s == nil {
+		return nil
+	}
+	return s.restore(len(s.entries))
+}
+
+// restore puts back the first n entries, the last one first.
+func (s *Snapshot) restore(n int) error {
+	var errs []error
+	for i := n - 1; i >= 0; i-- {
+		if err := s.restoreOne(s.entries[i]); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", s.entries[i].rel, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restoreOne puts back one recorded path.
+func (s *Snapshot) restoreOne(e entry) error {
+	root := s.dest.root
+	if e.exists {
+		return atomicfile.WriteFile(root, e.rel, e.data, e.mode, DirMode)
+	}
+	if err := s.dest.Check(e.rel); err != nil {
+		return err
+	}
+	fi, err := root.Lstat(e.rel)
+	switch {
+	case err == nil && !fi.IsDir():
+		if err := root.Remove(e.rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+		return err
+	}
+	sync := path.Dir(path.Clean(e.rel))
+	for _, d := range e.dirs {
+		// Remove only succeeds on an empty directory: anything put there
+		// since, by another file of the run or by someone else, stays.
+		if err := root.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		sync = path.Dir(d)
+	}
+	if fi, err := root.Lstat(sync); err != nil || !fi.IsDir() {
+		return nil // the parent never came to be: no entry to make durable
+	}
+	return atomicfile.SyncDir(root, sync)
+}
+
+// Apply writes files under dest, each atomically, in order, creating dest
+// when missing. Every path is checked and a Snapshot of them taken before the
+// first write, so a hostile path or a directory in the way of a file writes
+// nothing. If a write fails, the files already replaced are put back and the
+// error names the failed path (and any path that could not be put back).
+func (d *Dest) Apply(files []File) (*Snapshot, error) {
+	if err := d.open(true); err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
+	}
+	snap, err := d.snapshot(paths)
+	if err != nil {
+		return nil, err
+	}
+	// The snapshot's entries follow the order of files, duplicates dropped:
+	// after a failure, the first len(seen) of them cover every path touched.
+	seen := make(map[string]bool, len(files))
+	for _, f := range files {
+		seen[f.Path] = true
+		if err := atomicfile.WriteFile(d.root, f.Path, f.Data, f.Mode, DirMode); err != nil {
+			werr := err
+			if rerr := snap.restore(len(seen)); rerr != nil {
+				return nil, errors.Join(werr, fmt.Errorf("put back files written before: %w", rerr))
+			}
+			return nil, werr
+		}
+	}
+	return snap, nil
+}
+
+// Select returns the files whose Path is in paths, in the order of files.
+func Select(files []File, paths []string) []File {
+	want := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		want[p] = true
+	}
+	var out []File
+	for _, f := range files {
+		if want[f.Path] {
+			out = append(out, f)
+		}
+	}
+	return out
+}

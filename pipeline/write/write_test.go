@@ -1,0 +1,842 @@
+package write
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/butler-sre/butler/pipeline/atomicfile"
+)
+
+// writeTestFile creates path (and its parents) with data and mode, for test setup.
+func writeTestFile(t *testing.T, path string, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTestRead returns the content and mode of path, failing the test when
+// it cannot be read.
+func writeTestRead(t *testing.T, path string) (string, os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data), fi.Mode() & atomicfile.ModeMask
+}
+
+// writeTestNoTemp fails the test when any temporary file is left under root.
+func writeTestNoTemp(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if _, ok := atomicfile.IsTemp(d.Name()); ok {
+			t.Errorf("temporary file left behind: %s", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTestInode returns the inode number of path.
+func writeTestInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// writeTestMissing fails the test when path exists.
+func writeTestMissing(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s: want it absent, Lstat gave %v", path, err)
+	}
+}
+
+// openDest opens the dest dir, closed when the test ends.
+func openDest(t *testing.T, dir string) *Dest {
+	t.Helper()
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// paths returns the Path of each file.
+func paths(files []File) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
+}
+
+// listTree describes every entry under dir (not following symlinks): its
+// kind, mode, content or target. Two listings are equal when nothing under
+// dir was created, renamed, removed or rewritten in between.
+func listTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "symlink to " + target
+		case d.IsDir():
+			out[rel] = fmt.Sprintf("directory %v", info.Mode())
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = fmt.Sprintf("file %v %q", info.Mode(), data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameTree fails the test when dir no longer holds what before listed.
+func sameTree(t *testing.T, dir string, before map[string]string) {
+	t.Helper()
+	after := listTree(t, dir)
+	if maps.Equal(before, after) {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if after[k] != before[k] {
+			t.Errorf("%s: was %q, now %q", filepath.Join(filepath.Base(dir), k), before[k], after[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if _, ok := before[k]; !ok {
+			t.Errorf("%s appeared: %q", filepath.Join(filepath.Base(dir), k), after[k])
+		}
+	}
+}
+
+func TestOpen(t *testing.T) {
+	base := t.TempDir()
+	writeTestFile(t, filepath.Join(base, "file"), "f", 0o644)
+	tests := []struct {
+		name    string
+		dir     string
+		errPart string // "" when Open succeeds
+	}{
+		{name: "existing directory", dir: base},
+		{name: "missing directory", dir: filepath.Join(base, "missing", "dest")},
+		{name: "unclean path", dir: base + "/./x/../missing/"},
+		{name: "empty", dir: "", errPart: "empty destination"},
+		{name: "a file", dir: filepath.Join(base, "file"), errPart: filepath.Join(base, "file")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Open(tt.dir)
+			if tt.errPart != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
+					t.Fatalf("Open(%q) = %v, want an error containing %q", tt.dir, err, tt.errPart)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Dir() != filepath.Clean(tt.dir) {
+				t.Errorf("Dir() = %q, want %q", d.Dir(), filepath.Clean(tt.dir))
+			}
+			if err := d.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	writeTestMissing(t, filepath.Join(base, "missing"))
+	if (*Dest)(nil).Close() != nil {
+		t.Error("Close on a nil Dest returned an error")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	base := t.TempDir()
+	dest := filepath.Join(base, "dest")
+	outside := filepath.Join(base, "outside")
+	writeTestFile(t, filepath.Join(outside, "secret"), "s", 0o600)
+	writeTestFile(t, filepath.Join(dest, "real", "x.yml"), "x", 0o644)
+	writeTestFile(t, filepath.Join(dest, "plain"), "p", 0o644)
+	for _, l := range []struct{ target, name string }{
+		{outside, "outdir"},
+		{filepath.Join(outside, "secret"), "outfile.yml"},
+		{filepath.Join(dest, "real"), "indir"},
+		{filepath.Join(dest, "rules", "gone"), "rules"},
+	} {
+		if err := os.Symlink(l.target, filepath.Join(dest, l.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	destLink := filepath.Join(base, "destlink")
+	if err := os.Symlink(dest, destLink); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		dest    string
+		rel     string
+		errPart string // "" when the path is accepted
+	}{
+		{name: "plain file", dest: dest, rel: "a.yml"},
+		{name: "nested new directory", dest: dest, rel: "new/a.yml"},
+		{name: "existing directory", dest: dest, rel: "real/x.yml"},
+		{name: "dot segments cleaned", dest: dest, rel: "./real//x.yml"},
+		{name: "parent is a regular file", dest: dest, rel: "plain/a.yml"},
+		{name: "dest itself a symlink", dest: destLink, rel: "real/x.yml"},
+		{name: "dest missing", dest: filepath.Join(base, "missing"), rel: "a/b.yml"},
+		{name: "parent escape", dest: dest, rel: "../x", errPart: `".."`},
+		{name: "absolute", dest: dest, rel: "/etc/passwd", errPart: "relative"},
+		{name: "escape after a directory", dest: dest, rel: "a/../../x", errPart: `".."`},
+		{name: "dot-dot staying inside", dest: dest, rel: "a/../b", errPart: `".."`},
+		{name: "empty", dest: dest, rel: "", errPart: "empty"},
+		{name: "dot", dest: dest, rel: ".", errPart: "itself"},
+		{name: "dot slash", dest: dest, rel: "./", errPart: "itself"},
+		{name: "nul byte", dest: dest, rel: "a\x00b", errPart: "NUL"},
+		{name: "hostile path, dest missing", dest: filepath.Join(base, "missing"), rel: "../x", errPart: `".."`},
+		{name: "symlink directory leading out", dest: dest, rel: "outdir/secret", errPart: "symlink"},
+		{name: "symlink directory leading out, new file", dest: dest, rel: "outdir/new.yml", errPart: "symlink"},
+		{name: "symlink file leading out", dest: dest, rel: "outfile.yml", errPart: "symlink"},
+		{name: "symlink inside dest", dest: dest, rel: "indir/x.yml", errPart: "symlink"},
+		{name: "dangling symlink", dest: dest, rel: "rules/a.yml", errPart: "symlink"},
+		{name: "symlink below a symlinked dest", dest: destLink, rel: "outdir/secret", errPart: "symlink"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := openDest(t, tt.dest).Check(tt.rel)
+			switch {
+			case tt.errPart == "" && err != nil:
+				t.Fatalf("Check(%q) = %v, want no error", tt.rel, err)
+			case tt.errPart != "" && err == nil:
+				t.Fatalf("Check(%q) accepted the path", tt.rel)
+			case tt.errPart != "" && !strings.Contains(err.Error(), tt.errPart):
+				t.Errorf("error %q does not contain %q", err, tt.errPart)
+			}
+		})
+	}
+}
+
+func TestRead(t *testing.T) {
+	base := t.TempDir()
+	dest := filepath.Join(base, "dest")
+	writeTestFile(t, filepath.Join(base, "outside", "secret"), "secret", 0o600)
+	writeTestFile(t, filepath.Join(dest, "a.yml"), "a", 0o644)
+	writeTestFile(t, filepath.Join(dest, "rules", "b.yml"), "b", 0o600)
+	writeTestFile(t, filepath.Join(dest, "plain"), "p", 0o644)
+	if err := os.Symlink(filepath.Join(base, "outside"), filepath.Join(dest, "out")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		dest    string
+		rel     string
+		want    string
+		ok      bool
+		errPart string
+	}{
+		{name: "file", dest: dest, rel: "a.yml", want: "a", ok: true},
+		{name: "nested file", dest: dest, rel: "rules/b.yml", want: "b", ok: true},
+		{name: "missing file", dest: dest, rel: "new.yml"},
+		{name: "missing directory", dest: dest, rel: "new/a.yml"},
+		{name: "parent is a regular file", dest: dest, rel: "plain/a.yml"},
+		{name: "dest missing", dest: filepath.Join(base, "missing"), rel: "a.yml"},
+		{name: "a directory", dest: dest, rel: "rules", errPart: "read rules"},
+		{name: "through a symlink", dest: dest, rel: "out/secret", errPart: "symlink"},
+		{name: "hostile path", dest: dest, rel: "../outside/secret", errPart: `".."`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, ok, err := openDest(t, tt.dest).Read(tt.rel)
+			if tt.errPart != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errPart) || ok || data != nil {
+					t.Fatalf("Read(%q) = %q, %v, %v; want an error containing %q", tt.rel, data, ok, err, tt.errPart)
+				}
+				return
+			}
+			if err != nil || ok != tt.ok || string(data) != tt.want {
+				t.Errorf("Read(%q) = %q, %v, %v; want %q, %v", tt.rel, data, ok, err, tt.want, tt.ok)
+			}
+		})
+	}
+	writeTestMissing(t, filepath.Join(base, "missing"))
+}
+
+// TestDryRunCreatesNothing: what a dry run calls on a dest that does not
+// exist yet leaves it missing.
+func TestDryRunCreatesNothing(t *testing.T) {
+	base := t.TempDir()
+	dest := filepath.Join(base, "etc", "prometheus")
+	files := []File{
+		{Path: "prometheus.yml", Data: []byte("p"), Mode: 0o644},
+		{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644},
+	}
+	d := openDest(t, dest)
+	changed, err := d.Changed(files)
+	if err != nil || fmt.Sprint(changed) != "[prometheus.yml rules/a.yml]" {
+		t.Errorf("Changed = %q, %v; want every file", changed, err)
+	}
+	for _, f := range files {
+		if err := d.Check(f.Path); err != nil {
+			t.Errorf("Check(%s): %v", f.Path, err)
+		}
+		if data, ok, err := d.Read(f.Path); data != nil || ok || err != nil {
+			t.Errorf("Read(%s) = %q, %v, %v; want nothing", f.Path, data, ok, err)
+		}
+	}
+	if err := d.RemoveStale(paths(files)); err != nil {
+		t.Errorf("RemoveStale: %v", err)
+	}
+	writeTestMissing(t, filepath.Join(base, "etc"))
+}
+
+// TestApplyCreatesDest: a missing dest and its missing parents are created,
+// 0755 whatever the umask, so that a manager running as another user can read
+// its configuration.
+func TestApplyCreatesDest(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	base := t.TempDir()
+	dest := filepath.Join(base, "etc", "prometheus")
+	d := openDest(t, dest)
+	files := []File{{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644}}
+	snap, err := d.Apply(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"etc", "etc/prometheus", "etc/prometheus/rules"} {
+		fi, err := os.Stat(filepath.Join(base, dir))
+		if err != nil {
+			t.Errorf("%s: %v", dir, err)
+		} else if fi.Mode().Perm() != DirMode {
+			t.Errorf("%s: mode %v, want %v", dir, fi.Mode().Perm(), DirMode)
+		}
+	}
+	if data, ok, err := d.Read("rules/a.yml"); string(data) != "a" || !ok || err != nil {
+		t.Errorf("Read after Apply = %q, %v, %v", data, ok, err)
+	}
+	if err := snap.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	writeTestMissing(t, filepath.Join(dest, "rules"))
+}
+
+func TestSelect(t *testing.T) {
+	files := []File{{Path: "a"}, {Path: "b"}, {Path: "c"}}
+	tests := []struct {
+		name  string
+		paths []string
+		want  string
+	}{
+		{name: "none", paths: nil, want: "[]"},
+		{name: "order of files kept", paths: []string{"c", "a"}, want: "[a c]"},
+		{name: "unknown path ignored", paths: []string{"b", "x"}, want: "[b]"},
+		{name: "all", paths: []string{"a", "b", "c"}, want: "[a b c]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fmt.Sprint(paths(Select(files, tt.paths))); got != tt.want {
+				t.Errorf("Select(%q) = %s, want %s", tt.paths, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDestRemoveStale(t *testing.T) {
+	dest := t.TempDir()
+	for _, n := range []string{"a.yml", ".a.yml.tmp123", "rules/.b.yml.tmp9", ".a.yml.tmpx", ".c.yml.tmp1"} {
+		writeTestFile(t, filepath.Join(dest, n), "x", 0o600)
+	}
+	if err := openDest(t, dest).RemoveStale([]string{"a.yml", "rules/b.yml"}); err != nil {
+		t.Fatal(err)
+	}
+	writeTestMissing(t, filepath.Join(dest, ".a.yml.tmp123"))
+	writeTestMissing(t, filepath.Join(dest, "rules", ".b.yml.tmp9"))
+	for _, kept := range []string{"a.yml", ".a.yml.tmpx", ".c.yml.tmp1"} {
+		if _, err := os.Lstat(filepath.Join(dest, kept)); err != nil {
+			t.Errorf("%s: %v", kept, err)
+		}
+	}
+}
+
+func TestChanged(t *testing.T) {
+	dest := t.TempDir()
+	writeTestFile(t, filepath.Join(dest, "same.yml"), "same", 0o644)
+	writeTestFile(t, filepath.Join(dest, "rules", "a.yml"), "a", 0o644)
+	writeTestFile(t, filepath.Join(dest, "mode.yml"), "m", 0o600)
+	writeTestFile(t, filepath.Join(dest, "plain"), "p", 0o644)
+	if err := os.Mkdir(filepath.Join(dest, "dir.yml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dest, "same.yml"), filepath.Join(dest, "link.yml")); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		files   []File
+		want    []string
+		wantErr string
+	}{
+		{name: "all the same", files: []File{
+			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
+			{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644},
+		}},
+		{name: "content differs, same size", files: []File{
+			{Path: "same.yml", Data: []byte("SAME"), Mode: 0o644},
+		}, want: []string{"same.yml"}},
+		{name: "content differs in size", files: []File{
+			{Path: "rules/a.yml", Data: []byte("ab"), Mode: 0o644},
+		}, want: []string{"rules/a.yml"}},
+		{name: "mode differs", files: []File{
+			{Path: "mode.yml", Data: []byte("m"), Mode: 0o644},
+		}, want: []string{"mode.yml"}},
+		{name: "missing file", files: []File{
+			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
+			{Path: "new.yml", Data: []byte("n"), Mode: 0o644},
+		}, want: []string{"new.yml"}},
+		{name: "missing directory", files: []File{
+			{Path: "new/a.yml", Data: []byte("n"), Mode: 0o644},
+		}, want: []string{"new/a.yml"}},
+		{name: "parent is a regular file", files: []File{
+			{Path: "plain/a.yml", Data: []byte("n"), Mode: 0o644},
+		}, want: []string{"plain/a.yml"}},
+		{name: "directory in the way", files: []File{
+			{Path: "dir.yml", Data: []byte(""), Mode: 0o755},
+		}, want: []string{"dir.yml"}},
+		{name: "order kept", files: []File{
+			{Path: "z.yml", Data: nil, Mode: 0o644},
+			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
+			{Path: "a.yml", Data: nil, Mode: 0o644},
+		}, want: []string{"z.yml", "a.yml"}},
+		{name: "symlink refused", files: []File{
+			{Path: "link.yml", Data: []byte("same"), Mode: 0o644},
+		}, wantErr: "symlink"},
+		{name: "hostile path refused", files: []File{
+			{Path: "../x", Data: nil, Mode: 0o644},
+		}, wantErr: `".."`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := openDest(t, dest).Changed(tt.files)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Changed error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("Changed = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestApplyAndRestore(t *testing.T) {
+	dest := t.TempDir()
+	writeTestFile(t, filepath.Join(dest, "prometheus.yml"), "old\n", 0o600)
+	writeTestFile(t, filepath.Join(dest, "rules", "keep.yml"), "keep\n", 0o644)
+	files := []File{
+		{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
+		{Path: "rules/new.yml", Data: []byte("rule\n"), Mode: 0o644},
+		{Path: "extra/deep/x.yml", Data: []byte("x\n"), Mode: 0o640},
+	}
+	d := openDest(t, dest)
+	snap, err := d.Apply(files)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for _, f := range files {
+		data, mode := writeTestRead(t, filepath.Join(dest, f.Path))
+		if data != string(f.Data) || mode != f.Mode {
+			t.Errorf("%s: got %q mode %v after Apply", f.Path, data, mode)
+		}
+	}
+	if changed, err := d.Changed(files); err != nil || len(changed) != 0 {
+		t.Errorf("Changed after Apply = %q, %v; want nothing", changed, err)
+	}
+	writeTestNoTemp(t, dest)
+
+	if err := snap.Restore(); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if data, mode := writeTestRead(t, filepath.Join(dest, "prometheus.yml")); data != "old\n" || mode != 0o600 {
+		t.Errorf("prometheus.yml after Restore: %q mode %v, want the old file", data, mode)
+	}
+	if data, _ := writeTestRead(t, filepath.Join(dest, "rules", "keep.yml")); data != "keep\n" {
+		t.Errorf("rules/keep.yml touched: %q", data)
+	}
+	writeTestMissing(t, filepath.Join(dest, "rules", "new.yml"))
+	writeTestMissing(t, filepath.Join(dest, "extra")) // created by the run, removed with it
+	writeTestNoTemp(t, dest)
+}
+
+func TestApplyFailure(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, dest string)
+		files   []File
+		wantErr string
+		// midway is true when the failure comes after the first file was
+		// replaced (and then put back): its inode changes. Otherwise nothing
+		// may have been written at all.
+		midway bool
+	}{
+		{
+			name: "second file's parent is a regular file",
+			setup: func(t *testing.T, dest string) {
+				writeTestFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
+			},
+			files: []File{
+				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
+				{Path: "blocker/b.yml", Data: []byte("b\n"), Mode: 0o644},
+				{Path: "last.yml", Data: []byte("l\n"), Mode: 0o644},
+			},
+			wantErr: "write blocker/b.yml",
+			midway:  true,
+		},
+		{
+			name: "third file's parent is a regular file, new directories before",
+			setup: func(t *testing.T, dest string) {
+				writeTestFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
+			},
+			files: []File{
+				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
+				{Path: "fresh/dir/new.yml", Data: []byte("n\n"), Mode: 0o644},
+				{Path: "blocker/deeper/c.yml", Data: []byte("c\n"), Mode: 0o644},
+			},
+			wantErr: "write blocker/deeper/c.yml",
+			midway:  true,
+		},
+		{
+			name: "directory where a file should go",
+			setup: func(t *testing.T, dest string) {
+				if err := os.MkdirAll(filepath.Join(dest, "rules.yml", "x"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			},
+			files: []File{
+				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
+				{Path: "rules.yml", Data: []byte("r\n"), Mode: 0o644},
+			},
+			wantErr: "rules.yml",
+		},
+		{
+			name: "hostile path",
+			files: []File{
+				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
+				{Path: "../escape.yml", Data: []byte("x\n"), Mode: 0o644},
+			},
+			wantErr: "../escape.yml",
+		},
+		{
+			name: "symlink leading out",
+			setup: func(t *testing.T, dest string) {
+				if err := os.Symlink(filepath.Join(filepath.Dir(dest), "outside"), filepath.Join(dest, "etc")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			files: []File{
+				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
+				{Path: "etc/butler-test.yml", Data: []byte("x\n"), Mode: 0o644},
+			},
+			wantErr: "symlink",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			dest := filepath.Join(base, "dest")
+			outside := filepath.Join(base, "outside")
+			writeTestFile(t, filepath.Join(outside, "butler-test.yml"), "outside\n", 0o644)
+			writeTestFile(t, filepath.Join(dest, "prometheus.yml"), "old\n", 0o600)
+			if tt.setup != nil {
+				tt.setup(t, dest)
+			}
+			outsideBefore := listTree(t, outside)
+			// The hard link keeps the old inode alive, so that a file
+			// replaced and put back cannot get the same inode number again.
+			if err := os.Link(filepath.Join(dest, "prometheus.yml"), filepath.Join(dest, "hold")); err != nil {
+				t.Fatal(err)
+			}
+			inodeBefore := writeTestInode(t, filepath.Join(dest, "prometheus.yml"))
+			snap, err := openDest(t, dest).Apply(tt.files)
+			if err == nil {
+				t.Fatal("Apply succeeded, want an error")
+			}
+			if snap != nil {
+				t.Error("Apply returned a snapshot with its error")
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+			if data, mode := writeTestRead(t, filepath.Join(dest, "prometheus.yml")); data != "old\n" || mode != 0o600 {
+				t.Errorf("prometheus.yml: %q mode %v, want the old content back", data, mode)
+			}
+			for _, f := range tt.files[1:] {
+				if strings.Contains(f.Path, "..") || strings.HasPrefix(f.Path, "etc/") {
+					continue
+				}
+				if fi, err := os.Lstat(filepath.Join(dest, f.Path)); err == nil && fi.Mode().IsRegular() {
+					t.Errorf("%s was left written", f.Path)
+				}
+			}
+			writeTestMissing(t, filepath.Join(dest, "fresh"))
+			writeTestMissing(t, filepath.Join(base, "escape.yml"))
+			sameTree(t, outside, outsideBefore)
+			writeTestNoTemp(t, dest)
+			if data, err := os.ReadFile(filepath.Join(dest, "blocker")); err == nil && string(data) != "i am a file\n" {
+				t.Errorf("blocker changed: %q", data)
+			}
+			if replaced := writeTestInode(t, filepath.Join(dest, "prometheus.yml")) != inodeBefore; replaced != tt.midway {
+				t.Errorf("prometheus.yml replaced = %v, want %v", replaced, tt.midway)
+			}
+		})
+	}
+}
+
+func TestSnapshotRestoreReportsEachPath(t *testing.T) {
+	dest := t.TempDir()
+	writeTestFile(t, filepath.Join(dest, "sub", "a.yml"), "old a", 0o644)
+	writeTestFile(t, filepath.Join(dest, "b.yml"), "old b", 0o644)
+	writeTestFile(t, filepath.Join(dest, "c.yml"), "old c", 0o644)
+	snap, err := openDest(t, dest).snapshot([]string{"sub/a.yml", "b.yml", "c.yml", "b.yml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make two paths impossible to restore: sub becomes a file, and b.yml
+	// becomes a non-empty directory.
+	if err := os.RemoveAll(filepath.Join(dest, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dest, "sub"), "now a file", 0o644)
+	if err := os.Remove(filepath.Join(dest, "b.yml")); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dest, "b.yml", "x"), "x", 0o644)
+	writeTestFile(t, filepath.Join(dest, "c.yml"), "changed c", 0o644)
+
+	err = snap.Restore()
+	if err == nil {
+		t.Fatal("Restore succeeded, want an error")
+	}
+	for _, want := range []string{"restore sub/a.yml", "restore b.yml"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "c.yml") {
+		t.Errorf("error %q names c.yml, which was restored", err)
+	}
+	if data, _ := writeTestRead(t, filepath.Join(dest, "c.yml")); data != "old c" {
+		t.Errorf("c.yml = %q, want it restored despite the other failures", data)
+	}
+	writeTestNoTemp(t, dest)
+	if (*Snapshot)(nil).Restore() != nil {
+		t.Error("Restore on a nil snapshot returned an error")
+	}
+}
+
+func TestApplyNewFileOnlyThenRestoreKeepsForeignFiles(t *testing.T) {
+	dest := t.TempDir()
+	snap, err := openDest(t, dest).Apply([]File{{Path: "conf.d/a.conf", Data: []byte("a"), Mode: 0o644}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone else puts a file in the directory the run created.
+	writeTestFile(t, filepath.Join(dest, "conf.d", "other.conf"), "other", 0o644)
+	if err := snap.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	writeTestMissing(t, filepath.Join(dest, "conf.d", "a.conf"))
+	if data, _ := writeTestRead(t, filepath.Join(dest, "conf.d", "other.conf")); data != "other" {
+		t.Errorf("other.conf = %q", data)
+	}
+}
+
+func BenchmarkApply(b *testing.B) {
+	dest := b.TempDir()
+	files := make([]File, 20)
+	for i := range files {
+		files[i] = File{
+			Path: fmt.Sprintf("rules/r%02d.yml", i),
+			Data: bytes.Repeat([]byte{byte('a' + i)}, 64<<10),
+			Mode: 0o644,
+		}
+	}
+	d, err := Open(dest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(files) * 64 << 10))
+	for b.Loop() {
+		if _, err := d.Apply(files); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestSymlinkToOutsideDest is the point of the write sequence: a symlink
+// under dest leading out of it, there before the run or swapped in for a
+// directory of dest while the run goes on, makes nothing be created,
+// renamed or removed outside, and the error names the path.
+func TestSymlinkToOutsideDest(t *testing.T) {
+	// setup makes dest with sub/a.yml and an outside directory holding what
+	// a write, a restore or a sweep through the symlink would touch.
+	setup := func(t *testing.T) (dest, outside string) {
+		base := t.TempDir()
+		dest, outside = filepath.Join(base, "dest"), filepath.Join(base, "outside")
+		writeTestFile(t, filepath.Join(dest, "sub", "a.yml"), "inside a\n", 0o644)
+		writeTestFile(t, filepath.Join(dest, "top.yml"), "top\n", 0o644)
+		for _, f := range []string{"a.yml", "new.yml", "deep/n.yml", ".a.yml.tmp7", ".new.yml.tmp8"} {
+			writeTestFile(t, filepath.Join(outside, f), "outside "+f+"\n", 0o644)
+		}
+		return dest, outside
+	}
+	// swap replaces dest/sub with a symlink to outside, keeping the real
+	// directory as dest/moved.
+	swap := func(t *testing.T, dest, outside string) {
+		if err := os.Rename(filepath.Join(dest, "sub"), filepath.Join(dest, "moved")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(dest, "sub")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := []File{
+		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
+		{Path: "sub/a.yml", Data: []byte("new a\n"), Mode: 0o644},
+		{Path: "sub/new.yml", Data: []byte("new\n"), Mode: 0o644},
+		{Path: "sub/deep/n.yml", Data: []byte("n\n"), Mode: 0o644},
+	}
+	// refused checks that every entry point refuses the paths through sub.
+	refused := func(t *testing.T, d *Dest) {
+		t.Helper()
+		if _, err := d.Changed(files); err == nil || !strings.Contains(err.Error(), "sub/a.yml") {
+			t.Errorf("Changed = %v, want an error naming sub/a.yml", err)
+		}
+		if _, _, err := d.Read("sub/a.yml"); err == nil || !strings.Contains(err.Error(), "sub/a.yml") {
+			t.Errorf("Read = %v, want an error naming sub/a.yml", err)
+		}
+		for _, f := range files[1:] {
+			snap, err := d.Apply([]File{files[0], f})
+			if err == nil || !strings.Contains(err.Error(), f.Path) || !strings.Contains(err.Error(), "symlink") || snap != nil {
+				t.Errorf("Apply(%s) = %v, want an error naming it and the symlink", f.Path, err)
+			}
+		}
+		if err := d.RemoveStale(paths(files)); err != nil {
+			t.Errorf("RemoveStale: %v", err)
+		}
+		if data, _ := writeTestRead(t, filepath.Join(d.Dir(), "top.yml")); data != "top\n" {
+			t.Errorf("top.yml = %q: a path was written before every path was checked", data)
+		}
+	}
+
+	t.Run("present before Open", func(t *testing.T) {
+		dest, outside := setup(t)
+		swap(t, dest, outside)
+		before := listTree(t, outside)
+		refused(t, openDest(t, dest))
+		sameTree(t, outside, before)
+	})
+
+	t.Run("swapped in between Open and Apply", func(t *testing.T) {
+		dest, outside := setup(t)
+		d := openDest(t, dest)
+		if changed, err := d.Changed(files); err != nil || len(changed) != len(files) {
+			t.Fatalf("Changed = %q, %v; want every file", changed, err)
+		}
+		swap(t, dest, outside)
+		before := listTree(t, outside)
+		refused(t, d)
+		sameTree(t, outside, before)
+		if data, _ := writeTestRead(t, filepath.Join(dest, "moved", "a.yml")); data != "inside a\n" {
+			t.Errorf("the moved directory's a.yml = %q", data)
+		}
+	})
+
+	t.Run("swapped in between snapshot and restore", func(t *testing.T) {
+		dest, outside := setup(t)
+		d := openDest(t, dest)
+		snap, err := d.Apply(files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		swap(t, dest, outside)
+		before := listTree(t, outside)
+		movedBefore := listTree(t, filepath.Join(dest, "moved"))
+		err = snap.Restore()
+		if err == nil {
+			t.Fatal("Restore succeeded through the symlink")
+		}
+		for _, f := range files[1:] {
+			if !strings.Contains(err.Error(), "restore "+f.Path) {
+				t.Errorf("error %q does not name %s", err, f.Path)
+			}
+		}
+		sameTree(t, outside, before)
+		sameTree(t, filepath.Join(dest, "moved"), movedBefore)
+		// The path that did not go through the symlink is put back.
+		if data, _ := writeTestRead(t, filepath.Join(dest, "top.yml")); data != "top\n" {
+			t.Errorf("top.yml = %q, want it restored", data)
+		}
+		if fi, err := os.Lstat(filepath.Join(dest, "sub")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			t.Errorf("sub: %v, %v; want the symlink left alone", fi, err)
+		}
+	})
+}
