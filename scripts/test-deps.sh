@@ -10,6 +10,9 @@
 #   prometheus-node-exporter  -> /usr/bin/prometheus-node-exporter
 #   git                       -> /usr/bin/git
 #   curl, make                -> used by the demo that make test runs
+#   nginx                     -> /usr/sbin/nginx (nginx as a manager)
+#   dpkg-deb, man, systemd-analyze (dpkg, man-db, systemd)
+#                             -> the test of the Debian package
 # When every program is found, apt is not touched and nothing is printed.
 # When one is missing and the user is not root (or there is no apt-get), the
 # script says which and goes on: the tests that need it skip, or fail when CI
@@ -40,7 +43,7 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Program -> Debian package, in a stable order.
-programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make)
+programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make nginx dpkg-deb man systemd-analyze)
 declare -A package_of=(
 	[prometheus]=prometheus
 	[promtool]=prometheus
@@ -49,14 +52,19 @@ declare -A package_of=(
 	[git]=git
 	[curl]=curl
 	[make]=make
+	[nginx]=nginx
+	[dpkg-deb]=dpkg
+	[man]=man-db
+	[systemd-analyze]=systemd
 )
 # Debian service units of the packages, stopped and disabled after an install.
 declare -A unit_of=(
 	[prometheus]=prometheus.service
 	[prometheus-alertmanager]=prometheus-alertmanager.service
 	[prometheus-node-exporter]=prometheus-node-exporter.service
+	[nginx]=nginx.service
 )
-default_ports=(9090 9093 9100)
+default_ports=(9090 9093 9100 80)
 
 missing_programs() {
 	local p
