@@ -8,12 +8,16 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 RUN_DIR  := $(CURDIR)/run
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all build test run demo lint bench install deps clean
+.PHONY: all build man test run demo lint bench install deps clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/butler .
+
+# The butler(1) man page, made by the binary from its own command definitions.
+man: build
+	bin/butler man > bin/butler.1
 
 # Installs what the tests need (real Prometheus, Alertmanager, node_exporter, git)
 # when missing, then vet, the race-enabled tests, the alert rules, and the demo

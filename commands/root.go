@@ -129,6 +129,7 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 			renderCommand(d),
 			statusCommand(d),
 			versionCommand(d),
+			manCommand(d), // hidden: make man
 		},
 	}
 }

@@ -11,6 +11,7 @@
 #   git                       -> /usr/bin/git
 #   curl, make                -> used by the demo that make test runs
 #   nginx                     -> /usr/sbin/nginx (nginx as a manager)
+#   groff                     -> /usr/bin/groff (groff-base): the man page test
 #   dpkg-deb, man, systemd-analyze (dpkg, man-db, systemd)
 #                             -> the test of the Debian package
 # When every program is found, apt is not touched and nothing is printed.
@@ -43,7 +44,7 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Program -> Debian package, in a stable order.
-programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make nginx dpkg-deb man systemd-analyze)
+programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make nginx groff dpkg-deb man systemd-analyze)
 declare -A package_of=(
 	[prometheus]=prometheus
 	[promtool]=prometheus
@@ -53,6 +54,7 @@ declare -A package_of=(
 	[curl]=curl
 	[make]=make
 	[nginx]=nginx
+	[groff]=groff-base
 	[dpkg-deb]=dpkg
 	[man]=man-db
 	[systemd-analyze]=systemd
