@@ -66,6 +66,8 @@ install: build
 	sed 's|/usr/local/bin/butler|$(PREFIX)/bin/butler|' scripts/butler.cron > $(DESTDIR)$(PREFIX)/share/doc/butler/butler.cron
 	install -D -m 0644 scripts/examples/butler.toml $(DESTDIR)$(PREFIX)/share/doc/butler/examples/butler.toml
 	install -D -m 0644 scripts/examples/butler.env $(DESTDIR)$(PREFIX)/share/doc/butler/examples/butler.env
+	install -D -m 0644 scripts/examples/nginx.toml $(DESTDIR)$(PREFIX)/share/doc/butler/examples/nginx.toml
+	install -D -m 0755 scripts/nginx-reload $(DESTDIR)$(PREFIX)/libexec/butler/nginx-reload
 	install -D -m 0644 scripts/butler-alerts.yml $(DESTDIR)$(PREFIX)/share/doc/butler/butler-alerts.yml
 
 clean:
