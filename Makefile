@@ -7,8 +7,11 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 RUN_DIR  := $(CURDIR)/run
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+COMMIT_TIME ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+DEB_DIR  ?= bin
+DEB_BUILD = $(DEB_DIR)/deb-build
 
-.PHONY: all build man test run demo lint bench install deps clean
+.PHONY: all build man deb test run demo lint bench install deps clean
 
 all: build
 
@@ -19,12 +22,33 @@ build:
 man: build
 	bin/butler man > bin/butler.1
 
+# The Debian package, $(DEB_DIR)/butler_VERSION_ARCH.deb: VERSION (git describe)
+# made a Debian version, the files listed in scripts/deb/nfpm.yaml. The
+# packager is scripts/deb, a Go module of its own (nfpm stays out of go.mod).
+# The man page and completions come from the packaged binary itself.
+deb:
+	rm -rf $(DEB_BUILD)
+	mkdir -p $(DEB_BUILD)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DEB_BUILD)/butler .
+	$(DEB_BUILD)/butler man > $(DEB_BUILD)/butler.1
+	gzip -9n $(DEB_BUILD)/butler.1
+	$(DEB_BUILD)/butler completion bash > $(DEB_BUILD)/butler.bash
+	$(DEB_BUILD)/butler completion zsh > $(DEB_BUILD)/_butler
+	$(DEB_BUILD)/butler completion fish > $(DEB_BUILD)/butler.fish
+	sed 's|/usr/local/bin/butler|/usr/bin/butler|' scripts/butler.service > $(DEB_BUILD)/butler.service
+	sed 's|/usr/local/bin/butler|/usr/bin/butler|' scripts/butler.cron > $(DEB_BUILD)/butler.cron
+	$(GO) -C scripts/deb build -o $(abspath $(DEB_BUILD))/mkdeb .
+	$(DEB_BUILD)/mkdeb -config scripts/deb/nfpm.yaml -build $(DEB_BUILD) -out $(DEB_DIR) \
+		-describe '$(VERSION)' -commit-time '$(COMMIT_TIME)' -arch "$$($(GO) env GOARCH)"
+
 # Installs what the tests need (real Prometheus, Alertmanager, node_exporter, git)
 # when missing, then vet, the race-enabled tests, the alert rules, and the demo
 # as a smoke test of the built binary against a real Prometheus.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) -C scripts/deb vet ./...
+	$(GO) -C scripts/deb test -count=1 ./...
 	scripts/check-alerts.sh
 	@$(MAKE) --no-print-directory build >/dev/null
 	@if command -v prometheus >/dev/null || [ -n "$$CI" ]; then \
@@ -52,6 +76,8 @@ lint:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(GO) -C scripts/deb vet ./...
+	cd scripts/deb && $(STATICCHECK) ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -161,6 +161,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 (cd "$root" && go mod download)
+(cd "$root/scripts/deb" && go mod download) # the packager of make deb, a module of its own
 
 if $lint; then
 	gobin=$(go env GOBIN)
