@@ -1,12 +1,14 @@
-// Command deb builds butler's Debian package with nfpm (make deb).
+// Command deb builds butler's Debian package with nfpm; make deb builds and
+// runs it.
 //
 // It is a module of its own so that nfpm's dependencies stay out of butler's
 // go.mod and binary. The package's contents are declared in nfpm.yaml, beside
-// this file; the files that make generates (the binary, the man page, the
-// completion scripts, the units with /usr/bin/butler) come from -build.
+// this file, with source paths relative to the repository's root (where make
+// runs it); the files that make generates (the binary, the man page, the
+// completion scripts, the units with /usr/bin/butler) come from -build:
 //
-//	go run . -config nfpm.yaml -build DIR -describe "$(git describe --tags --always --dirty)" \
-//	    -commit-time "$(git log -1 --format=%ct)" -out DIR
+//	mkdeb -config scripts/deb/nfpm.yaml -build bin/deb-build -out bin \
+//	    -describe "$(git describe --tags --always --dirty)" -commit-time "$(git log -1 --format=%ct)"
 package main
 
 import (
