@@ -7,13 +7,39 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 RUN_DIR  := $(CURDIR)/run
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+COMMIT_TIME ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+DEB_DIR  ?= bin
+DEB_BUILD = $(DEB_DIR)/deb-build
 
-.PHONY: all build test run demo lint bench install deps clean
+.PHONY: all build man deb test run demo lint bench install deps clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/butler .
+
+# The butler(1) man page, made by the binary from its own command definitions.
+man: build
+	bin/butler man > bin/butler.1
+
+# The Debian package, $(DEB_DIR)/butler_VERSION_ARCH.deb: VERSION (git describe)
+# made a Debian version, the files listed in scripts/deb/nfpm.yaml. The
+# packager is scripts/deb, a Go module of its own (nfpm stays out of go.mod).
+# The man page and completions come from the packaged binary itself.
+deb:
+	rm -rf $(DEB_BUILD)
+	mkdir -p $(DEB_BUILD)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DEB_BUILD)/butler .
+	$(DEB_BUILD)/butler man > $(DEB_BUILD)/butler.1
+	gzip -9n $(DEB_BUILD)/butler.1
+	$(DEB_BUILD)/butler completion bash > $(DEB_BUILD)/butler.bash
+	$(DEB_BUILD)/butler completion zsh > $(DEB_BUILD)/_butler
+	$(DEB_BUILD)/butler completion fish > $(DEB_BUILD)/butler.fish
+	sed 's|/usr/local/bin/butler|/usr/bin/butler|' scripts/butler.service > $(DEB_BUILD)/butler.service
+	sed 's|/usr/local/bin/butler|/usr/bin/butler|' scripts/butler.cron > $(DEB_BUILD)/butler.cron
+	$(GO) -C scripts/deb build -o $(abspath $(DEB_BUILD))/mkdeb .
+	$(DEB_BUILD)/mkdeb -config scripts/deb/nfpm.yaml -build $(DEB_BUILD) -out $(DEB_DIR) \
+		-describe '$(VERSION)' -commit-time '$(COMMIT_TIME)' -arch "$$($(GO) env GOARCH)"
 
 # Installs what the tests need (real Prometheus, Alertmanager, node_exporter, git)
 # when missing, then vet, the race-enabled tests, the alert rules, and the demo
@@ -21,6 +47,8 @@ build:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) -C scripts/deb vet ./...
+	$(GO) -C scripts/deb test -count=1 ./...
 	scripts/check-alerts.sh
 	@$(MAKE) --no-print-directory build >/dev/null
 	@if command -v prometheus >/dev/null || [ -n "$$CI" ]; then \
@@ -48,6 +76,8 @@ lint:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(GO) -C scripts/deb vet ./...
+	cd scripts/deb && $(STATICCHECK) ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -62,6 +92,8 @@ install: build
 	sed 's|/usr/local/bin/butler|$(PREFIX)/bin/butler|' scripts/butler.cron > $(DESTDIR)$(PREFIX)/share/doc/butler/butler.cron
 	install -D -m 0644 scripts/examples/butler.toml $(DESTDIR)$(PREFIX)/share/doc/butler/examples/butler.toml
 	install -D -m 0644 scripts/examples/butler.env $(DESTDIR)$(PREFIX)/share/doc/butler/examples/butler.env
+	install -D -m 0644 scripts/examples/nginx.toml $(DESTDIR)$(PREFIX)/share/doc/butler/examples/nginx.toml
+	install -D -m 0755 scripts/nginx-reload $(DESTDIR)$(PREFIX)/libexec/butler/nginx-reload
 	install -D -m 0644 scripts/butler-alerts.yml $(DESTDIR)$(PREFIX)/share/doc/butler/butler-alerts.yml
 
 clean:

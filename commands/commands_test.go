@@ -100,7 +100,9 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"sync ok", nil, []string{"sync"}, 0, "sync finished"},
 		{"sync reload refused", func(e *cmdEnv) { e.reloadOK = false }, []string{"sync"}, 1, "refused with status 500"},
-		{"sync config error", func(e *cmdEnv) { e.write("[managers.x]\ndst = 1\n") }, []string{"sync"}, 2, `unknown key "managers.x.dst"`},
+		{"sync config error", func(e *cmdEnv) {
+			e.write(fmt.Sprintf("[butler]\nstate_dir = %q\ntextfile = %q\n[managers.x]\ndst = 1\n", e.stateDir, e.textfile))
+		}, []string{"sync"}, 2, `unknown key "managers.x.dst"`},
 		{"sync missing config", func(e *cmdEnv) { os.Remove(e.config) }, []string{"sync"}, 2, "no such file"},
 		{"sync unknown flag", nil, []string{"sync", "--frobnicate"}, 2, "frobnicate"},
 		{"sync stray argument", nil, []string{"sync", "now"}, 2, "takes no arguments"},

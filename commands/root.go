@@ -105,6 +105,9 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 		ExitErrHandler:  func(context.Context, *cli.Command, error) {},
 		OnUsageError:    usageError,
 		HideHelpCommand: true,
+		// butler completion bash|zsh|fish (completion.go)
+		EnableShellCompletion:           true,
+		ConfigureShellCompletionCommand: configureCompletion,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "butler.toml: a path or a source URL", Value: "/etc/butler/butler.toml", Sources: cli.EnvVars("BUTLER_CONFIG")},
 			&cli.StringFlag{Name: "state-dir", Usage: "override [butler] state_dir", Sources: cli.EnvVars("BUTLER_STATE_DIR")},
@@ -132,6 +135,7 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 			renderCommand(d),
 			statusCommand(d),
 			versionCommand(d),
+			manCommand(d), // hidden: make man
 		},
 	}
 }

@@ -11,6 +11,10 @@
 #   git                       -> /usr/bin/git
 #   curl, make                -> used by the demo that make test runs
 #   patch                     -> applies the dry-run diffs in a test
+#   nginx                     -> /usr/sbin/nginx (nginx as a manager)
+#   groff                     -> /usr/bin/groff (groff-base): the man page test
+#   dpkg-deb, man, systemd-analyze (dpkg, man-db, systemd)
+#                             -> the test of the Debian package
 # When every program is found, apt is not touched and nothing is printed.
 # When one is missing and the user is not root (or there is no apt-get), the
 # script says which and goes on: the tests that need it skip, or fail when CI
@@ -41,7 +45,7 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Program -> Debian package, in a stable order.
-programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make patch)
+programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make patch nginx groff dpkg-deb man systemd-analyze)
 declare -A package_of=(
 	[prometheus]=prometheus
 	[promtool]=prometheus
@@ -51,14 +55,20 @@ declare -A package_of=(
 	[curl]=curl
 	[make]=make
 	[patch]=patch
+	[nginx]=nginx
+	[groff]=groff-base
+	[dpkg-deb]=dpkg
+	[man]=man-db
+	[systemd-analyze]=systemd
 )
 # Debian service units of the packages, stopped and disabled after an install.
 declare -A unit_of=(
 	[prometheus]=prometheus.service
 	[prometheus-alertmanager]=prometheus-alertmanager.service
 	[prometheus-node-exporter]=prometheus-node-exporter.service
+	[nginx]=nginx.service
 )
-default_ports=(9090 9093 9100)
+default_ports=(9090 9093 9100 80)
 
 missing_programs() {
 	local p
@@ -153,6 +163,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 (cd "$root" && go mod download)
+(cd "$root/scripts/deb" && go mod download) # the packager of make deb, a module of its own
 
 if $lint; then
 	gobin=$(go env GOBIN)
