@@ -12,6 +12,7 @@ import (
 
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/redact"
+	"github.com/butler-sre/butler/pipeline/render"
 	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/pipeline/write"
 )
@@ -132,11 +133,12 @@ func RenderManager(ctx context.Context, cfg *config.Config, manager, path string
 	scrub := configScrubber(cfg)
 	log := slog.New(redact.NewHandler(opts.Logger.Handler(), scrub))
 	r := newRun(cfg, opts, log, scrub, state.New(), tmp).manager(m)
-	raw, err := r.fetchAll(ctx)
+	data := render.TemplateData(m.Vars, m.Name, opts.Environ, opts.Hostname)
+	raw, err := r.fetchAll(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s: %s", m.Name, PhaseFetch, scrub.Scrub(err.Error()))
 	}
-	files, err := r.renderAll(raw)
+	files, err := r.renderAll(raw, data)
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s: %s", m.Name, PhaseRender, scrub.Scrub(err.Error()))
 	}

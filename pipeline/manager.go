@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +16,7 @@ import (
 	"github.com/butler-sre/butler/pipeline/atomicfile"
 	"github.com/butler-sre/butler/pipeline/command"
 	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/fetch"
 	"github.com/butler-sre/butler/pipeline/health"
 	"github.com/butler-sre/butler/pipeline/lkg"
 	"github.com/butler-sre/butler/pipeline/reload"
@@ -79,6 +83,9 @@ type prepared struct {
 	dest    *write.Dest
 	files   []write.File
 	changed []string
+	// known is set when every file was known to be in step without being
+	// rendered: files and changed are empty then.
+	known bool
 }
 
 // sync is the story of one manager's run: fetch, render and validate, check,
@@ -98,8 +105,12 @@ func (r *managerRun) sync(ctx context.Context) ManagerResult {
 	defer p.dest.Close()
 	// A run killed while writing leaves temporary files beside the targets;
 	// this run holds the lock, so they are stale: clear them.
-	if err := p.dest.RemoveStale(paths(p.files)); err != nil {
+	if err := p.dest.RemoveStale(r.m.Paths()); err != nil {
 		r.log.Warn("cannot remove stale temporary files", "phase", PhaseWrite, "error", err)
+	}
+	if p.known {
+		r.log.Debug("unchanged", "phase", PhaseWrite)
+		return r.ok("unchanged", nil)
 	}
 	hash := contentHash(p.files)
 
@@ -145,30 +156,98 @@ func (r *managerRun) sync(ctx context.Context) ManagerResult {
 }
 
 // prepare runs the phases that change nothing: fetch, render and validate,
-// the check command, and the comparison with what is on disk.
+// the check command, and the comparison with what is on disk. When the raw
+// bodies and the template context are those of the last run and the disk
+// still holds what that run left (see known), render, validation, the check
+// and the comparison are not repeated: their result is known.
 func (r *managerRun) prepare(ctx context.Context) (*prepared, *phaseError) {
-	raw, err := r.fetchAll(ctx)
+	tmplData := render.TemplateData(r.m.Vars, r.m.Name, r.run.opts.Environ, r.run.opts.Hostname)
+	ctxHash := hashJSON(tmplData)
+	raw, err := r.fetchAll(ctx, ctxHash)
 	r.recordFetchStreak(err)
 	if err != nil {
 		return nil, &phaseError{PhaseFetch, err, true}
 	}
-	files, err := r.renderAll(raw)
+	dest, err := write.Open(r.m.Dest)
+	if err != nil {
+		return nil, &phaseError{phase: PhaseWrite, err: err}
+	}
+	if r.known(raw, dest) {
+		return &prepared{dest: dest, known: true}, nil
+	}
+	p, perr := r.prepareAll(ctx, raw, tmplData, dest)
+	if perr != nil {
+		_ = dest.Close()
+	}
+	return p, perr
+}
+
+// prepareAll is prepare's path when something may have changed.
+func (r *managerRun) prepareAll(ctx context.Context, raw []fetched, tmplData map[string]any, dest *write.Dest) (*prepared, *phaseError) {
+	if err := r.loadBodies(ctx, raw); err != nil {
+		return nil, &phaseError{PhaseFetch, err, true}
+	}
+	files, err := r.renderAll(raw, tmplData)
 	if err != nil {
 		return nil, &phaseError{PhaseRender, err, true}
 	}
 	if err := r.check(ctx, files); err != nil {
 		return nil, &phaseError{phase: PhaseCheck, err: err}
 	}
-	dest, err := write.Open(r.m.Dest)
-	if err != nil {
-		return nil, &phaseError{phase: PhaseWrite, err: err}
-	}
 	changed, err := dest.Changed(files)
 	if err != nil {
-		_ = dest.Close()
 		return nil, &phaseError{phase: PhaseWrite, err: err}
 	}
+	// What rendered and passed is known now; what is on disk already is
+	// known to be in step from its stat until someone changes it.
+	for i, f := range r.m.Files {
+		fs := r.ms.Files[f.Path]
+		fs.Input, fs.Output = raw[i].input, hashBytes(files[i].Data)
+		fs.Disk = write.Stat{}
+	}
+	r.recordDisk(dest, write.Select(files, notIn(paths(files), changed)))
 	return &prepared{dest: dest, files: files, changed: changed}, nil
+}
+
+// known reports whether every file is in step without rendering it: its
+// input is the one last rendered and passed, and the disk's stat is the one
+// recorded once the file held that output. A run that owes a reload, holds a
+// refused content, an LKG copy to store, or is forced never takes this path.
+func (r *managerRun) known(raw []fetched, dest *write.Dest) bool {
+	if r.run.opts.Force || r.ms.PendingReload || r.ms.Refused != "" || r.ms.LKGPending {
+		return false
+	}
+	for i, f := range r.m.Files {
+		fs := r.ms.Files[f.Path]
+		if fs.Input == "" || fs.Input != raw[i].input || fs.Output == "" || !fs.Valid || !fs.Mustache || fs.Disk == (write.Stat{}) {
+			r.log.Debug("rendered again", "file", f.Path, "phase", PhaseRender, "reason", "its input changed")
+			return false
+		}
+		st, ok, err := dest.Stat(f.Path)
+		if err != nil || !ok || st != fs.Disk {
+			r.log.Debug("rendered again", "file", f.Path, "phase", PhaseRender, "reason", "the file on disk changed")
+			return false
+		}
+	}
+	return true
+}
+
+// recordDisk notes the stat of files that hold their desired content now.
+func (r *managerRun) recordDisk(dest *write.Dest, files []write.File) {
+	for _, f := range files {
+		st, ok, err := dest.Stat(f.Path)
+		if err == nil && ok {
+			r.ms.Files[f.Path].Disk = st
+		}
+	}
+}
+
+// forgetDisk drops what is known of the disk: after a restore it holds
+// other content than the desired one.
+func (r *managerRun) forgetDisk() {
+	for _, fs := range r.ms.Files {
+		fs.Disk = write.Stat{}
+	}
 }
 
 // recordFetchStreak notes the start and the end of a run of failed fetches.
@@ -189,11 +268,19 @@ func (r *managerRun) event(kind, msg string, files []string) {
 	r.ms.AddEvent(r.run.cfg.Health.History, state.Event{Time: r.run.opts.Now(), Kind: kind, Message: msg, Files: files})
 }
 
+// fetched is one file's raw content as the fetch left it.
+type fetched struct {
+	body  []byte // nil while the cache holds it (see loadBodies)
+	sum   string // hex sha256 of the body
+	key   string // the cache entry's key
+	input string // what the file renders from: body, template context, settings
+}
+
 // fetchAll fetches every file of the manager, at most `concurrency` at once over
-// all managers. It returns the failures after every fetch has finished, so
-// every file's metrics are set.
-func (r *managerRun) fetchAll(ctx context.Context) (map[string][]byte, error) {
-	out := make([][]byte, len(r.m.Files))
+// all managers, each conditional on the copy in the cache. It returns the
+// failures after every fetch has finished, so every file's metrics are set.
+func (r *managerRun) fetchAll(ctx context.Context, ctxHash string) ([]fetched, error) {
+	out := make([]fetched, len(r.m.Files))
 	errs := make([]error, len(r.m.Files))
 	var wg sync.WaitGroup
 	for i, f := range r.m.Files {
@@ -202,58 +289,142 @@ func (r *managerRun) fetchAll(ctx context.Context) (map[string][]byte, error) {
 			case r.run.sem <- struct{}{}:
 			case <-ctx.Done():
 				errs[i] = fmt.Errorf("%s: %w", f.Path, ctx.Err())
-				r.recordFetch(f, 0, errs[i])
+				r.recordFetch(f, fetch.Result{}, errs[i])
 				return
 			}
 			defer func() { <-r.run.sem }()
-			data, status, err := r.run.fetcher.Fetch(ctx, f.Source, f.Headers)
-			if err != nil {
-				err = fmt.Errorf("%s: %w", f.Path, err)
+			out[i], errs[i] = r.fetchOne(ctx, f, !r.run.opts.Force)
+			if errs[i] == nil {
+				out[i].input = inputHash(f, out[i].sum, ctxHash)
+				if fs := r.ms.Files[f.Path]; fs.Input == out[i].input && out[i].key != "" {
+					out[i].body = nil // the cache holds it, should it be needed
+				}
 			}
-			errs[i] = err
-			out[i] = data
-			r.recordFetch(f, status, err)
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	m := make(map[string][]byte, len(out))
-	for i, f := range r.m.Files {
-		m[f.Path] = out[i]
-	}
-	return m, nil
+	return out, errors.Join(errs...)
 }
 
-func (r *managerRun) recordFetch(f *config.File, status int, err error) {
+// fetchOne fetches one file, conditional on the cached copy when cond is set,
+// and keeps what it got in the cache. The body of a 304 stays in the cache
+// until it is needed (loadBodies).
+func (r *managerRun) fetchOne(ctx context.Context, f *config.File, cond bool) (fetched, error) {
+	c := r.run.cache
+	got := fetched{}
+	var entry fetch.IndexEntry
+	have := false
+	if c != nil {
+		got.key = fetch.Key(f.Source, f.Headers)
+		if cond {
+			entry, have = c.Lookup(r.m.Name, got.key)
+		}
+	}
+	req := fetch.Request{Source: f.Source, Headers: f.Headers}
+	if have {
+		req.If = entry.Validators
+	}
+	res, err := r.run.fetcher.Get(ctx, req)
+	if err == nil && res.NotModified && res.Checksum != nil {
+		// ?checksum= holds for the body actually used, cached or not.
+		var body []byte
+		if body, err = c.Body(r.m.Name, got.key); err == nil {
+			err = res.Checksum.Check(body)
+			got.body = body
+		} else {
+			c.Forget(r.m.Name, got.key)
+			return r.fetchOne(ctx, f, false) // a plain fetch instead
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", f.Path, err)
+		r.recordFetch(f, res, err)
+		return fetched{}, err
+	}
+	r.recordFetch(f, res, nil)
+	if res.NotModified {
+		got.sum = entry.SHA256
+		return got, nil
+	}
+	got.body, got.sum = res.Body, hashBytes(res.Body)
+	switch {
+	case c == nil:
+	case res.Validators.IsZero():
+		// Nothing to be conditional on next time: no entry to keep.
+		c.Forget(r.m.Name, got.key)
+		got.key = ""
+	case !have || got.sum != entry.SHA256 || res.Validators != entry.Validators:
+		if err := c.Store(r.m.Name, got.key, res.Validators, res.Body); err != nil {
+			r.log.Warn("cannot keep the fetched body in the cache", "file", f.Path, "phase", PhaseFetch, "error", err)
+			c.Forget(r.m.Name, got.key)
+			got.key = ""
+		}
+	}
+	return got, nil
+}
+
+// loadBodies brings back the bodies fetchAll left in the cache; an entry
+// gone or spoiled since costs a plain fetch.
+func (r *managerRun) loadBodies(ctx context.Context, raw []fetched) error {
+	var errs []error
+	for i, f := range r.m.Files {
+		if raw[i].body != nil {
+			continue
+		}
+		if raw[i].key != "" {
+			body, err := r.run.cache.Body(r.m.Name, raw[i].key)
+			if err == nil && hashBytes(body) == raw[i].sum {
+				raw[i].body = body
+				continue
+			}
+			r.log.Debug("cache entry not used", "file", f.Path, "phase", PhaseFetch, "error", err)
+			r.run.cache.Forget(r.m.Name, raw[i].key)
+		}
+		got, err := r.fetchOne(ctx, f, false)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		got.input = raw[i].input
+		if got.sum != raw[i].sum {
+			got.input = "" // it changed meanwhile: render it as new
+		}
+		raw[i] = got
+	}
+	return errors.Join(errs...)
+}
+
+func (r *managerRun) recordFetch(f *config.File, res fetch.Result, err error) {
 	fs := r.ms.Files[f.Path]
 	fs.Fetched = true
-	fs.RemoteStatus = status
+	fs.RemoteStatus = res.Status
 	fs.FetchesTotal++
+	fs.BytesTotal += uint64(res.Bytes)
 	if err != nil {
 		fs.FetchFailuresTotal++
-		r.log.Warn("fetch failed", "file", f.Path, "phase", PhaseFetch, "status", status, "error", err)
+		r.log.Warn("fetch failed", "file", f.Path, "phase", PhaseFetch, "status", res.Status, "error", err)
 		return
 	}
+	if res.NotModified {
+		fs.NotModifiedTotal++
+	}
 	fs.RemoteTime = r.run.opts.Now()
-	r.log.Debug("fetched", "file", f.Path, "phase", PhaseFetch, "status", status)
+	r.log.Debug("fetched", "file", f.Path, "phase", PhaseFetch, "status", res.Status, "bytes", res.Bytes)
 }
 
 // renderAll renders templates and validates every file; every file's metrics are
 // set before the failures are returned.
-func (r *managerRun) renderAll(raw map[string][]byte) ([]write.File, error) {
-	data := render.TemplateData(r.m.Vars, r.m.Name, r.run.opts.Environ, r.run.opts.Hostname)
+func (r *managerRun) renderAll(raw []fetched, data map[string]any) ([]write.File, error) {
 	var errs []error
 	files := make([]write.File, 0, len(r.m.Files))
-	for _, f := range r.m.Files {
+	for i, f := range r.m.Files {
 		fs := r.ms.Files[f.Path]
 		fs.Rendered, fs.Method = true, f.Format
-		out := raw[f.Path]
+		out := raw[i].body
 		fs.Mustache = true
 		if f.Template {
 			var err error
-			out, err = render.Render(raw[f.Path], data, f.Delims)
+			out, err = render.Render(raw[i].body, data, f.Delims)
 			if err != nil {
 				fs.Mustache, fs.Valid = false, false
 				err = fmt.Errorf("%s: template: %w", f.Path, err)
@@ -326,8 +497,10 @@ func (r *managerRun) write(dest *write.Dest, files []write.File) (*write.Snapsho
 		fs.WriteOK = err == nil
 	}
 	if err != nil {
+		r.forgetDisk()
 		return nil, err
 	}
+	r.recordDisk(dest, files)
 	for _, f := range files {
 		r.log.Info("written", "file", f.Path, "phase", PhaseWrite, "dest", r.m.Dest)
 	}
@@ -370,6 +543,7 @@ func (r *managerRun) reload(ctx context.Context, p *prepared, hash string, snap 
 		r.ms.Reloaded, r.ms.ReloadStatus = true, 0
 		r.ms.ReloadFailuresTotal++
 		r.ms.PendingReload = false
+		r.forgetDisk()
 		if err := snap.Restore(); err != nil {
 			return r.fail(PhaseLKG, fmt.Errorf("interrupted during the reload, and putting the files back failed: %w", err), p.changed, false)
 		}
@@ -444,7 +618,9 @@ func (r *managerRun) keep(files []write.File, changed []string) ManagerResult {
 // as they were before this run. It says which it did.
 func (r *managerRun) restore(dest *write.Dest, snap *write.Snapshot) (string, error) {
 	// First undo this run's writes (files new this run are removed), then lay the
-	// LKG copy over them.
+	// LKG copy over them. The disk holds other content than the desired one
+	// from now on.
+	r.forgetDisk()
 	if err := snap.Restore(); err != nil {
 		return "", err
 	}
@@ -473,6 +649,47 @@ func paths(files []write.File) []string {
 	out := make([]string, len(files))
 	for i, f := range files {
 		out[i] = f.Path
+	}
+	return out
+}
+
+// inputHash identifies what a file renders from: the raw body, the template
+// context and every setting of the file that decides its output.
+func inputHash(f *config.File, bodySum, ctxHash string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%t\x00%q\x00%s\x00%o\x00", bodySum, f.Path, f.Template, f.Delims, f.Format, f.Mode)
+	if f.Template {
+		h.Write([]byte(ctxHash)) // a file that is not a template does not depend on it
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hashJSON is the hex sha256 of v as JSON (maps in key order).
+func hashJSON(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return "" // never equal to a recorded input: the file is rendered
+	}
+	return hashBytes(data)
+}
+
+// hashBytes is the hex sha256 of data.
+func hashBytes(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// notIn returns the elements of all that are not in some.
+func notIn(all, some []string) []string {
+	skip := make(map[string]bool, len(some))
+	for _, s := range some {
+		skip[s] = true
+	}
+	var out []string
+	for _, a := range all {
+		if !skip[a] {
+			out = append(out, a)
+		}
 	}
 	return out
 }

@@ -39,6 +39,8 @@ var (
 	mManagerSuccess = metricSpec{"butler_manager_success", "1 when the manager is in step after the last run, else 0.", textfile.Gauge}
 	mFetches        = metricSpec{"butler_remote_fetches_total", "Fetches of the file attempted.", textfile.Counter}
 	mFetchFailures  = metricSpec{"butler_remote_fetch_failures_total", "Fetches of the file that failed.", textfile.Counter}
+	mNotModified    = metricSpec{"butler_remote_not_modified_total", "Fetches of the file answered 304 Not Modified: the kept copy was used.", textfile.Counter}
+	mBytes          = metricSpec{"butler_remote_bytes_total", "Body bytes received for the file.", textfile.Counter}
 	mReloads        = metricSpec{"butler_reloads_total", "Reloads of the manager attempted.", textfile.Counter}
 	mReloadFailures = metricSpec{"butler_reload_failures_total", "Reloads of the manager that failed or got no response.", textfile.Counter}
 	mLKGRestores    = metricSpec{"butler_lkg_restores_total", "Times the last-known-good copy of the manager was put back.", textfile.Counter}
@@ -90,6 +92,8 @@ func Metrics(st *state.State, build BuildInfo) []textfile.Family {
 			}
 			s.add(mFetches, float64(fs.FetchesTotal), l...)
 			s.add(mFetchFailures, float64(fs.FetchFailuresTotal), l...)
+			s.add(mNotModified, float64(fs.NotModifiedTotal), l...)
+			s.add(mBytes, float64(fs.BytesTotal), l...)
 		}
 		l := []string{"manager", name}
 		if ms.Reloaded {

@@ -213,6 +213,7 @@ type run struct {
 	st      *state.State
 	tmp     string // staging area
 	fetcher *fetch.Fetcher
+	cache   *fetch.Cache  // nil in a dry run or a render: they keep nothing
 	sem     chan struct{} // fetches at once, over all managers
 	pinger  Pinger
 }
@@ -259,6 +260,11 @@ func begin(cfg *config.Config, opts Options, log *slog.Logger, scrub *redact.Scr
 	}
 	r := newRun(cfg, opts, log, scrub, st, tmp)
 	r.start, r.sd = start, sd
+	if r.cache, err = fetch.OpenCache(sd.CacheDir()); err != nil {
+		log.Warn("cannot use the cache: every fetch is a plain one", "phase", PhaseFetch, "error", err)
+	} else {
+		r.pruneCache()
+	}
 	r.pinger = opts.Pinger
 	if r.pinger == nil && cfg.Notify.PingURL != "" {
 		r.pinger = &notify.Pinger{URL: cfg.Notify.PingURL, Client: opts.HTTPClient}
@@ -275,13 +281,39 @@ func newRun(cfg *config.Config, opts Options, log *slog.Logger, scrub *redact.Sc
 			MaxFileSize: cfg.Butler.MaxFileSize,
 			TempDir:     tmp,
 			HTTPClient:  opts.HTTPClient,
+			Concurrency: cfg.Butler.Concurrency,
 		}),
 		sem: make(chan struct{}, cfg.Butler.Concurrency),
 	}
 }
 
+// pruneCache drops the cache entries of managers and sources no longer
+// configured. It is best effort: a stale entry is only disk space.
+func (r *run) pruneCache() {
+	names, err := r.cache.Managers()
+	if err != nil {
+		r.log.Warn("cannot prune the cache", "phase", PhaseFetch, "error", err)
+		return
+	}
+	for _, name := range names {
+		var keep map[string]bool
+		if m := r.cfg.Manager(name); m != nil {
+			keep = make(map[string]bool, len(m.Files))
+			for _, f := range m.Files {
+				keep[fetch.Key(f.Source, f.Headers)] = true
+			}
+		}
+		if err := r.cache.Prune(name, keep); err != nil {
+			r.log.Warn("cannot prune the cache", "phase", PhaseFetch, "manager", name, "error", err)
+		}
+	}
+}
+
 // close clears the staging area and the run marker and releases the lock.
 func (r *run) close() {
+	if r.cache != nil {
+		_ = r.cache.Close()
+	}
 	if err := r.sd.RemoveMarker(); err != nil {
 		r.log.Warn("cannot clear the running sync", "phase", "state", "error", err)
 	}
@@ -336,6 +368,11 @@ func (r *run) finish(ctx context.Context, res *Result, selected []*config.Manage
 		r.log.Warn("run interrupted", "phase", "run", "error", interrupted)
 	}
 	r.st.RecordRun(r.start, end, success)
+	if r.cache != nil {
+		if err := r.cache.Save(); err != nil {
+			r.log.Warn("cannot save the cache index: the next fetches are plain ones", "phase", PhaseFetch, "error", err)
+		}
+	}
 	after, cancel := context.WithTimeout(context.WithoutCancel(ctx), afterRunTimeout)
 	defer cancel()
 	r.notify(after, end)

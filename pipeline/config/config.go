@@ -316,11 +316,7 @@ func Parse(data []byte, name, baseDir string, lookupEnv func(string) (string, bo
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
 	}
 	c := &checker{name: name, baseDir: baseDir}
-	var generic map[string]any
-	if _, err := toml.Decode(string(data), &generic); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
-	}
-	for _, p := range checkShapes(generic, data) {
+	for _, p := range checkShapes(md, data) {
 		c.errorf("%s", p)
 	}
 	undecoded := slices.DeleteFunc(md.Undecoded(), isVars)
@@ -380,6 +376,15 @@ func (c *Config) Manager(name string) *Manager {
 		}
 	}
 	return nil
+}
+
+// Paths returns the path of every file of the manager, in order.
+func (m *Manager) Paths() []string {
+	out := make([]string, len(m.Files))
+	for i, f := range m.Files {
+		out[i] = f.Path
+	}
+	return out
 }
 
 // checker collects every problem of a configuration, each naming where it is.

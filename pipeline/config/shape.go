@@ -61,94 +61,103 @@ func checkDepth(data []byte) (line int, err error) {
 	return 0, nil
 }
 
-// checkShapes compares the TOML as decoded into plain Go values with the
-// shapes butler expects: the TOML library leaves a table-valued key that is
-// given a string, a number or an array silently empty ("headers = 5"), and
-// butler must never drop a key without a word. It returns one message per
-// key of the wrong shape.
-func checkShapes(generic map[string]any, data []byte) []string {
+// checkShapes compares the type of every key the TOML holds with the shape
+// butler expects: the TOML library leaves a table-valued key that is given a
+// string, a number or an array silently empty ("headers = 5"), and butler
+// must never drop a key without a word. It returns one message per key of the
+// wrong shape.
+func checkShapes(md toml.MetaData, data []byte) []string {
 	var problems []string
-	var walk func(v any, t reflect.Type, key toml.Key)
-	walk = func(v any, t reflect.Type, key toml.Key) {
-		for t.Kind() == reflect.Pointer {
-			t = t.Elem()
+	for _, key := range md.Keys() {
+		t, ok := expectedType(key)
+		if !ok {
+			continue // unknown keys are reported as such; vars hold anything
 		}
-		bad := func(want, example string) {
-			problems = append(problems, fmt.Sprintf("line %d: %s must be %s, like %s, not %s",
-				keyLine(data, key), key.String(), want, example, tomlKind(v)))
-		}
+		got := md.Type(key...)
+		var want, example string
 		switch t.Kind() {
-		case reflect.Struct:
-			m, ok := v.(map[string]any)
-			if !ok {
-				bad("a table", "[table] or { key = \"value\" }")
-				return
+		case reflect.Struct, reflect.Map:
+			if got == "Hash" {
+				continue
 			}
-			for i := range t.NumField() {
-				f := t.Field(i)
-				name := f.Tag.Get("toml")
-				if val, ok := m[name]; ok && name != "" {
-					walk(val, f.Type, append(key[:len(key):len(key)], name))
-				}
-			}
-		case reflect.Map:
-			m, ok := v.(map[string]any)
-			if !ok {
-				bad("a table", "{ Name = \"value\" }")
-				return
-			}
-			if t.Elem().Kind() == reflect.Interface {
-				return // vars: any value
-			}
-			for k, val := range m {
-				walk(val, t.Elem(), append(key[:len(key):len(key)], k))
-			}
+			want, example = "a table", `{ Name = "value" }`
 		case reflect.Slice:
-			var items []any
-			switch s := v.(type) {
-			case []any:
-				items = s
-			case []map[string]any:
-				for _, m := range s {
-					items = append(items, m)
+			elem := t.Elem()
+			for elem.Kind() == reflect.Pointer {
+				elem = elem.Elem()
+			}
+			if elem.Kind() == reflect.Struct {
+				if got == "Array" || got == "ArrayHash" {
+					continue
 				}
-			default:
-				if t.Elem().Kind() == reflect.Pointer || t.Elem().Kind() == reflect.Struct {
-					bad("a list of tables", "[[managers.NAME.files]]")
-				} else {
-					bad("a list", "[\"a\", \"b\"]")
+				want, example = "a list of tables", "[[managers.NAME.files]]"
+			} else {
+				if got == "Array" {
+					continue
 				}
-				return
+				want, example = "a list", `["a", "b"]`
 			}
-			for _, it := range items {
-				walk(it, t.Elem(), key)
-			}
-		case reflect.String:
-			if _, ok := v.(string); !ok {
-				bad("a string", "\"text\"")
-			}
+		default:
+			continue // scalars: the TOML library refuses a wrong type itself
 		}
+		problems = append(problems, fmt.Sprintf("line %d: %s must be %s, like %s, not %s",
+			keyLine(data, key), key.String(), want, example, tomlType(got)))
 	}
-	walk(generic, reflect.TypeFor[rawConfig](), nil)
 	return problems
 }
 
-// tomlKind names the kind of a decoded TOML value for messages.
-func tomlKind(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case int64, float64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case []any, []map[string]any:
-		return "a list"
-	case map[string]any:
-		return "a table"
-	default:
-		return fmt.Sprintf("%T", v)
+// expectedType is the Go type the key decodes into, walking rawConfig along
+// the key; false for a key butler does not know, and for anything inside the
+// free-form vars tables.
+func expectedType(key toml.Key) (reflect.Type, bool) {
+	t := reflect.TypeFor[rawConfig]()
+	for _, part := range key {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			found := false
+			for j := range t.NumField() {
+				if t.Field(j).Tag.Get("toml") == part {
+					t, found = t.Field(j).Type, true
+					break
+				}
+			}
+			if !found {
+				return nil, false
+			}
+		case reflect.Map:
+			if t.Elem().Kind() == reflect.Interface {
+				return nil, false // vars: any value
+			}
+			t = t.Elem()
+		default:
+			return nil, false
+		}
 	}
+	return t, true
+}
+
+// tomlType names a TOML type for messages.
+func tomlType(t string) string {
+	switch t {
+	case "String":
+		return "a string"
+	case "Integer", "Float":
+		return "a number"
+	case "Bool":
+		return "a boolean"
+	case "Array":
+		return "a list"
+	case "Hash":
+		return "a table"
+	case "ArrayHash":
+		return "a list of tables"
+	case "":
+		return "nothing"
+	}
+	return strings.ToLower(t)
 }
 
 // isVars reports whether k is inside a [vars] table or a manager's vars, whose

@@ -22,16 +22,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"cloud.google.com/go/storage"
-	"github.com/hashicorp/go-cleanhttp"
-	getter "github.com/hashicorp/go-getter"
-	"google.golang.org/api/googleapi"
 
 	"github.com/butler-sre/butler/pipeline/redact"
 	"github.com/butler-sre/butler/pipeline/source"
@@ -68,12 +60,14 @@ type Config struct {
 	TempDir string
 	// HTTPClient is used for HTTP(S) sources; nil means a client of the
 	// Fetcher's own whose connections are kept alive across fetches. Its
-	// transport, jar, timeout and redirect policy are kept; butler wraps
-	// the transport to record statuses and limit sizes.
+	// transport, jar, timeout and redirect policy are kept.
 	HTTPClient *http.Client
+	// Concurrency is how many fetches run at once: the size of the pool of
+	// idle connections kept per host. 0 means 8.
+	Concurrency int
 }
 
-// Fetcher downloads remote sources through go-getter with butler's safety
+// Fetcher downloads remote sources with butler's safety
 // rules: only allowed schemes, no netrc, no decompression, no symlinks, no
 // X-Terraform-Get, never onto an existing file, and max_file_size enforced
 // by butler itself. A Fetcher is safe for concurrent use.
@@ -99,9 +93,28 @@ func New(cfg Config) *Fetcher {
 		f.max = defaultMaxFileSize
 	}
 	if f.client == nil {
-		f.client = &http.Client{Transport: cleanhttp.DefaultPooledTransport()}
+		f.client = &http.Client{Transport: pooledTransport(cfg.Concurrency)}
 	}
 	return f
+}
+
+// pooledTransport keeps one idle connection per fetch that runs at once, so
+// that a run of many files over one host reuses them instead of dialling
+// anew (the default pool keeps two per host).
+func pooledTransport(concurrency int) *http.Transport {
+	if concurrency <= 0 {
+		concurrency = 8
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4 * concurrency,
+		MaxIdleConnsPerHost:   concurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
 }
 
 // failure is the error Fetch returns. Its text is scrubbed of secrets;
@@ -127,9 +140,8 @@ type redirectError struct{ msg string }
 func (e *redirectError) Error() string { return e.msg }
 
 // Fetch downloads one source (a go-getter source string; relative file paths
-// were already made absolute by the caller with source.Resolve) into a fresh,
-// empty path inside a new temp dir, reads it into memory, removes the temp
-// dir, and returns the bytes.
+// were already made absolute by the caller with source.Resolve) into memory,
+// unconditionally, and returns the bytes.
 //
 // status is the response code as butler_remote_status defines it: the HTTP
 // status for http(s), also on errors; the storage API's HTTP status for s3
@@ -147,12 +159,53 @@ func (e *redirectError) Error() string { return e.msg }
 // it to [butler] schemes)"); it does not repeat the source and never
 // contains its credentials or the header values.
 func (f *Fetcher) Fetch(ctx context.Context, src string, headers map[string]string) (data []byte, status int, err error) {
-	data, status, err = f.fetch(ctx, src, headers)
+	res, err := f.Get(ctx, Request{Source: src, Headers: headers})
+	return res.Body, res.Status, err
+}
+
+// Validators identify a version of a remote file, for conditional requests.
+type Validators struct {
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	Generation   string `json:"generation,omitempty"` // gcs
+}
+
+// IsZero reports whether there is nothing to make a request conditional on.
+func (v Validators) IsZero() bool { return v == Validators{} }
+
+// Request is one fetch.
+type Request struct {
+	Source  string            // resolved (see Fetch)
+	Headers map[string]string // http(s) only
+	// If holds the validators of the copy the caller keeps: the request is
+	// made conditional on them (If-None-Match, If-Modified-Since, a
+	// generation), and an unchanged source answers NotModified without a
+	// body. Zero: an unconditional fetch.
+	If Validators
+}
+
+// Result is what a fetch got.
+type Result struct {
+	Status      int    // as butler_remote_status defines it (see Fetch); 304 for NotModified
+	Body        []byte // nil when NotModified
+	NotModified bool   // the caller's copy is current: use it
+	Validators  Validators
+	Bytes       int64 // body bytes received
+	// Checksum is the source's ?checksum=, when it has one and the body was
+	// not sent (NotModified): the caller checks it against its own copy.
+	Checksum *Checksum
+}
+
+// Get fetches one source as Fetch does, conditionally when req.If is set.
+// A source that does not support conditions (file, git, or a store that
+// ignores them) simply answers with the body.
+func (f *Fetcher) Get(ctx context.Context, req Request) (Result, error) {
+	res, err := f.get(ctx, req)
 	if err == nil {
-		return data, status, nil
+		return res, nil
 	}
-	scrub := redact.NewScrubber(redact.Secrets(src)...)
-	for _, v := range headers {
+	scrub := redact.NewScrubber(redact.Secrets(req.Source)...)
+	for _, v := range req.Headers {
 		scrub.Add(v)
 	}
 	fe := &failure{msg: err.Error()}
@@ -161,56 +214,44 @@ func (f *Fetcher) Fetch(ctx context.Context, src string, headers map[string]stri
 		fe.kind = inner.kind
 	}
 	fe.msg = scrub.Scrub(fe.msg)
-	return nil, status, fe
+	return Result{Status: res.Status}, fe
 }
 
-func (f *Fetcher) fetch(ctx context.Context, raw string, headers map[string]string) ([]byte, int, error) {
+func (f *Fetcher) get(ctx context.Context, req Request) (Result, error) {
 	// With no base directory, Resolve fails exactly on a relative file
 	// source, which the caller should have resolved.
-	if _, err := source.Resolve(raw, ""); err != nil {
-		return nil, 0, err
+	if _, err := source.Resolve(req.Source, ""); err != nil {
+		return Result{}, err
 	}
-	src, scheme, err := source.Detect(raw, "")
+	src, scheme, err := source.Detect(req.Source, "")
 	if err != nil {
-		return nil, 0, err
+		return Result{}, err
 	}
 	if !f.schemes[scheme] {
-		return nil, 0, errorf(nil, "scheme %q is not allowed (add it to [butler] schemes)", scheme)
+		return Result{}, errorf(nil, "scheme %q is not allowed (add it to [butler] schemes)", scheme)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, 0, contextError(ctx, err)
+		return Result{}, contextError(ctx, err)
+	}
+	switch scheme {
+	case "http", "https":
+		return f.getHTTP(ctx, src, req)
+	case "file":
+		return f.getFile(src)
 	}
 	td, err := os.MkdirTemp(f.tempDir, "butler-fetch-")
 	if err != nil {
-		return nil, 0, fmt.Errorf("create staging directory: %w", err)
+		return Result{}, fmt.Errorf("create staging directory: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(td) }()
-
-	switch scheme {
-	case "http", "https":
-		return f.getHTTP(ctx, td, src, headers)
-	case "file":
-		return f.getFile(ctx, td, src)
-	case "s3", "gcs":
-		return f.getObject(ctx, td, src, scheme)
-	default: // "git": fetchDetect knows no other scheme
-		return f.getGit(ctx, td, src)
+	var data []byte
+	var status int
+	if scheme == "git" {
+		data, status, err = f.getGit(ctx, td, src)
+	} else {
+		data, status, err = f.getObject(ctx, td, src, scheme)
 	}
-}
-
-// fetchGet runs one go-getter download with butler's client settings.
-func get(ctx context.Context, src, dst string, mode getter.ClientMode, getters map[string]getter.Getter) error {
-	c := &getter.Client{
-		Ctx:             ctx,
-		Src:             src,
-		Dst:             dst,
-		Mode:            mode,
-		Detectors:       source.Detectors(),
-		Decompressors:   map[string]getter.Decompressor{},
-		Getters:         getters,
-		DisableSymlinks: true,
-	}
-	return c.Get()
+	return Result{Status: status, Body: data, Bytes: int64(len(data))}, err
 }
 
 // contextError describes a fetch ended by its context.
@@ -246,12 +287,6 @@ func tooLarge(max int64) *failure {
 	return errorf(errTooLarge, "larger than max_file_size %s", size)
 }
 
-// checksumMismatch describes a failed "?checksum=" check without
-// go-getter's staging path.
-func checksumMismatch(ce *getter.ChecksumError) *failure {
-	return errorf(nil, "checksum mismatch: expected %x, got %x", ce.Expected, ce.Actual)
-}
-
 // describe says what a transport-level error was, without the URL
 // that net/http and the SDKs put around it.
 func describe(err error) string {
@@ -271,361 +306,6 @@ func describe(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
-}
-
-// statusRecorder holds the status of one fetch's latest HTTP response;
-// 0 while a request has none.
-type statusRecorder struct{ status atomic.Int64 }
-
-// statusTransport records statuses and enforces max_file_size for one
-// fetch; it wraps the shared transport, so connections stay shared.
-type statusTransport struct {
-	base http.RoundTripper
-	max  int64
-	rec  *statusRecorder
-}
-
-func (t *statusTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t.rec.status.Store(0)
-	resp, err := t.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	t.rec.status.Store(int64(resp.StatusCode))
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 && resp.ContentLength > t.max {
-		_ = resp.Body.Close()
-		return nil, errTooLarge
-	}
-	resp.Body = &limitedBody{rc: resp.Body, left: t.max}
-	return resp, nil
-}
-
-// limitedBody fails a read that goes past the limit, whether or not
-// the response announced a Content-Length.
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	if b.left < 0 {
-		return n, errTooLarge
-	}
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
-
-// httpClient returns a client for one fetch: the shared transport
-// wrapped with this fetch's recorder, and a redirect policy that refuses
-// schemes that are not allowed and downgrades to http, and drops the
-// configured headers when a redirect leaves the host.
-func (f *Fetcher) httpClient(rec *statusRecorder, headers map[string]string) *http.Client {
-	base := f.client.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	next := f.client.CheckRedirect
-	return &http.Client{
-		Transport: &statusTransport{base: base, max: f.max, rec: rec},
-		Jar:       f.client.Jar,
-		Timeout:   f.client.Timeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= maxRedirects {
-				return &redirectError{msg: fmt.Sprintf("stopped after %d redirects", maxRedirects)}
-			}
-			if !f.schemes[req.URL.Scheme] {
-				return &redirectError{msg: fmt.Sprintf("redirect to scheme %q is not allowed", req.URL.Scheme)}
-			}
-			if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
-				return &redirectError{msg: "redirect from https to http refused"}
-			}
-			if req.URL.Host != via[0].URL.Host {
-				for k := range headers {
-					req.Header.Del(k)
-				}
-			}
-			if next != nil {
-				return next(req, via)
-			}
-			return nil
-		},
-	}
-}
-
-func (f *Fetcher) getHTTP(ctx context.Context, td, src string, headers map[string]string) ([]byte, int, error) {
-	rec := &statusRecorder{}
-	h := make(http.Header, len(headers))
-	for k, v := range headers {
-		h.Set(k, v)
-	}
-	hg := &getter.HttpGetter{
-		Netrc:                 false,
-		XTerraformGetDisabled: true,
-		DoNotCheckHeadFirst:   true,
-		Header:                h,
-		Client:                f.httpClient(rec, headers),
-	}
-	getters := map[string]getter.Getter{}
-	for _, s := range []string{"http", "https"} {
-		if f.schemes[s] {
-			getters[s] = hg
-		}
-	}
-	err := get(ctx, src, filepath.Join(td, downloadName), getter.ClientModeFile, getters)
-	status := int(rec.status.Load())
-	if err != nil {
-		var re *redirectError
-		var ce *getter.ChecksumError
-		switch {
-		case errors.Is(err, errTooLarge):
-			return nil, status, tooLarge(f.max)
-		case errors.As(err, &ce):
-			return nil, status, checksumMismatch(ce)
-		case isContextEnd(ctx, err):
-			return nil, 0, contextError(ctx, err)
-		case errors.As(err, &re):
-			return nil, status, errorf(nil, "http status %d: %s", status, re.msg)
-		case status != 0 && status != http.StatusOK && status != http.StatusPartialContent:
-			return nil, status, errorf(nil, "http status %d %s", status, http.StatusText(status))
-		case status == 0:
-			return nil, 0, errorf(nil, "%s", describe(err))
-		default:
-			return nil, status, errorf(nil, "http status %d: %s", status, describe(err))
-		}
-	}
-	data, err := readInside(td, downloadName, f.max)
-	if err != nil {
-		return nil, status, err
-	}
-	return data, status, nil
-}
-
-func (f *Fetcher) getFile(ctx context.Context, td, src string) ([]byte, int, error) {
-	_, rest := source.SplitForced(src)
-	u, err := url.Parse(rest)
-	if err != nil {
-		return nil, 0, errorf(nil, "invalid file source")
-	}
-	p := u.Path
-	if u.RawPath != "" { // as go-getter's FileGetter reads it
-		p = u.RawPath
-	}
-	fi, err := os.Lstat(p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, http.StatusNotFound, errorf(fs.ErrNotExist, "file %s not found", p)
-	case errors.Is(err, fs.ErrPermission):
-		return nil, http.StatusForbidden, errorf(fs.ErrPermission, "file %s: permission denied", p)
-	case err != nil:
-		return nil, 0, errorf(nil, "file %s: %s", p, describe(err))
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return nil, http.StatusForbidden, errorf(fs.ErrPermission, "file %s is a symbolic link: butler does not follow symlinks, name the target instead", p)
-	case !fi.Mode().IsRegular():
-		return nil, http.StatusForbidden, errorf(fs.ErrPermission, "file %s is not a regular file", p)
-	case fi.Size() > f.max:
-		return nil, http.StatusOK, tooLarge(f.max)
-	}
-
-	dst := filepath.Join(td, downloadName)
-	wctx, stop := watchSize(ctx, dst, f.max)
-	err = get(wctx, src, dst, getter.ClientModeFile, map[string]getter.Getter{"file": &getter.FileGetter{Copy: true}})
-	if stop() {
-		return nil, http.StatusOK, tooLarge(f.max)
-	}
-	var ce *getter.ChecksumError
-	switch {
-	case err == nil:
-	case errors.As(err, &ce):
-		return nil, http.StatusOK, checksumMismatch(ce)
-	case errors.Is(err, getter.ErrSymlinkCopy):
-		return nil, http.StatusForbidden, errorf(fs.ErrPermission, "file %s is a symbolic link: butler does not follow symlinks, name the target instead", p)
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, http.StatusNotFound, errorf(fs.ErrNotExist, "file %s not found", p)
-	case errors.Is(err, fs.ErrPermission):
-		return nil, http.StatusForbidden, errorf(fs.ErrPermission, "file %s: permission denied", p)
-	case isContextEnd(ctx, err):
-		return nil, 0, contextError(ctx, err)
-	default:
-		return nil, 0, errorf(nil, "file %s: %s", p, err)
-	}
-	data, err := readInside(td, downloadName, f.max)
-	if err != nil {
-		return nil, http.StatusOK, err
-	}
-	return data, http.StatusOK, nil
-}
-
-// fetchObject fetches from s3 or gcs. The SDKs stream straight to disk with
-// no limit of their own, so the download is watched and stopped once it
-// passes max_file_size.
-func (f *Fetcher) getObject(ctx context.Context, td, src, scheme string) ([]byte, int, error) {
-	var g getter.Getter = new(getter.S3Getter)
-	if scheme == "gcs" {
-		g = new(getter.GCSGetter)
-	}
-	dst := filepath.Join(td, downloadName)
-	wctx, stop := watchSize(ctx, dst, f.max)
-	err := get(wctx, src, dst, getter.ClientModeFile, map[string]getter.Getter{scheme: g})
-	if stop() {
-		return nil, http.StatusOK, tooLarge(f.max)
-	}
-	if err != nil {
-		status := storageStatus(err)
-		var ce *getter.ChecksumError
-		switch {
-		case errors.As(err, &ce):
-			return nil, http.StatusOK, checksumMismatch(ce)
-		case status != 0 && status != http.StatusOK:
-			msg := fmt.Sprintf("%s status %d", scheme, status)
-			var api interface {
-				ErrorCode() string
-				ErrorMessage() string
-			}
-			if errors.As(err, &api) && api.ErrorCode() != "" {
-				msg += ": " + api.ErrorCode()
-				if m := api.ErrorMessage(); m != "" {
-					msg += ": " + m
-				}
-			}
-			kind := error(nil)
-			switch status {
-			case http.StatusNotFound:
-				kind = fs.ErrNotExist
-			case http.StatusForbidden:
-				kind = fs.ErrPermission
-			}
-			return nil, status, errorf(kind, "%s", msg)
-		case isContextEnd(ctx, err):
-			return nil, 0, contextError(ctx, err)
-		default:
-			return nil, status, errorf(nil, "%s: %s", scheme, describe(err))
-		}
-	}
-	data, err := readInside(td, downloadName, f.max)
-	if err != nil {
-		return nil, http.StatusOK, err
-	}
-	return data, http.StatusOK, nil
-}
-
-// storageStatus digs the HTTP status out of an AWS SDK or Google Cloud
-// Storage error; 0 when there was no response.
-func storageStatus(err error) int {
-	var withStatus interface{ HTTPStatusCode() int } // smithy-go and aws-sdk-go-v2 ResponseError
-	if errors.As(err, &withStatus) && withStatus.HTTPStatusCode() > 0 {
-		return withStatus.HTTPStatusCode()
-	}
-	if errors.Is(err, storage.ErrObjectNotExist) || errors.Is(err, storage.ErrBucketNotExist) {
-		return http.StatusNotFound
-	}
-	var ge *googleapi.Error
-	if errors.As(err, &ge) && ge.Code > 0 {
-		return ge.Code
-	}
-	return 0
-}
-
-// watchSize watches the file at p while a download writes it, and
-// cancels the returned context once it grows past max. stop ends the watch
-// and reports whether the limit was passed.
-func watchSize(ctx context.Context, p string, max int64) (wctx context.Context, stop func() bool) {
-	wctx, cancel := context.WithCancel(ctx)
-	var exceeded atomic.Bool
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(watchInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-wctx.Done():
-				return
-			case <-tick.C:
-				if fi, err := os.Lstat(p); err == nil && fi.Size() > max {
-					exceeded.Store(true)
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return wctx, func() bool {
-		close(done)
-		<-stopped
-		cancel()
-		return exceeded.Load()
-	}
-}
-
-// fetchGit clones the repository into the staging directory and reads the
-// file named after its "//" (or, without one, the last path element of the
-// URL: git::https://host/repo.git/file.yml is not a form git knows, so
-// git::https://host/repo//file.yml is the one to use for files below the
-// top). go-getter's own GitGetter.GetFile only handles files at the top of
-// a repository, so the repository is fetched in directory mode.
-func (f *Fetcher) getGit(ctx context.Context, td, src string) ([]byte, int, error) {
-	_, rest := source.SplitForced(src)
-	repo, sub := getter.SourceDirSubdir(rest)
-	if sub == "" {
-		u, err := url.Parse(repo)
-		if err != nil {
-			return nil, 0, errorf(nil, "invalid git source")
-		}
-		sub = path.Base(u.Path)
-		u.Path = path.Dir(u.Path)
-		repo = u.String()
-	}
-	sub = path.Clean("/" + sub)[1:]
-	if sub == "" || strings.HasSuffix(sub, ".git") {
-		return nil, 0, errorf(nil, "a git source must name a file in the repository: git::URL//PATH/TO/FILE")
-	}
-	dst := filepath.Join(td, "repo")
-	err := get(ctx, "git::"+repo, dst, getter.ClientModeDir, map[string]getter.Getter{"git": new(getter.GitGetter)})
-	if err != nil {
-		if isContextEnd(ctx, err) {
-			return nil, 0, contextError(ctx, err)
-		}
-		return nil, 0, errorf(nil, "git: %s", gitMessage(err))
-	}
-	data, err := readInside(dst, sub, f.max)
-	if err != nil {
-		status := http.StatusOK
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			status = http.StatusNotFound
-		case errors.Is(err, fs.ErrPermission):
-			status = http.StatusForbidden
-		}
-		return nil, status, err
-	}
-	return data, http.StatusOK, nil
-}
-
-// gitMessage keeps the first line of git's output that says what failed,
-// without go-getter's "error downloading 'URL'" around it.
-func gitMessage(err error) string {
-	if inner := errors.Unwrap(err); inner != nil {
-		err = inner
-	}
-	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
-	for _, l := range lines {
-		if l = strings.TrimSpace(l); strings.HasPrefix(l, "fatal:") || strings.HasPrefix(l, "error:") {
-			return l
-		}
-	}
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // readInside reads the regular file rel below root without following

@@ -55,6 +55,9 @@ var schemeStart = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.\-]*://`)
 // of ssh. The user info ends at the last "@" of the authority, so a raw "@"
 // in a password never lets its end through.
 func Userinfo(text string) [][2]int {
+	if !strings.Contains(text, "@") || !strings.Contains(text, "://") {
+		return nil
+	}
 	var out [][2]int
 	for _, m := range schemeStart.FindAllStringIndex(text, -1) {
 		start := m[1]
@@ -156,6 +159,9 @@ func URL(s string) string {
 // re-encoded for a query and for a path, so that any of them can be
 // scrubbed from a text. The result holds no empty or duplicate values.
 func Secrets(source string) []string {
+	if !strings.ContainsAny(source, "@?") {
+		return nil
+	}
 	seen := map[string]bool{}
 	var out []string
 	add := func(v string) {

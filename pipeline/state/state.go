@@ -28,6 +28,7 @@ import (
 	"github.com/butler-sre/butler/pipeline/atomicfile"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/write"
 )
 
 // ErrLocked is returned when another butler run holds the state directory's lock.
@@ -39,14 +40,15 @@ const Version = 2
 
 // Names in the state directory.
 const (
-	FileName   = "state.json"
-	lockName   = "lock"
-	lkgDirName = "lkg"
-	tmpDirName = "tmp"
-	writingDir = "writing" // the marks of MarkWriting
-	markerName = "running.json"
-	dirMode    = 0o700
-	fileMode   = 0o600
+	FileName     = "state.json"
+	lockName     = "lock"
+	lkgDirName   = "lkg"
+	cacheDirName = "cache"
+	tmpDirName   = "tmp"
+	writingDir   = "writing" // the marks of MarkWriting
+	markerName   = "running.json"
+	dirMode      = 0o700
+	fileMode     = 0o600
 )
 
 // State is what butler keeps between runs: the values behind every metric series,
@@ -172,6 +174,17 @@ type FileState struct {
 
 	FetchesTotal       uint64 `json:"fetches_total"`
 	FetchFailuresTotal uint64 `json:"fetch_failures_total"`
+	NotModifiedTotal   uint64 `json:"not_modified_total,omitempty"` // fetches answered 304
+	BytesTotal         uint64 `json:"bytes_total,omitempty"`        // body bytes received
+
+	// Input identifies what the file was last rendered from (the raw body,
+	// the template context and the file's settings) and Output what that
+	// gave; Disk is the stat of the file at dest once it held Output. When
+	// the next run's Input and the disk's stat are the same, the file is
+	// known to be in step without rendering, validating or reading it.
+	Input  string     `json:"input,omitempty"`
+	Output string     `json:"output,omitempty"`
+	Disk   write.Stat `json:"disk,omitzero"`
 }
 
 // New returns an empty state.
@@ -391,6 +404,11 @@ func (d *Dir) LKGDir(manager string) string {
 	return filepath.Join(d.Path, lkgDirName, manager)
 }
 
+// CacheDir is where the fetched bodies and their validators are kept.
+func (d *Dir) CacheDir() string {
+	return filepath.Join(d.Path, cacheDirName)
+}
+
 // TmpDir returns the staging area, emptied of what an interrupted run left.
 func (d *Dir) TmpDir() (string, error) {
 	if err := d.root.RemoveAll(tmpDirName); err != nil {
@@ -568,7 +586,7 @@ func Read(stateDir string) (*State, error) {
 // Save writes the state file atomically and durably.
 func (d *Dir) Save(st *State) error {
 	st.Version = Version
-	data, err := json.MarshalIndent(st, "", "  ")
+	data, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}

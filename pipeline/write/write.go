@@ -350,3 +350,44 @@ func Select(files []File, paths []string) []File {
 	}
 	return out
 }
+
+// Stat is what the file system says of a file that tells butler, without
+// reading it, that nobody changed it since butler wrote or compared it: a
+// change of content, even of the same size within the same second, moves the
+// mtime or the ctime (nanoseconds), and a replaced file has a new inode.
+type Stat struct {
+	Size    int64  `json:"size"`
+	MtimeNs int64  `json:"mtime_ns"`
+	CtimeNs int64  `json:"ctime_ns"`
+	Ino     uint64 `json:"ino"`
+	Mode    uint32 `json:"mode"`
+}
+
+// Stat returns the Stat of the regular file at rel; ok is false when there is
+// no regular file there (or the file system gives no such details).
+func (d *Dest) Stat(rel string) (st Stat, ok bool, err error) {
+	if err := d.Check(rel); err != nil {
+		return Stat{}, false, err
+	}
+	if d.root == nil {
+		return Stat{}, false, nil
+	}
+	fi, err := d.root.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return Stat{}, false, nil
+	}
+	if err != nil {
+		return Stat{}, false, err
+	}
+	sys, isStat := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || !isStat {
+		return Stat{}, false, nil
+	}
+	return Stat{
+		Size:    fi.Size(),
+		MtimeNs: sys.Mtim.Nano(),
+		CtimeNs: sys.Ctim.Nano(),
+		Ino:     sys.Ino,
+		Mode:    uint32(fi.Mode() & atomicfile.ModeMask),
+	}, true, nil
+}
