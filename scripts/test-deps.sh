@@ -12,6 +12,7 @@
 #   curl, make                -> used by the demo that make test runs
 #   patch                     -> applies the dry-run diffs in a test
 #   nginx                     -> /usr/sbin/nginx (nginx as a manager)
+#   minisign                  -> /usr/bin/minisign: signs what the verify tests check
 #   groff                     -> /usr/bin/groff (groff-base): the man page test
 #   dpkg-deb, man, systemd-analyze (dpkg, man-db, systemd)
 #                             -> the test of the Debian package
@@ -45,7 +46,7 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Program -> Debian package, in a stable order.
-programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make patch nginx groff dpkg-deb man systemd-analyze)
+programs=(prometheus promtool prometheus-alertmanager prometheus-node-exporter git curl make patch nginx minisign groff dpkg-deb man systemd-analyze)
 declare -A package_of=(
 	[prometheus]=prometheus
 	[promtool]=prometheus
@@ -56,6 +57,7 @@ declare -A package_of=(
 	[make]=make
 	[patch]=patch
 	[nginx]=nginx
+	[minisign]=minisign
 	[groff]=groff-base
 	[dpkg-deb]=dpkg
 	[man]=man-db

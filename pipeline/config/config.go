@@ -114,6 +114,9 @@ type Manager struct {
 	CheckTimeout time.Duration
 	Vars         map[string]any // [vars] merged with the manager's vars
 	Files        []*File
+	Dirs         []*Dir  // whole directories of the store
+	Prune        bool    // delete the files butler wrote that are no longer wanted
+	Verify       *Verify // nil: signatures are not checked
 	Reload       *Reload // nil: a written change counts as applied
 	Windows      Windows // [health] windows with this manager's overrides
 }
@@ -197,6 +200,9 @@ type rawManager struct {
 	CheckTimeout string         `toml:"check_timeout"`
 	Vars         map[string]any `toml:"vars"`
 	Files        []*rawFile     `toml:"files"`
+	Dirs         []*rawDir      `toml:"dirs"`
+	Prune        *bool          `toml:"prune"`
+	Verify       *rawVerify     `toml:"verify"`
 	Reload       *rawReload     `toml:"reload"`
 	WarnAfter    string         `toml:"warn_after"`
 	CritAfter    string         `toml:"crit_after"`
@@ -502,6 +508,7 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 		Name:         name,
 		TimeoutOK:    r.TimeoutOK,
 		LKG:          r.LKG == nil || *r.LKG,
+		Prune:        r.Prune == nil || *r.Prune,
 		Check:        r.Check,
 		CheckTimeout: c.duration(where+": check_timeout", r.CheckTimeout, DefaultCheckTimeout),
 		Vars:         mergeVars(cfg.Vars, r.Vars),
@@ -519,10 +526,11 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 			c.errorf("%s: dest must not be \"/\"", where)
 		}
 	}
-	if len(r.Files) == 0 {
-		c.errorf("%s: no files: add at least one [[managers.%s.files]]", where, name)
+	if len(r.Files) == 0 && len(r.Dirs) == 0 {
+		c.errorf("%s: no files: add at least one [[managers.%s.files]] or [[managers.%s.dirs]]", where, name, name)
 	}
 	seen := map[string]int{}
+	fileNum := map[*File]int{}
 	for i, rf := range r.Files {
 		f := c.file(fmt.Sprintf("%s: file #%d", where, i+1), m, rf, cfg.Butler.Schemes)
 		if f == nil {
@@ -533,8 +541,25 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 			continue
 		}
 		seen[f.Path] = i + 1
+		fileNum[f] = i + 1
 		m.Files = append(m.Files, f)
 	}
+	if r.Verify != nil {
+		m.Verify = c.verify(where+": verify", r.Verify)
+	}
+	dirNum := map[*Dir]int{}
+	for i, rd := range r.Dirs {
+		d := c.dir(fmt.Sprintf("%s: dir #%d", where, i+1), rd, cfg.Butler.Schemes)
+		if d == nil {
+			continue
+		}
+		if m.Verify != nil {
+			d.sigSuffix = m.Verify.Suffix
+		}
+		dirNum[d] = i + 1
+		m.Dirs = append(m.Dirs, d)
+	}
+	c.dirOverlaps(where, m, dirNum, fileNum)
 	if r.Reload != nil {
 		m.Reload = c.reload(where+": reload", r.Reload)
 	}
@@ -660,28 +685,11 @@ func (c *checker) file(where string, m *Manager, r *rawFile, schemes []string) *
 		Mode:     0o644,
 		Headers:  r.Headers,
 	}
-	scheme, err := source.Scheme(r.Source)
-	if err != nil {
-		c.errorf("%s: source %s: %v", where, redact.URL(r.Source), err)
+	resolved, scheme, ok := c.source(where, r.Source, schemes)
+	if !ok {
 		return nil
 	}
-	if !slices.Contains(schemes, scheme) {
-		c.errorf("%s: source %s: scheme %q is not allowed (add it to [butler] schemes)", where, redact.URL(r.Source), scheme)
-		return nil
-	}
-	if scheme == "file" && c.baseDir == "" && !source.IsAbsFile(r.Source) {
-		c.errorf("%s: source %q must be absolute when the configuration is not a local file", where, r.Source)
-		return nil
-	}
-	base := c.baseDir
-	if base == "" {
-		base = "/"
-	}
-	f.Source, err = source.Resolve(r.Source, base)
-	if err != nil {
-		c.errorf("%s: source %s: %v", where, redact.URL(r.Source), err)
-		return nil
-	}
+	f.Source = resolved
 	f.Path = r.Path
 	if f.Path == "" {
 		f.Path = source.BaseName(r.Source)
@@ -696,37 +704,86 @@ func (c *checker) file(where string, m *Manager, r *rawFile, schemes []string) *
 		return nil
 	}
 	f.Path = filepath.ToSlash(filepath.Clean(f.Path))
-	f.Format = strings.ToLower(r.Format)
-	switch f.Format {
-	case "":
-		f.Format = FormatFromPath(f.Path)
-	case "yaml":
-		f.Format = "yml"
-	case "yml", "json", "text":
-	default:
-		c.errorf("%s: format %q is not one of yml, yaml, json, text", where, r.Format)
+	f.Format = FormatFromPath(f.Path)
+	if r.Format != "" {
+		f.Format = c.format(where, r.Format)
 	}
-	if r.Delims != nil {
-		switch {
-		case !f.Template:
-			c.errorf("%s: delims is set but template = false", where)
-		case len(r.Delims) != 2 || r.Delims[0] == "" || r.Delims[1] == "" || r.Delims[0] == r.Delims[1] ||
-			strings.ContainsAny(r.Delims[0]+r.Delims[1], " \t\r\n="):
-			c.errorf("%s: delims must be two different non-empty markers without spaces or '=', like [\"[[\", \"]]\"]", where)
-		}
-	}
-	if r.Mode != "" {
-		mode, err := strconv.ParseUint(r.Mode, 8, 32)
-		if err != nil || mode > 0o777 {
-			c.errorf("%s: mode %q is not an octal permission like \"0644\"", where, r.Mode)
-		} else {
-			f.Mode = os.FileMode(mode)
-		}
-	}
+	c.delims(where, f.Template, r.Delims)
+	f.Mode = c.mode(where, r.Mode, f.Mode)
 	if len(r.Headers) > 0 && scheme != "http" && scheme != "https" {
 		c.errorf("%s: headers are only sent to http(s) sources, not %s", where, scheme)
 	}
 	return f
+}
+
+// source checks a source of files or dirs: its scheme is known and allowed,
+// and a relative local path is resolved against the configuration's
+// directory. ok is false when the source is refused.
+func (c *checker) source(where, src string, schemes []string) (resolved, scheme string, ok bool) {
+	scheme, err := source.Scheme(src)
+	if err != nil {
+		c.errorf("%s: source %s: %v", where, redact.URL(src), err)
+		return "", "", false
+	}
+	if !slices.Contains(schemes, scheme) {
+		c.errorf("%s: source %s: scheme %q is not allowed (add it to [butler] schemes)", where, redact.URL(src), scheme)
+		return "", "", false
+	}
+	if scheme == "file" && c.baseDir == "" && !source.IsAbsFile(src) {
+		c.errorf("%s: source %q must be absolute when the configuration is not a local file", where, src)
+		return "", "", false
+	}
+	base := c.baseDir
+	if base == "" {
+		base = "/"
+	}
+	resolved, err = source.Resolve(src, base)
+	if err != nil {
+		c.errorf("%s: source %s: %v", where, redact.URL(src), err)
+		return "", "", false
+	}
+	return resolved, scheme, true
+}
+
+// format checks a format key and returns the format it names ("yaml" is "yml").
+func (c *checker) format(where, format string) string {
+	f := strings.ToLower(format)
+	switch f {
+	case "yaml":
+		return "yml"
+	case "yml", "json", "text":
+		return f
+	default:
+		c.errorf("%s: format %q is not one of yml, yaml, json, text", where, format)
+		return "text"
+	}
+}
+
+// delims checks a delims key.
+func (c *checker) delims(where string, template bool, delims []string) {
+	if delims == nil {
+		return
+	}
+	switch {
+	case !template:
+		c.errorf("%s: delims is set but template = false", where)
+	case len(delims) != 2 || delims[0] == "" || delims[1] == "" || delims[0] == delims[1] ||
+		strings.ContainsAny(delims[0]+delims[1], " \t\r\n="):
+		c.errorf("%s: delims must be two different non-empty markers without spaces or '=', like [\"[[\", \"]]\"]", where)
+	}
+}
+
+// mode checks a mode key; "" gives def.
+func (c *checker) mode(where, mode string, def os.FileMode) os.FileMode {
+	if mode == "" {
+		return def
+	}
+	m, err := strconv.ParseUint(mode, 8, 32)
+	if err != nil || m > 0o777 {
+		c.errorf("%s: mode %q is not an octal permission like \"0644\"", where, mode)
+		return def
+	}
+	return os.FileMode(m)
 }
 
 func (c *checker) reload(where string, r *rawReload) *Reload {

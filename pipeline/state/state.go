@@ -10,6 +10,8 @@
 //     all is moved aside under a name of its own and the run starts empty.
 //   - A run that changes a manager's files marks it first (MarkWriting), so a
 //     run killed before saving the state is noticed by the next one.
+//   - A manager's state records the files butler wrote for it (Owned):
+//     Unwanted never names a file butler did not write.
 package state
 
 import (
@@ -19,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -115,6 +118,10 @@ type ManagerState struct {
 
 	Files map[string]*FileState `json:"files"`
 
+	// Owned are the paths under dest that butler wrote for the manager,
+	// sorted: the only files it ever deletes (see Unwanted).
+	Owned []string `json:"owned,omitempty"`
+
 	// Reloaded is set once a reload status is known; ReloadStatus is only
 	// meaningful then. ReloadTime is the last attempt, successful or not.
 	Reloaded     bool      `json:"reloaded"`
@@ -172,6 +179,10 @@ type FileState struct {
 	Written bool `json:"written"`
 	WriteOK bool `json:"write_ok"`
 
+	// SignedAt is the signing time (the trusted comment's timestamp) of the
+	// version last applied, for the replay check; zero when not known.
+	SignedAt time.Time `json:"signed_at,omitzero"`
+
 	FetchesTotal       uint64 `json:"fetches_total"`
 	FetchFailuresTotal uint64 `json:"fetch_failures_total"`
 	NotModifiedTotal   uint64 `json:"not_modified_total,omitempty"` // fetches answered 304
@@ -216,7 +227,9 @@ func (ms *ManagerState) File(path string) *FileState {
 }
 
 // Prune drops the managers and files that cfg no longer configures, so their
-// metric series disappear. It is linear in the number of files.
+// metric series disappear. The files under a configured dir's path are kept:
+// which are still there is known only once the directory is listed (see
+// KeepFiles). It is linear in the number of files (times the dirs).
 func (s *State) Prune(cfg *config.Config) {
 	for name, ms := range s.Managers {
 		m := cfg.Manager(name)
@@ -229,7 +242,7 @@ func (s *State) Prune(cfg *config.Config) {
 			want[f.Path] = true
 		}
 		for p := range ms.Files {
-			if !want[p] {
+			if !want[p] && !inDirs(p, m.Dirs) {
 				delete(ms.Files, p)
 			}
 		}
@@ -525,6 +538,9 @@ func Parse(data []byte) (*State, error) {
 				delete(ms.Files, p)
 			}
 		}
+		// Sorted and each path once, as MarkWritten keeps it.
+		slices.Sort(ms.Owned)
+		ms.Owned = slices.Compact(ms.Owned)
 	}
 	return st, nil
 }

@@ -12,7 +12,11 @@
 //     first file. When a write fails, the files already replaced are put back;
 //     the Snapshot it returns puts the files of before the run back later,
 //     when the reload is refused.
-//   - Changed and Read never create anything: a dry run leaves dest alone.
+//   - Remove deletes only regular files, never through a symlink, and
+//     records each (content and mode) and the directories it left empty
+//     before deleting the first: its Snapshot brings them all back.
+//   - Changed, Read and Removable never create or delete anything: a dry
+//     run leaves dest alone.
 package write
 
 import (
@@ -192,6 +196,10 @@ type entry struct {
 	// dirs are the parent directories below dest that were missing, deepest
 	// first; the run creates them when it writes the file.
 	dirs []string
+	// removed is set when the run removed the file (see Remove); gone are
+	// the directories the removal left empty and removed, deepest first.
+	removed bool
+	gone    []goneDir
 }
 
 // snapshot records the current state of paths. A path may be a regular file
@@ -273,6 +281,9 @@ func (s *Snapshot) restore(n int) error {
 // restoreOne puts back one recorded path.
 func (s *Snapshot) restoreOne(e entry) error {
 	root := s.dest.root
+	if e.removed {
+		return s.restoreRemoved(e)
+	}
 	if e.exists {
 		return atomicfile.WriteFile(root, e.rel, e.data, e.mode, DirMode)
 	}
