@@ -26,8 +26,13 @@ func dryRun(ctx context.Context, cfg *config.Config, selected []*config.Manager,
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	// The state is thrown away: a dry run leaves it alone.
-	r := newRun(cfg, opts, log, scrub, state.New(), tmp)
+	// The state is read (which files butler wrote, so that their deletion
+	// shows) and thrown away: a dry run leaves it alone.
+	st, err := state.Read(cfg.Butler.StateDir)
+	if err != nil || st == nil {
+		st = state.New()
+	}
+	r := newRun(cfg, opts, log, scrub, st, tmp)
 	start := opts.Now()
 	res := &Result{Start: start}
 	res.Managers = r.each(selected, func(m *managerRun) ManagerResult { return m.diff(ctx) })
@@ -67,6 +72,13 @@ func (r *managerRun) diff(ctx context.Context) ManagerResult {
 		name := filepath.Join(r.m.Dest, f.Path)
 		out = append(out, unifiedDiff(name, exists, old, f)...)
 	}
+	for _, rel := range p.remove {
+		old, _, err := p.dest.Read(rel)
+		if err != nil {
+			return r.fail(PhaseWrite, fmt.Errorf("%s: %w", rel, err), p.changed, false)
+		}
+		out = append(out, deletionDiff(filepath.Join(r.m.Dest, rel), old)...)
+	}
 	res := r.ok("diff", p.changed)
 	res.diff = string(out)
 	return res
@@ -93,6 +105,18 @@ func unifiedDiff(name string, exists bool, old []byte, f write.File) string {
 		return fmt.Sprintf("--- %s\n+++ %s\n# new empty file\n", from, to)
 	}
 	return udiff.Unified(from, to, string(old), string(f.Data))
+}
+
+// deletionDiff is the diff that deletes the file name holding old: to
+// /dev/null, as diff -u and patch write and read it.
+func deletionDiff(name string, old []byte) string {
+	if bytes.IndexByte(old, 0) >= 0 {
+		return "Binary files " + name + " and /dev/null differ\n"
+	}
+	if len(old) == 0 {
+		return fmt.Sprintf("--- %s\n+++ /dev/null\n# empty file deleted\n", name)
+	}
+	return udiff.Unified(name, "/dev/null", string(old), "")
 }
 
 // modeDiff says that only the mode differs.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"slices"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/butler-sre/butler/pipeline/reload"
 	"github.com/butler-sre/butler/pipeline/render"
 	"github.com/butler-sre/butler/pipeline/state"
+	"github.com/butler-sre/butler/pipeline/verify"
 	"github.com/butler-sre/butler/pipeline/write"
 )
 
@@ -38,6 +40,9 @@ type managerRun struct {
 	m   *config.Manager
 	ms  *state.ManagerState
 	log *slog.Logger // the run's logger with the manager's name
+
+	mu     sync.Mutex
+	signed map[string]verify.Result // by path: the signatures verified this run
 }
 
 // manager prepares the run of m, its state entries made beforehand so that
@@ -64,6 +69,17 @@ func (r *managerRun) fail(phase string, err error, changed []string, logged bool
 }
 
 func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
+	if r.run.sd != nil {
+		// What is on disk now is what butler wants there: butler owns it,
+		// and what it no longer wants is gone.
+		r.ms.Forget(r.ms.Unwanted(r.m.Paths()))
+		r.ms.MarkWritten(r.m.Paths())
+		for p, res := range r.signed {
+			if res.HasTimestamp {
+				r.ms.Files[p].SignedAt = res.Timestamp
+			}
+		}
+	}
 	r.ms.InStep = true
 	r.ms.Phase = ""
 	r.ms.Error = ""
@@ -82,7 +98,8 @@ type phaseError struct {
 type prepared struct {
 	dest    *write.Dest
 	files   []write.File
-	changed []string
+	changed []string // paths written or removed
+	remove  []string // files butler wrote that are no longer wanted, to delete
 	// known is set when every file was known to be in step without being
 	// rendered: files and changed are empty then.
 	known bool
@@ -144,7 +161,7 @@ func (r *managerRun) sync(ctx context.Context) ManagerResult {
 	if err := r.run.sd.MarkWriting(r.m.Name); err != nil {
 		return r.fail(PhaseWrite, err, p.changed, false)
 	}
-	snap, err := r.write(p.dest, toWrite)
+	snap, err := r.write(p.dest, toWrite, p.remove)
 	if err != nil {
 		return r.fail(PhaseWrite, err, p.changed, false)
 	}
@@ -172,14 +189,25 @@ func (r *managerRun) prepare(ctx context.Context) (*prepared, *phaseError) {
 	if err != nil {
 		return nil, &phaseError{phase: PhaseWrite, err: err}
 	}
-	if r.known(raw, dest) {
+	var remove []string
+	if r.m.Prune {
+		// Only files butler wrote, and only those still there.
+		if remove, err = dest.Removable(r.ms.Unwanted(r.m.Paths())); err != nil {
+			_ = dest.Close()
+			return nil, &phaseError{phase: PhaseWrite, err: err}
+		}
+	}
+	if len(remove) == 0 && r.known(raw, dest) {
 		return &prepared{dest: dest, known: true}, nil
 	}
 	p, perr := r.prepareAll(ctx, raw, tmplData, dest)
 	if perr != nil {
 		_ = dest.Close()
+		return nil, perr
 	}
-	return p, perr
+	p.remove = remove
+	p.changed = append(p.changed, remove...)
+	return p, nil
 }
 
 // prepareAll is prepare's path when something may have changed.
@@ -294,6 +322,9 @@ func (r *managerRun) fetchAll(ctx context.Context, ctxHash string) ([]fetched, e
 			}
 			defer func() { <-r.run.sem }()
 			out[i], errs[i] = r.fetchOne(ctx, f, !r.run.opts.Force)
+			if errs[i] == nil && r.m.Verify != nil {
+				errs[i] = r.verify(ctx, f, &out[i])
+			}
 			if errs[i] == nil {
 				out[i].input = inputHash(f, out[i].sum, ctxHash)
 				if fs := r.ms.Files[f.Path]; fs.Input == out[i].input && out[i].key != "" {
@@ -361,6 +392,51 @@ func (r *managerRun) fetchOne(ctx context.Context, f *config.File, cond bool) (f
 		}
 	}
 	return got, nil
+}
+
+// verify checks the file's minisign signature, fetched from its source with
+// the [verify] suffix, over the raw bytes, and refuses a file signed before
+// the one last applied (a replay). It records butler_verify.
+func (r *managerRun) verify(ctx context.Context, f *config.File, got *fetched) error {
+	fs := r.ms.Files[f.Path]
+	fs.Verified, fs.VerifyOK = true, false
+	if got.body == nil {
+		body, err := r.run.cache.Body(r.m.Name, got.key)
+		if err != nil || hashBytes(body) != got.sum {
+			fresh, ferr := r.fetchOne(ctx, f, false)
+			if ferr != nil {
+				return ferr
+			}
+			*got, body = fresh, fresh.body
+		}
+		got.body = body
+	}
+	sigSrc := r.m.Verify.SignatureSource(f.Source)
+	res, err := r.run.fetcher.Get(ctx, fetch.Request{Source: sigSrc, Headers: f.Headers})
+	if err != nil {
+		return fmt.Errorf("%s: signature %s: %w", f.Path, path.Base(f.Path)+r.m.Verify.Suffix, err)
+	}
+	if len(res.Body) > verify.MaxSignatureSize {
+		return fmt.Errorf("%s: signature: larger than %d bytes", f.Path, verify.MaxSignatureSize)
+	}
+	result, err := r.m.Verify.Keys.Verify(got.body, res.Body)
+	if err == nil {
+		err = verify.CheckReplay(fs.SignedAt, result)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", f.Path, err)
+		r.log.Warn("signature refused", "file", f.Path, "phase", PhaseFetch, "error", err)
+		return err
+	}
+	fs.VerifyOK = true
+	r.mu.Lock()
+	if r.signed == nil {
+		r.signed = map[string]verify.Result{}
+	}
+	r.signed[f.Path] = result
+	r.mu.Unlock()
+	r.log.Debug("signature verified", "file", f.Path, "phase", PhaseFetch, "key", result.KeyID)
+	return nil
 }
 
 // loadBodies brings back the bodies fetchAll left in the cache; an entry
@@ -489,8 +565,8 @@ func stage(dir string, files []write.File) error {
 }
 
 // write applies the changed files atomically and records the write metric.
-func (r *managerRun) write(dest *write.Dest, files []write.File) (*write.Snapshot, error) {
-	snap, err := dest.Apply(files)
+func (r *managerRun) write(dest *write.Dest, files []write.File, remove []string) (*write.Snapshot, error) {
+	snap, err := dest.Update(files, remove)
 	for _, f := range files {
 		fs := r.ms.Files[f.Path]
 		fs.Written = true
@@ -504,8 +580,15 @@ func (r *managerRun) write(dest *write.Dest, files []write.File) (*write.Snapsho
 	for _, f := range files {
 		r.log.Info("written", "file", f.Path, "phase", PhaseWrite, "dest", r.m.Dest)
 	}
+	for _, p := range remove {
+		r.log.Info("removed: no longer wanted", "file", p, "phase", PhaseWrite, "dest", r.m.Dest)
+	}
 	r.ms.LastChange = r.run.opts.Now()
-	r.event(state.EventApplied, fmt.Sprintf("wrote %d file(s) to %s", len(files), r.m.Dest), paths(files))
+	msg := fmt.Sprintf("wrote %d file(s) to %s", len(files), r.m.Dest)
+	if len(remove) > 0 {
+		msg += fmt.Sprintf(", removed %d", len(remove))
+	}
+	r.event(state.EventApplied, msg, append(paths(files), remove...))
 	return snap, nil
 }
 

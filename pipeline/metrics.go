@@ -40,6 +40,7 @@ var (
 	mFetches        = metricSpec{"butler_remote_fetches_total", "Fetches of the file attempted.", textfile.Counter}
 	mFetchFailures  = metricSpec{"butler_remote_fetch_failures_total", "Fetches of the file that failed.", textfile.Counter}
 	mNotModified    = metricSpec{"butler_remote_not_modified_total", "Fetches of the file answered 304 Not Modified: the kept copy was used.", textfile.Counter}
+	mVerify         = metricSpec{"butler_verify", "1 when the file's minisign signature verified by a trusted key, 0 when it was missing or bad.", textfile.Gauge}
 	mBytes          = metricSpec{"butler_remote_bytes_total", "Body bytes received for the file.", textfile.Counter}
 	mReloads        = metricSpec{"butler_reloads_total", "Reloads of the manager attempted.", textfile.Counter}
 	mReloadFailures = metricSpec{"butler_reload_failures_total", "Reloads of the manager that failed or got no response.", textfile.Counter}
@@ -93,6 +94,9 @@ func Metrics(st *state.State, build BuildInfo) []textfile.Family {
 			s.add(mFetches, float64(fs.FetchesTotal), l...)
 			s.add(mFetchFailures, float64(fs.FetchFailuresTotal), l...)
 			s.add(mNotModified, float64(fs.NotModifiedTotal), l...)
+			if fs.Verified {
+				s.add(mVerify, boolValue(fs.VerifyOK), l...)
+			}
 			s.add(mBytes, float64(fs.BytesTotal), l...)
 		}
 		l := []string{"manager", name}

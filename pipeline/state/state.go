@@ -193,6 +193,11 @@ type FileState struct {
 	// gave; Disk is the stat of the file at dest once it held Output. When
 	// the next run's Input and the disk's stat are the same, the file is
 	// known to be in step without rendering, validating or reading it.
+	// Verified is set once a signature was checked ([verify]); VerifyOK is
+	// its result.
+	Verified bool `json:"verified,omitempty"`
+	VerifyOK bool `json:"verify_ok,omitempty"`
+
 	Input  string     `json:"input,omitempty"`
 	Output string     `json:"output,omitempty"`
 	Disk   write.Stat `json:"disk,omitzero"`

@@ -5,80 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/butler-sre/butler/pipeline/internal/minisigntest"
 )
-
-// needMinisign returns the path of the minisign tool. Without it the test
-// skips, except under CI (CI set), where it fails: scripts/test-deps.sh
-// installs it.
-func needMinisign(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("minisign")
-	if err == nil {
-		return p
-	}
-	msg := "minisign is not installed (scripts/test-deps.sh installs it as root)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// pair is a key pair made by the minisign tool.
-type pair struct {
-	pub    string // the base64 line, "RW..."
-	pubTxt string // the whole minisign.pub file
-	id     string // the key ID, as minisign prints it
-	sec    string // path of the secret key, not encrypted
-}
-
-// newPair makes a key pair with `minisign -G -W` in a temporary directory.
-func newPair(t *testing.T, tool string) pair {
-	t.Helper()
-	dir := t.TempDir()
-	pub, sec := filepath.Join(dir, "minisign.pub"), filepath.Join(dir, "minisign.key")
-	run(t, tool, "-G", "-p", pub, "-s", sec, "-W")
-	text, err := os.ReadFile(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(text)), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("minisign.pub: %q", text)
-	}
-	comment := strings.Fields(lines[0])
-	return pair{pub: lines[1], pubTxt: string(text), id: comment[len(comment)-1], sec: sec}
-}
-
-// sign writes body to a file and signs it with `minisign -S`, with the
-// trusted comment given (none: minisign's own, which has a timestamp), and
-// returns the content of the .minisig file.
-func sign(t *testing.T, tool string, p pair, body []byte, extra ...string) []byte {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "rules.yml")
-	if err := os.WriteFile(f, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run(t, tool, append([]string{"-S", "-s", p.sec, "-m", f}, extra...)...)
-	sig, err := os.ReadFile(f + ".minisig")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sig
-}
-
-func run(t *testing.T, tool string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(tool, args...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("minisign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
 
 func mustKeys(t *testing.T, texts ...string) Keys {
 	t.Helper()
@@ -93,16 +26,16 @@ func mustKeys(t *testing.T, texts ...string) Keys {
 // good ones pass with what their trusted comment says, and every kind of bad
 // one is refused with the error of its kind.
 func TestVerifyMinisignTool(t *testing.T) {
-	tool := needMinisign(t)
-	a, b := newPair(t, tool), newPair(t, tool)
+	tool := minisigntest.Tool(t)
+	a, b := minisigntest.NewPair(t, tool), minisigntest.NewPair(t, tool)
 	body := []byte("groups:\n  - name: node\n    rules: []\n")
-	signedA := sign(t, tool, a, body, "-t", "timestamp:1700000000\tfile:rules.yml")
-	signedB := sign(t, tool, b, body, "-t", "timestamp:1700000600")
-	defaultComment := sign(t, tool, a, body)
-	legacy := sign(t, tool, a, body, "-l", "-t", "timestamp:1700000000")
-	noStamp := sign(t, tool, a, body, "-t", "release 42")
-	badStamp := sign(t, tool, a, body, "-t", "timestamp:soon")
-	otherBody := sign(t, tool, a, []byte("groups: []\n"), "-t", "timestamp:1700000000")
+	signedA := minisigntest.Sign(t, tool, a, body, "-t", "timestamp:1700000000\tfile:rules.yml")
+	signedB := minisigntest.Sign(t, tool, b, body, "-t", "timestamp:1700000600")
+	defaultComment := minisigntest.Sign(t, tool, a, body)
+	legacy := minisigntest.Sign(t, tool, a, body, "-l", "-t", "timestamp:1700000000")
+	noStamp := minisigntest.Sign(t, tool, a, body, "-t", "release 42")
+	badStamp := minisigntest.Sign(t, tool, a, body, "-t", "timestamp:soon")
+	otherBody := minisigntest.Sign(t, tool, a, []byte("groups: []\n"), "-t", "timestamp:1700000000")
 	lines := strings.SplitAfter(string(signedA), "\n")
 
 	tests := []struct {
@@ -114,36 +47,36 @@ func TestVerifyMinisignTool(t *testing.T) {
 		wantErr error
 		errPart []string
 	}{
-		{name: "good", keys: []string{a.pub}, body: body, sig: signedA,
-			want: Result{KeyID: a.id, TrustedComment: "timestamp:1700000000\tfile:rules.yml", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
-		{name: "key given as minisign.pub content", keys: []string{a.pubTxt}, body: body, sig: signedA,
-			want: Result{KeyID: a.id, TrustedComment: "timestamp:1700000000\tfile:rules.yml", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
-		{name: "rotation: the new key verifies", keys: []string{a.pub, b.pub}, body: body, sig: signedB,
-			want: Result{KeyID: b.id, TrustedComment: "timestamp:1700000600", Timestamp: time.Unix(1700000600, 0).UTC(), HasTimestamp: true}},
-		{name: "rotation: the old key still verifies", keys: []string{b.pub, a.pub}, body: body, sig: signedA,
-			want: Result{KeyID: a.id, TrustedComment: "timestamp:1700000000\tfile:rules.yml", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
-		{name: "legacy signature (-l)", keys: []string{a.pub}, body: body, sig: legacy,
-			want: Result{KeyID: a.id, TrustedComment: "timestamp:1700000000", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
-		{name: "no timestamp in the trusted comment", keys: []string{a.pub}, body: body, sig: noStamp,
-			want: Result{KeyID: a.id, TrustedComment: "release 42"}},
-		{name: "unknown key", keys: []string{a.pub}, body: body, sig: signedB,
-			wantErr: ErrUnknownKey, errPart: []string{"key ID " + b.id, a.id}},
-		{name: "body altered after signing", keys: []string{a.pub}, body: append(bytes.Clone(body), '#'), sig: signedA,
+		{name: "good", keys: []string{a.Pub}, body: body, sig: signedA,
+			want: Result{KeyID: a.ID, TrustedComment: "timestamp:1700000000\tfile:rules.yml", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
+		{name: "key given as minisign.Pub content", keys: []string{a.PubTxt}, body: body, sig: signedA,
+			want: Result{KeyID: a.ID, TrustedComment: "timestamp:1700000000\tfile:rules.yml", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
+		{name: "rotation: the new key verifies", keys: []string{a.Pub, b.Pub}, body: body, sig: signedB,
+			want: Result{KeyID: b.ID, TrustedComment: "timestamp:1700000600", Timestamp: time.Unix(1700000600, 0).UTC(), HasTimestamp: true}},
+		{name: "rotation: the old key still verifies", keys: []string{b.Pub, a.Pub}, body: body, sig: signedA,
+			want: Result{KeyID: a.ID, TrustedComment: "timestamp:1700000000\tfile:rules.yml", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
+		{name: "legacy signature (-l)", keys: []string{a.Pub}, body: body, sig: legacy,
+			want: Result{KeyID: a.ID, TrustedComment: "timestamp:1700000000", Timestamp: time.Unix(1700000000, 0).UTC(), HasTimestamp: true}},
+		{name: "no timestamp in the trusted comment", keys: []string{a.Pub}, body: body, sig: noStamp,
+			want: Result{KeyID: a.ID, TrustedComment: "release 42"}},
+		{name: "unknown key", keys: []string{a.Pub}, body: body, sig: signedB,
+			wantErr: ErrUnknownKey, errPart: []string{"key ID " + b.ID, a.ID}},
+		{name: "body altered after signing", keys: []string{a.Pub}, body: append(bytes.Clone(body), '#'), sig: signedA,
 			wantErr: ErrMismatch, errPart: []string{"does not match its signature"}},
-		{name: "signature of another file", keys: []string{a.pub}, body: body, sig: otherBody,
+		{name: "signature of another file", keys: []string{a.Pub}, body: body, sig: otherBody,
 			wantErr: ErrMismatch},
-		{name: "trusted comment altered", keys: []string{a.pub}, body: body,
+		{name: "trusted comment altered", keys: []string{a.Pub}, body: body,
 			sig:     []byte(lines[0] + lines[1] + "trusted comment: timestamp:1900000000\n" + lines[3]),
 			wantErr: ErrTrustedComment, errPart: []string{"timestamp:1900000000"}},
-		{name: "truncated in the middle", keys: []string{a.pub}, body: body, sig: signedA[:len(signedA)/2],
+		{name: "truncated in the middle", keys: []string{a.Pub}, body: body, sig: signedA[:len(signedA)/2],
 			wantErr: ErrMalformed, errPart: []string{"truncated"}},
-		{name: "truncated to two lines", keys: []string{a.pub}, body: body, sig: []byte(lines[0] + lines[1]),
+		{name: "truncated to two lines", keys: []string{a.Pub}, body: body, sig: []byte(lines[0] + lines[1]),
 			wantErr: ErrMalformed, errPart: []string{"2 of its 4 lines"}},
-		{name: "last line cut short", keys: []string{a.pub}, body: body, sig: signedA[:len(signedA)-10],
+		{name: "last line cut short", keys: []string{a.Pub}, body: body, sig: signedA[:len(signedA)-10],
 			wantErr: ErrMalformed},
-		{name: "empty", keys: []string{a.pub}, body: body, sig: nil,
+		{name: "empty", keys: []string{a.Pub}, body: body, sig: nil,
 			wantErr: ErrMalformed, errPart: []string{"empty"}},
-		{name: "timestamp that is no Unix time", keys: []string{a.pub}, body: body, sig: badStamp,
+		{name: "timestamp that is no Unix time", keys: []string{a.Pub}, body: body, sig: badStamp,
 			wantErr: ErrMalformed, errPart: []string{`"soon"`, "not a Unix time"}},
 	}
 	for _, tt := range tests {
@@ -170,7 +103,7 @@ func TestVerifyMinisignTool(t *testing.T) {
 	}
 
 	t.Run("minisign's own trusted comment has a timestamp", func(t *testing.T) {
-		got, err := mustKeys(t, a.pub).Verify(body, defaultComment)
+		got, err := mustKeys(t, a.Pub).Verify(body, defaultComment)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,14 +116,14 @@ func TestVerifyMinisignTool(t *testing.T) {
 // TestReplay: a body signed earlier than the version applied last is refused;
 // the same or a later signature passes.
 func TestReplay(t *testing.T) {
-	tool := needMinisign(t)
-	p := newPair(t, tool)
-	keys := mustKeys(t, p.pub)
+	tool := minisigntest.Tool(t)
+	p := minisigntest.NewPair(t, tool)
+	keys := mustKeys(t, p.Pub)
 	applied := time.Unix(1700000600, 0)
 	verifyAt := func(t *testing.T, comment string) Result {
 		t.Helper()
 		body := []byte("version: " + comment + "\n")
-		r, err := keys.Verify(body, sign(t, tool, p, body, "-t", comment))
+		r, err := keys.Verify(body, minisigntest.Sign(t, tool, p, body, "-t", comment))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,8 +176,8 @@ func TestParseKeys(t *testing.T) {
 	}{
 		{name: "base64 line", keys: []string{specKey}, ids: []string{"E7620F1842B4E81F"}},
 		{name: "surrounding space", keys: []string{"  " + specKey + "\n"}, ids: []string{"E7620F1842B4E81F"}},
-		{name: "minisign.pub content", keys: []string{string(committed)}, ids: []string{"32857AB256570A51"}},
-		{name: "minisign.pub with CRLF", keys: []string{strings.ReplaceAll(string(committed), "\n", "\r\n")}, ids: []string{"32857AB256570A51"}},
+		{name: "minisign.Pub content", keys: []string{string(committed)}, ids: []string{"32857AB256570A51"}},
+		{name: "minisign.Pub with CRLF", keys: []string{strings.ReplaceAll(string(committed), "\n", "\r\n")}, ids: []string{"32857AB256570A51"}},
 		{name: "two keys", keys: []string{specKey, string(committed)}, ids: []string{"E7620F1842B4E81F", "32857AB256570A51"}},
 		{name: "empty", keys: []string{specKey, ""}, errPart: []string{"key #2", "empty"}},
 		{name: "not base64", keys: []string{"RWQ not a key!"}, errPart: []string{"key #1", "not base64"}},
@@ -281,7 +214,7 @@ func TestParseKeys(t *testing.T) {
 	}
 }
 
-// committed returns the keys, body and signature under testdata: a pair made
+// committed returns the keys, body and signature under testdata: a minisigntest.Pair made
 // with the minisign tool once, so that tests without the tool and the fuzz
 // target have a real signature.
 func committed(t testing.TB) (Keys, []byte, []byte) {
