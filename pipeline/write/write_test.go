@@ -74,27 +74,23 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// TestCheck: Check refuses what atomicfile's CleanRel and CheckNoSymlink
+// refuse (which paths those are is tested there, once), on a dest that exists
+// and on one that does not yet; dest itself may be a symlink.
 func TestCheck(t *testing.T) {
 	base := t.TempDir()
 	dest := filepath.Join(base, "dest")
 	outside := filepath.Join(base, "outside")
 	fstest.WriteFile(t, filepath.Join(outside, "secret"), "s", 0o600)
 	fstest.WriteFile(t, filepath.Join(dest, "real", "x.yml"), "x", 0o644)
-	fstest.WriteFile(t, filepath.Join(dest, "plain"), "p", 0o644)
-	for _, l := range []struct{ target, name string }{
-		{outside, "outdir"},
-		{filepath.Join(outside, "secret"), "outfile.yml"},
-		{filepath.Join(dest, "real"), "indir"},
-		{filepath.Join(dest, "rules", "gone"), "rules"},
-	} {
-		if err := os.Symlink(l.target, filepath.Join(dest, l.name)); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.Symlink(outside, filepath.Join(dest, "outdir")); err != nil {
+		t.Fatal(err)
 	}
 	destLink := filepath.Join(base, "destlink")
 	if err := os.Symlink(dest, destLink); err != nil {
 		t.Fatal(err)
 	}
+	missing := filepath.Join(base, "missing")
 
 	tests := []struct {
 		name    string
@@ -103,26 +99,11 @@ func TestCheck(t *testing.T) {
 		errPart string // "" when the path is accepted
 	}{
 		{name: "plain file", dest: dest, rel: "a.yml"},
-		{name: "nested new directory", dest: dest, rel: "new/a.yml"},
-		{name: "existing directory", dest: dest, rel: "real/x.yml"},
-		{name: "dot segments cleaned", dest: dest, rel: "./real//x.yml"},
-		{name: "parent is a regular file", dest: dest, rel: "plain/a.yml"},
 		{name: "dest itself a symlink", dest: destLink, rel: "real/x.yml"},
-		{name: "dest missing", dest: filepath.Join(base, "missing"), rel: "a/b.yml"},
-		{name: "parent escape", dest: dest, rel: "../x", errPart: `".."`},
-		{name: "absolute", dest: dest, rel: "/etc/passwd", errPart: "relative"},
-		{name: "escape after a directory", dest: dest, rel: "a/../../x", errPart: `".."`},
-		{name: "dot-dot staying inside", dest: dest, rel: "a/../b", errPart: `".."`},
-		{name: "empty", dest: dest, rel: "", errPart: "empty"},
-		{name: "dot", dest: dest, rel: ".", errPart: "itself"},
-		{name: "dot slash", dest: dest, rel: "./", errPart: "itself"},
-		{name: "nul byte", dest: dest, rel: "a\x00b", errPart: "NUL"},
-		{name: "hostile path, dest missing", dest: filepath.Join(base, "missing"), rel: "../x", errPart: `".."`},
+		{name: "dest missing", dest: missing, rel: "a/b.yml"},
+		{name: "hostile path", dest: dest, rel: "../x", errPart: `".."`},
+		{name: "hostile path, dest missing", dest: missing, rel: "../x", errPart: `".."`},
 		{name: "symlink directory leading out", dest: dest, rel: "outdir/secret", errPart: "symlink"},
-		{name: "symlink directory leading out, new file", dest: dest, rel: "outdir/new.yml", errPart: "symlink"},
-		{name: "symlink file leading out", dest: dest, rel: "outfile.yml", errPart: "symlink"},
-		{name: "symlink inside dest", dest: dest, rel: "indir/x.yml", errPart: "symlink"},
-		{name: "dangling symlink", dest: dest, rel: "rules/a.yml", errPart: "symlink"},
 		{name: "symlink below a symlinked dest", dest: destLink, rel: "outdir/secret", errPart: "symlink"},
 	}
 	for _, tt := range tests {
