@@ -18,8 +18,7 @@ import (
 // beside the manager's files, even when nothing has changed since.
 func TestRunRemovesStaleTemps(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	wantNoErr(t, func() error { _, err := e.run(cfg, nil); return err }())
+	cfg := e.applied()
 	stale := []string{".prometheus.yml.tmp1234", "rules/.a.yml.tmp99"}
 	kept := []string{".prometheus.yml.swp", "rules/.a.yml.tmpx"}
 	for _, rel := range append(append([]string{}, stale...), kept...) {
