@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/lkg"
 	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
@@ -195,12 +196,7 @@ func TestRunRefusedWithoutLKGRestoresPreRunFiles(t *testing.T) {
 			e := newRunEnv(t)
 			cfg := e.parse(e.config(lkg))
 			// Before butler: an old prometheus.yml; rules/a.yml does not exist.
-			if err := os.MkdirAll(e.dest, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(e.dest, "prometheus.yml"), []byte("old: 1\n"), 0o640); err != nil {
-				t.Fatal(err)
-			}
+			fstest.WriteFile(t, filepath.Join(e.dest, "prometheus.yml"), "old: 1\n", 0o640)
 			e.reload.set(http.StatusInternalServerError, false)
 			_, err := e.run(cfg, nil)
 			wantFailed(t, err)
