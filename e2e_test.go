@@ -59,14 +59,14 @@ func TestE2EPrometheus(t *testing.T) {
 	dest := filepath.Join(root, "etc", "prometheus")
 	e2eWriteFile(t, filepath.Join(dest, "prometheus.yml"), e2eFixture(t, "prometheus/bootstrap.yml"))
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
-	prom := e2eStartProgram(t, promBin, func(addr string) []string {
+	prom := e2eNewPrometheus(e2eStartProgram(t, promBin, func(addr string) []string {
 		return []string{
 			"--web.enable-lifecycle",
 			"--config.file=" + filepath.Join(dest, "prometheus.yml"),
 			"--storage.tsdb.path=" + filepath.Join(root, "tsdb"),
 			"--web.listen-address=" + addr,
 		}
-	}, "/-/ready")
+	}, "/-/ready"))
 
 	src := e2eNewSources(t)
 	src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
@@ -102,16 +102,10 @@ url     = %q
 timeout = "10s"
 `, dest, strings.TrimPrefix(node, "http://"), check,
 			src.url("/prometheus.yml"), src.url("/rules/instance.yml"), src.url("/rules/dc.yml"),
-			prom+"/-/reload")
+			prom.url+"/-/reload")
 	}
 	b.writeConfig(t, config(""))
 
-	reloads := func(t *testing.T) float64 {
-		return e2eSum(t, e2eScrape(t, prom), "prometheus_http_requests_total", "handler", "/-/reload")
-	}
-	reloadOK := func(t *testing.T) float64 {
-		return e2eSum(t, e2eScrape(t, prom), "prometheus_config_last_reload_successful")
-	}
 	var good e2eSnapshot // the files of the last applied configuration
 	var goodConfig string
 
@@ -121,17 +115,15 @@ timeout = "10s"
 	}{
 		{"refused first sync: no last-known-good yet, the files from before are put back", func(t *testing.T) {
 			bootstrap := e2eSnap(t, dest)
-			bootConfig := e2ePromConfigText(t, prom)
+			bootConfig := prom.configText(t)
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_unknown_field.yml"))
 			res := b.sync(t)
 			res.wantCode(t, 1)
 			res.wantStderr(t, "manager prometheus", "500", "field bogus not found")
 			bootstrap.wantSame(t, dest) // the rule files this run created are gone
-			if got := e2ePromConfigText(t, prom); got != bootConfig {
-				t.Errorf("Prometheus runs another configuration after the refused reload:\n%s", got)
-			}
-			e2eWantFloat(t, "prometheus reload requests", reloads(t), 1)
-			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 0)
+			prom.wantRunning(t, bootConfig)
+			prom.wantReloads(t, 1)
+			prom.wantLastReloadOK(t, 0)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="prometheus"}`:         500,
 				`butler_reload_failures_total{manager="prometheus"}`: 1,
@@ -157,16 +149,16 @@ timeout = "10s"
 				}
 			}
 
-			cfg := e2ePromConfig(t, prom)
+			cfg := prom.config(t)
 			e2eWantPath(t, cfg, "ams1", "global", "external_labels", "datacenter")
 			e2eWantPath(t, cfg, "edge", "global", "external_labels", "role")
 			e2eWantPath(t, cfg, "node", "scrape_configs", 0, "job_name")
-			rules := e2ePromRules(t, prom)
+			rules := e2ePromRules(t, prom.url)
 			e2eWantRule(t, rules, "instance", "InstanceDown", map[string]string{"summary": "{{ $labels.instance }} is down"})
 			e2eWantRule(t, rules, "dc-ams1", "JobMissing", map[string]string{"summary": "{{ $labels.job }} has no target in ams1"})
 
-			e2eWantFloat(t, "prometheus reload requests", reloads(t), 2)
-			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 1)
+			prom.wantReloads(t, 2)
+			prom.wantLastReloadOK(t, 1)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="prometheus"}`:                                     200,
 				`butler_manager_success{manager="prometheus"}`:                                   1,
@@ -181,12 +173,12 @@ timeout = "10s"
 			})
 			b.wantSeries(t, `butler_lkg{manager="prometheus"}`)
 			good = e2eSnap(t, dest)
-			goodConfig = e2ePromConfigText(t, prom)
+			goodConfig = prom.configText(t)
 		}},
 		{"second sync changes nothing", func(t *testing.T) {
 			res := b.sync(t)
 			res.wantCode(t, 0)
-			e2eWantFloat(t, "prometheus reload requests", reloads(t), 2)
+			prom.wantReloads(t, 2)
 			good.wantSame(t, dest)
 		}},
 		{"refused config: last-known-good restored, Prometheus keeps the old one", func(t *testing.T) {
@@ -195,11 +187,9 @@ timeout = "10s"
 			res.wantCode(t, 1)
 			res.wantStderr(t, "manager prometheus", "500")
 			good.wantSame(t, dest)
-			if got := e2ePromConfigText(t, prom); got != goodConfig {
-				t.Errorf("Prometheus runs another configuration after the refused reload:\n%s", got)
-			}
-			e2eWantFloat(t, "prometheus reload requests", reloads(t), 3)
-			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 0)
+			prom.wantRunning(t, goodConfig)
+			prom.wantReloads(t, 3)
+			prom.wantLastReloadOK(t, 0)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="prometheus"}`:         500,
 				`butler_lkg_restores_total{manager="prometheus"}`:    1,
@@ -213,7 +203,7 @@ timeout = "10s"
 			res.wantCode(t, 1)
 			res.wantStderr(t, "manager prometheus", "refused")
 			good.wantSame(t, dest)
-			e2eWantFloat(t, "prometheus reload requests", reloads(t), 3)
+			prom.wantReloads(t, 3)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="prometheus"}`:      500,
 				`butler_lkg_restores_total{manager="prometheus"}`: 1,
@@ -226,11 +216,11 @@ timeout = "10s"
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_fixed.yml"))
 			res := b.sync(t)
 			res.wantCode(t, 0)
-			cfg := e2ePromConfig(t, prom)
+			cfg := prom.config(t)
 			e2eWantPath(t, cfg, "fixed", "global", "external_labels", "tier")
 			e2eWantPath(t, cfg, "node-fixed", "scrape_configs", 0, "job_name")
-			e2eWantFloat(t, "prometheus reload requests", reloads(t), 4)
-			e2eWantFloat(t, "prometheus_config_last_reload_successful", reloadOK(t), 1)
+			prom.wantReloads(t, 4)
+			prom.wantLastReloadOK(t, 1)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="prometheus"}`:      200,
 				`butler_lkg_restores_total{manager="prometheus"}`: 1,
@@ -238,7 +228,7 @@ timeout = "10s"
 				`butler_run_success`:                              1,
 			})
 			good = e2eSnap(t, dest)
-			goodConfig = e2ePromConfigText(t, prom)
+			goodConfig = prom.configText(t)
 		}},
 		{"promtool as check stops bad configurations before they are written", func(t *testing.T) {
 			b.writeConfig(t, config(fmt.Sprintf("check = [%q, \"check\", \"config\", \"prometheus.yml\"]", promtool)))
@@ -258,10 +248,8 @@ timeout = "10s"
 					res.wantStderr(t, c.stderr)
 					res.wantJSONLog(t, map[string]string{"manager": "prometheus", "phase": "check"})
 					good.wantSame(t, dest)
-					e2eWantFloat(t, "prometheus reload requests", reloads(t), 4)
-					if got := e2ePromConfigText(t, prom); got != goodConfig {
-						t.Errorf("Prometheus runs another configuration:\n%s", got)
-					}
+					prom.wantReloads(t, 4)
+					prom.wantRunning(t, goodConfig)
 					b.wantMetrics(t, map[string]float64{
 						`butler_reload_status{manager="prometheus"}`:   200,
 						`butler_manager_success{manager="prometheus"}`: 0,
@@ -274,7 +262,7 @@ timeout = "10s"
 			res := b.sync(t)
 			res.wantCode(t, 0)
 			good.wantSame(t, dest)
-			e2eWantFloat(t, "prometheus reload requests", reloads(t), 4)
+			prom.wantReloads(t, 4)
 			b.wantMetrics(t, map[string]float64{
 				`butler_manager_success{manager="prometheus"}`: 1,
 				`butler_run_success`:                           1,
@@ -300,14 +288,14 @@ func TestE2EAlertmanager(t *testing.T) {
 	dest := filepath.Join(root, "etc", "alertmanager")
 	e2eWriteFile(t, filepath.Join(dest, "alertmanager.yml"), e2eFixture(t, "alertmanager/bootstrap.yml"))
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
-	am := e2eStartProgram(t, amBin, func(addr string) []string {
+	am := e2eNewAlertmanager(e2eStartProgram(t, amBin, func(addr string) []string {
 		return []string{
 			"--config.file=" + filepath.Join(dest, "alertmanager.yml"),
 			"--storage.path=" + filepath.Join(root, "data"),
 			"--web.listen-address=" + addr,
 			"--cluster.listen-address=",
 		}
-	}, "/-/ready")
+	}, "/-/ready"))
 
 	src := e2eNewSources(t)
 	src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager.yml"))
@@ -326,14 +314,8 @@ mode   = "0640"
 
 [managers.alertmanager.reload]
 url = %q
-`, dest, src.url("/alertmanager.yml"), am+"/-/reload"))
+`, dest, src.url("/alertmanager.yml"), am.url+"/-/reload"))
 
-	reloads := func(t *testing.T) float64 {
-		return e2eSum(t, e2eScrape(t, am), "alertmanager_http_request_duration_seconds", "handler", "/-/reload")
-	}
-	reloadOK := func(t *testing.T) float64 {
-		return e2eSum(t, e2eScrape(t, am), "alertmanager_config_last_reload_successful")
-	}
 	var good e2eSnapshot
 	var goodConfig string
 
@@ -348,23 +330,23 @@ url = %q
 			if fi, err := os.Stat(filepath.Join(dest, "alertmanager.yml")); err != nil || fi.Mode().Perm() != 0o640 {
 				t.Errorf("alertmanager.yml: mode %v, error %v; want 0640", fi.Mode().Perm(), err)
 			}
-			cfg := e2eAMConfig(t, am)
+			cfg := am.config(t)
 			e2eWantPath(t, cfg, "sre-pager", "route", "receiver")
 			e2eWantPath(t, cfg, "http://127.0.0.1:9/ams1", "receivers", 0, "webhook_configs", 0, "url")
-			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 1)
-			e2eWantFloat(t, "alertmanager_config_last_reload_successful", reloadOK(t), 1)
+			am.wantReloads(t, 1)
+			am.wantLastReloadOK(t, 1)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="alertmanager"}`:   200,
 				`butler_manager_success{manager="alertmanager"}`: 1,
 				`butler_run_success`:                             1,
 			})
 			good = e2eSnap(t, dest)
-			goodConfig = e2eAMConfigText(t, am)
+			goodConfig = am.configText(t)
 		}},
 		{"second sync changes nothing", func(t *testing.T) {
 			res := b.sync(t)
 			res.wantCode(t, 0)
-			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 1)
+			am.wantReloads(t, 1)
 			good.wantSame(t, dest)
 		}},
 		{"refused config: last-known-good restored, Alertmanager keeps the old one", func(t *testing.T) {
@@ -374,11 +356,9 @@ url = %q
 			res.wantStderr(t, "manager alertmanager", "500", "undefined receiver")
 			res.wantJSONLog(t, map[string]string{"manager": "alertmanager", "phase": "reload"})
 			good.wantSame(t, dest)
-			if got := e2eAMConfigText(t, am); got != goodConfig {
-				t.Errorf("Alertmanager runs another configuration after the refused reload:\n%s", got)
-			}
-			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 2)
-			e2eWantFloat(t, "alertmanager_config_last_reload_successful", reloadOK(t), 0)
+			am.wantRunning(t, goodConfig)
+			am.wantReloads(t, 2)
+			am.wantLastReloadOK(t, 0)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="alertmanager"}`:      500,
 				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
@@ -391,7 +371,7 @@ url = %q
 			res.wantCode(t, 1)
 			res.wantStderr(t, "manager alertmanager")
 			good.wantSame(t, dest)
-			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 2)
+			am.wantReloads(t, 2)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="alertmanager"}`:      500,
 				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
@@ -402,11 +382,11 @@ url = %q
 			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_fixed.yml"))
 			res := b.sync(t)
 			res.wantCode(t, 0)
-			cfg := e2eAMConfig(t, am)
+			cfg := am.config(t)
 			e2eWantPath(t, cfg, "sre-fixed", "route", "receiver")
 			e2eWantPath(t, cfg, "http://127.0.0.1:9/ams1/fixed", "receivers", 0, "webhook_configs", 0, "url")
-			e2eWantFloat(t, "alertmanager reload requests", reloads(t), 3)
-			e2eWantFloat(t, "alertmanager_config_last_reload_successful", reloadOK(t), 1)
+			am.wantReloads(t, 3)
+			am.wantLastReloadOK(t, 1)
 			b.wantMetrics(t, map[string]float64{
 				`butler_reload_status{manager="alertmanager"}`:      200,
 				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
@@ -1043,38 +1023,70 @@ func e2eGetJSON(t *testing.T, url string, v any) {
 	}
 }
 
-// e2ePromConfigText returns the configuration Prometheus runs, as it prints it.
-func e2ePromConfigText(t *testing.T, base string) string {
+// e2eServer is a running Prometheus or Alertmanager as the tests look at it:
+// the configuration it runs, the reloads it was asked for, and whether the
+// last one worked.
+type e2eServer struct {
+	name    string   // prometheus or alertmanager, as its metric names begin
+	url     string   // where it listens
+	status  string   // the endpoint that shows the configuration it runs
+	field   []string // the path of that configuration's text in the JSON
+	reloads string   // the family whose series of handler /-/reload count the reload requests
+}
+
+func e2eNewPrometheus(url string) *e2eServer {
+	return &e2eServer{name: "prometheus", url: url, status: "/api/v1/status/config",
+		field: []string{"data", "yaml"}, reloads: "prometheus_http_requests_total"}
+}
+
+func e2eNewAlertmanager(url string) *e2eServer {
+	return &e2eServer{name: "alertmanager", url: url, status: "/api/v2/status",
+		field: []string{"config", "original"}, reloads: "alertmanager_http_request_duration_seconds"}
+}
+
+// configText returns the configuration the server runs, as it prints it.
+func (s *e2eServer) configText(t *testing.T) string {
 	t.Helper()
-	var resp struct {
-		Data struct {
-			YAML string `json:"yaml"`
-		} `json:"data"`
+	var v any
+	e2eGetJSON(t, s.url+s.status, &v)
+	for _, f := range s.field {
+		m, _ := v.(map[string]any)
+		v = m[f]
 	}
-	e2eGetJSON(t, base+"/api/v1/status/config", &resp)
-	return resp.Data.YAML
-}
-
-func e2ePromConfig(t *testing.T, base string) any {
-	t.Helper()
-	return e2eYAML(t, e2ePromConfigText(t, base))
-}
-
-// e2eAMConfigText returns the configuration Alertmanager runs, as it prints it.
-func e2eAMConfigText(t *testing.T, base string) string {
-	t.Helper()
-	var resp struct {
-		Config struct {
-			Original string `json:"original"`
-		} `json:"config"`
+	text, ok := v.(string)
+	if !ok {
+		t.Fatalf("GET %s%s: no %s", s.url, s.status, strings.Join(s.field, "."))
 	}
-	e2eGetJSON(t, base+"/api/v2/status", &resp)
-	return resp.Config.Original
+	return text
 }
 
-func e2eAMConfig(t *testing.T, base string) any {
+// config returns the configuration the server runs, parsed.
+func (s *e2eServer) config(t *testing.T) any {
 	t.Helper()
-	return e2eYAML(t, e2eAMConfigText(t, base))
+	return e2eYAML(t, s.configText(t))
+}
+
+// wantRunning requires the server to run the configuration want, a configText
+// of before.
+func (s *e2eServer) wantRunning(t *testing.T, want string) {
+	t.Helper()
+	if got := s.configText(t); got != want {
+		t.Errorf("%s runs another configuration:\n%s", s.name, got)
+	}
+}
+
+// wantReloads requires the server to have been asked to reload n times.
+func (s *e2eServer) wantReloads(t *testing.T, n float64) {
+	t.Helper()
+	e2eWantFloat(t, s.name+" reload requests", e2eSum(t, e2eScrape(t, s.url), s.reloads, "handler", "/-/reload"), n)
+}
+
+// wantLastReloadOK requires its <name>_config_last_reload_successful to be ok
+// (1 or 0).
+func (s *e2eServer) wantLastReloadOK(t *testing.T, ok float64) {
+	t.Helper()
+	name := s.name + "_config_last_reload_successful"
+	e2eWantFloat(t, name, e2eSum(t, e2eScrape(t, s.url), name), ok)
 }
 
 func e2eYAML(t *testing.T, text string) any {

@@ -17,10 +17,7 @@ EXIT STATUS
    0  the configuration is valid
    2  it is not; every problem is printed, one per line`,
 		OnUsageError: usageError,
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageArgs(cmd)
-			}
+		Action: noArgs(func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := loadConfig(ctx, cmd, d)
 			if err != nil {
 				return err
@@ -31,10 +28,6 @@ EXIT STATUS
 			}
 			fmt.Fprintf(d.Stdout, "%s: configuration OK: %d managers, %d files\n", cfg.Source, len(cfg.Managers), files)
 			return nil
-		},
+		}),
 	}
-}
-
-func usageArgs(cmd *cli.Command) error {
-	return fmt.Errorf("%w: %s takes no arguments, got %q", errUsage, cmd.Name, cmd.Args().Slice())
 }

@@ -74,19 +74,38 @@ func (e *cmdEnv) write(text string) {
 	}
 }
 
-// run runs butler in-process and returns its exit code, stdout and stderr.
+// run runs butler in-process on the env's configuration, with TOKEN set.
 func (e *cmdEnv) run(args ...string) (int, string, string) {
 	e.t.Helper()
+	return runButlerWith(e.t, func(d *Deps) {
+		d.LookupEnv = func(k string) (string, bool) { return map[string]string{"TOKEN": "t0ps3cret"}[k], k == "TOKEN" }
+	}, append([]string{"--config", e.config}, args...)...)
+}
+
+// runButler runs butler in-process with args (program name excluded) and
+// returns its exit code, stdout and stderr.
+func runButler(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	return runButlerWith(t, nil, args...)
+}
+
+// runButlerWith is runButler with the Deps changed by mod first. Unless mod
+// changes them, no environment variable is set and the clock stands still.
+func runButlerWith(t *testing.T, mod func(d *Deps), args ...string) (int, string, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	d := &Deps{
 		Stdout:    &stdout,
 		Stderr:    &stderr,
-		LookupEnv: func(k string) (string, bool) { return map[string]string{"TOKEN": "t0ps3cret"}[k], k == "TOKEN" },
+		LookupEnv: func(string) (string, bool) { return "", false },
 		Now:       func() time.Time { return time.Unix(1_763_780_000, 0) },
 		Hostname:  "host1",
 		Build:     pipeline.BuildInfo{Version: "v9.9.9", Revision: "cafe", GoVersion: "go1.26"},
 	}
-	code := Main(context.Background(), append([]string{"butler", "--config", e.config}, args...), d)
+	if mod != nil {
+		mod(d)
+	}
+	code := Main(context.Background(), append([]string{"butler"}, args...), d)
 	return code, stdout.String(), stderr.String()
 }
 
@@ -117,6 +136,10 @@ func TestExitCodes(t *testing.T) {
 		{"render without manager", nil, []string{"render"}, 2, "manager"},
 		{"render unknown file", nil, []string{"render", "--manager", "app", "--file", "x.yml"}, 2, `no file "x.yml"`},
 		{"version", nil, []string{"version"}, 0, ""},
+		{"check stray argument", nil, []string{"check", "now"}, 2, "check takes no arguments"},
+		{"render stray argument", nil, []string{"render", "--manager", "app", "now"}, 2, "render takes no arguments"},
+		{"version stray argument", nil, []string{"version", "now"}, 2, "version takes no arguments"},
+		{"man stray argument", nil, []string{"man", "now"}, 2, "man takes no arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

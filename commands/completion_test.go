@@ -1,30 +1,9 @@
 package commands
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/butler-sre/butler/pipeline"
 )
-
-// runButler runs butler in-process with args (program name excluded).
-func runButler(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	d := &Deps{
-		Stdout:    &stdout,
-		Stderr:    &stderr,
-		LookupEnv: func(string) (string, bool) { return "", false },
-		Now:       func() time.Time { return time.Unix(1_763_780_000, 0) },
-		Hostname:  "host1",
-		Build:     pipeline.BuildInfo{Version: "v9.9.9", Revision: "cafe", GoVersion: "go1.26"},
-	}
-	code := Main(context.Background(), append([]string{"butler"}, args...), d)
-	return code, stdout.String(), stderr.String()
-}
 
 func TestCompletionScripts(t *testing.T) {
 	tests := []struct {

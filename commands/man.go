@@ -25,10 +25,7 @@ func manCommand(d *Deps) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "markdown", Usage: "print the markdown the page is rendered from"},
 		},
-		Action: func(_ context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageArgs(cmd)
-			}
+		Action: noArgs(func(_ context.Context, cmd *cli.Command) error {
 			md, err := manMarkdown(cmd.Root())
 			if err != nil {
 				return err
@@ -39,7 +36,7 @@ func manCommand(d *Deps) *cli.Command {
 			}
 			_, err = d.Stdout.Write(out)
 			return err
-		},
+		}),
 	}
 }
 

@@ -21,10 +21,7 @@ that file's content, exactly as sync would write it.`,
 			&cli.StringFlag{Name: "manager", Usage: "the manager whose files to print", Required: true},
 			&cli.StringFlag{Name: "file", Usage: "only this file of it (its path)"},
 		},
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageArgs(cmd)
-			}
+		Action: noArgs(func(ctx context.Context, cmd *cli.Command) error {
 			cfg, err := loadConfig(ctx, cmd, d)
 			if err != nil {
 				return err
@@ -48,6 +45,6 @@ that file's content, exactly as sync would write it.`,
 				}
 			}
 			return nil
-		},
+		}),
 	}
 }

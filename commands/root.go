@@ -140,6 +140,17 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 	}
 }
 
+// noArgs is the action of a command that takes no arguments: with any, the
+// command is a usage error and action does not run.
+func noArgs(action cli.ActionFunc) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		if cmd.NArg() > 0 {
+			return fmt.Errorf("%w: %s takes no arguments, got %q", errUsage, cmd.Name, cmd.Args().Slice())
+		}
+		return action(ctx, cmd)
+	}
+}
+
 func usageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
 	return fmt.Errorf("%w: %w", errUsage, err)
 }

@@ -275,12 +275,12 @@ func statusWriteEvents(w io.Writer, r statusReport) error {
 }
 
 // statusJSON is the stable shape of `butler status --json`; times are RFC 3339
-// in UTC, null when unknown.
+// in UTC, null when unknown (statusStamp).
 type statusJSON struct {
 	Now                     string              `json:"now"`
 	StateDir                string              `json:"state_dir"`
 	Running                 bool                `json:"running"`
-	LastRun                 *string             `json:"last_run"`
+	LastRun                 statusStamp         `json:"last_run"`
 	ExpectedIntervalSeconds *float64            `json:"expected_interval_seconds"`
 	ConfigFetched           *bool               `json:"config_fetched"`
 	Health                  string              `json:"health"`
@@ -292,28 +292,28 @@ type statusJSONManager struct {
 	Name         string             `json:"name"`
 	Health       string             `json:"health"`
 	Reason       string             `json:"reason"`
-	Since        *string            `json:"since"`
-	LastFetch    *string            `json:"last_fetch"`
-	LastChange   *string            `json:"last_change"`
-	LastReload   *string            `json:"last_reload"`
+	Since        statusStamp        `json:"since"`
+	LastFetch    statusStamp        `json:"last_fetch"`
+	LastChange   statusStamp        `json:"last_change"`
+	LastReload   statusStamp        `json:"last_reload"`
 	ReloadStatus *int               `json:"reload_status"`
-	LKG          *string            `json:"lkg"`
+	LKG          statusStamp        `json:"lkg"`
 	Events       *[]statusJSONEvent `json:"events,omitempty"`
 }
 
 type statusJSONEvent struct {
-	Time    *string  `json:"time"`
-	Kind    string   `json:"kind"`
-	Message string   `json:"message"`
-	Files   []string `json:"files"`
+	Time    statusStamp `json:"time"`
+	Kind    string      `json:"kind"`
+	Message string      `json:"message"`
+	Files   []string    `json:"files"`
 }
 
 func statusWriteJSON(w io.Writer, r statusReport) error {
 	out := statusJSON{
-		Now:           r.Now.UTC().Format(time.RFC3339),
+		Now:           health.Stamp(r.Now),
 		StateDir:      r.StateDir,
 		Running:       r.Running,
-		LastRun:       statusJSONTime(r.LastRun),
+		LastRun:       statusStamp(r.LastRun),
 		ConfigFetched: r.ConfigFetched,
 		Health:        r.Worst().String(),
 		Summary:       statusSummary(r),
@@ -326,9 +326,9 @@ func statusWriteJSON(w io.Writer, r statusReport) error {
 	for _, m := range r.Managers {
 		jm := statusJSONManager{
 			Name: m.Name, Health: m.Health.String(), Reason: m.Reason,
-			Since: statusJSONTime(m.Since), LastFetch: statusJSONTime(m.LastFetch),
-			LastChange: statusJSONTime(m.LastChange), LastReload: statusJSONTime(m.LastReload),
-			LKG: statusJSONTime(m.LKG),
+			Since: statusStamp(m.Since), LastFetch: statusStamp(m.LastFetch),
+			LastChange: statusStamp(m.LastChange), LastReload: statusStamp(m.LastReload),
+			LKG: statusStamp(m.LKG),
 		}
 		if m.Reloaded {
 			code := m.ReloadStatus
@@ -341,7 +341,7 @@ func statusWriteJSON(w io.Writer, r statusReport) error {
 				if files == nil {
 					files = []string{}
 				}
-				events = append(events, statusJSONEvent{Time: statusJSONTime(e.Time), Kind: e.Kind, Message: e.Message, Files: files})
+				events = append(events, statusJSONEvent{Time: statusStamp(e.Time), Kind: e.Kind, Message: e.Message, Files: files})
 			}
 			jm.Events = &events
 		}
@@ -353,12 +353,14 @@ func statusWriteJSON(w io.Writer, r statusReport) error {
 	return enc.Encode(out)
 }
 
-func statusJSONTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
+// statusStamp is a time of the JSON: RFC 3339 in UTC, null when unknown (zero).
+type statusStamp time.Time
+
+func (s statusStamp) MarshalJSON() ([]byte, error) {
+	if time.Time(s).IsZero() {
+		return []byte("null"), nil
 	}
-	s := health.Stamp(t)
-	return &s
+	return json.Marshal(health.Stamp(time.Time(s)))
 }
 
 // statusNagios is the one line of a Nagios plugin:

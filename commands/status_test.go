@@ -2,7 +2,6 @@ package commands
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -250,16 +249,7 @@ func statusSaveState(t *testing.T, dir string, st *state.State) {
 // statusRun runs butler in-process at statusNow.
 func statusRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	d := &Deps{
-		Stdout:    &out,
-		Stderr:    &errOut,
-		LookupEnv: func(string) (string, bool) { return "", false },
-		Now:       func() time.Time { return statusNow },
-		Build:     pipeline.BuildInfo{Version: "v9.9.9"},
-	}
-	code = Main(context.Background(), append([]string{"butler"}, args...), d)
-	return code, out.String(), errOut.String()
+	return runButlerWith(t, func(d *Deps) { d.Now = func() time.Time { return statusNow } }, args...)
 }
 
 func TestStatusMain(t *testing.T) {

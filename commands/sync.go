@@ -36,10 +36,7 @@ EXIT STATUS
 			&cli.DurationFlag{Name: "splay", Usage: "first wait a random time in [0, DURATION)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "deadline for the whole run (overrides [butler] timeout)"},
 		},
-		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageArgs(cmd)
-			}
+		Action: noArgs(func(ctx context.Context, cmd *cli.Command) error {
 			for _, f := range []string{"splay", "timeout"} {
 				if cmd.Duration(f) < 0 {
 					return fmt.Errorf("%w: --%s %s: must not be negative", errUsage, f, cmd.Duration(f))
@@ -77,7 +74,7 @@ EXIT STATUS
 				summarize(d.logger, res, opts.DryRun, err)
 			}
 			return err
-		},
+		}),
 	}
 }
 

@@ -12,12 +12,9 @@ func versionCommand(d *Deps) *cli.Command {
 		Name:         "version",
 		Usage:        "print version, revision and Go version",
 		OnUsageError: usageError,
-		Action: func(_ context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageArgs(cmd)
-			}
+		Action: noArgs(func(_ context.Context, cmd *cli.Command) error {
 			_, err := fmt.Fprintf(d.Stdout, "butler %s (revision %s, %s)\n", d.Build.Version, d.Build.Revision, d.Build.GoVersion)
 			return err
-		},
+		}),
 	}
 }

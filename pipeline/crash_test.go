@@ -1,52 +1,28 @@
 package pipeline
 
 import (
-	"errors"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/lkg"
 	"github.com/butler-sre/butler/pipeline/state"
 )
-
-// crashTouch creates the file rel under dir, with its parents.
-func crashTouch(t *testing.T, dir, rel string) {
-	t.Helper()
-	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte("left behind"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func crashExists(t *testing.T, p string) bool {
-	t.Helper()
-	_, err := os.Lstat(p)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	return err == nil
-}
 
 // TestRunRemovesStaleTemps checks that a run clears what a killed run left
 // beside the manager's files, even when nothing has changed since.
 func TestRunRemovesStaleTemps(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	wantNoErr(t, func() error { _, err := e.run(cfg, nil); return err }())
+	cfg := e.applied()
 	stale := []string{".prometheus.yml.tmp1234", "rules/.a.yml.tmp99"}
 	kept := []string{".prometheus.yml.swp", "rules/.a.yml.tmpx"}
 	for _, rel := range append(append([]string{}, stale...), kept...) {
-		crashTouch(t, e.dest, rel)
+		fstest.WriteFile(t, filepath.Join(e.dest, rel), "left behind", 0o600)
 	}
 	res, err := e.run(cfg, nil)
 	wantNoErr(t, err)
@@ -54,12 +30,12 @@ func TestRunRemovesStaleTemps(t *testing.T) {
 		t.Errorf("outcome = %q, want unchanged", res.Managers[0].Outcome)
 	}
 	for _, rel := range stale {
-		if crashExists(t, filepath.Join(e.dest, rel)) {
+		if fstest.Exists(t, filepath.Join(e.dest, rel)) {
 			t.Errorf("stale temporary %s is still there", rel)
 		}
 	}
 	for _, rel := range kept {
-		if !crashExists(t, filepath.Join(e.dest, rel)) {
+		if !fstest.Exists(t, filepath.Join(e.dest, rel)) {
 			t.Errorf("%s was removed", rel)
 		}
 	}
@@ -195,5 +171,5 @@ func markWriting(t *testing.T, stateDir, manager string) {
 // without the lock, as from outside a run.
 func isMarked(t *testing.T, stateDir, manager string) bool {
 	t.Helper()
-	return crashExists(t, filepath.Join(stateDir, "writing", manager))
+	return fstest.Exists(t, filepath.Join(stateDir, "writing", manager))
 }

@@ -288,9 +288,7 @@ func TestRunCommandReloader(t *testing.T) {
 
 func TestRunWriteFailsMidway(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	_, err := e.run(cfg, nil)
-	wantNoErr(t, err)
+	cfg := e.applied()
 	good := e.read("prometheus.yml")
 	e.reload.takeCalls()
 
@@ -323,12 +321,10 @@ func TestRunWriteFailsMidway(t *testing.T) {
 // TestRunTextfileGolden pins the whole textfile of a scenario, clock included.
 func TestRunTextfileGolden(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	_, err := e.run(cfg, nil) // applied
-	wantNoErr(t, err)
+	cfg := e.applied()
 	e.remote.set("/prometheus.yml", "refused: 1\n")
 	e.reload.set(http.StatusInternalServerError, false)
-	_, err = e.run(cfg, nil) // refused, LKG restored
+	_, err := e.run(cfg, nil) // refused, LKG restored
 	wantFailed(t, err)
 
 	got, err := os.ReadFile(e.textfile)

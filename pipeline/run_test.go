@@ -2,278 +2,21 @@ package pipeline
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/lkg"
 	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
 )
-
-// runRemote is an HTTP file server whose files and failures tests change between runs.
-type runRemote struct {
-	mu     sync.Mutex
-	files  map[string]string
-	status map[string]int           // a path answers this status instead
-	hang   map[string]bool          // a path never answers (until the client gives up)
-	auth   map[string][2]string     // a path demands basic auth
-	seen   map[string][]http.Header // request headers by path
-	srv    *httptest.Server
-}
-
-func newRunRemote(t *testing.T) *runRemote {
-	r := &runRemote{files: map[string]string{}, status: map[string]int{}, hang: map[string]bool{},
-		auth: map[string][2]string{}, seen: map[string][]http.Header{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *runRemote) serve(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
-	body, ok := r.files[req.URL.Path]
-	status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
-	cred, needAuth := r.auth[req.URL.Path]
-	r.seen[req.URL.Path] = append(r.seen[req.URL.Path], req.Header.Clone())
-	r.mu.Unlock()
-	if hang {
-		<-req.Context().Done()
-		return
-	}
-	if needAuth {
-		u, p, ok := req.BasicAuth()
-		if !ok || u != cred[0] || p != cred[1] {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-	}
-	if status != 0 {
-		http.Error(w, "failing on purpose", status)
-		return
-	}
-	if !ok {
-		http.NotFound(w, req)
-		return
-	}
-	fmt.Fprint(w, body)
-}
-
-func (r *runRemote) set(path, body string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.files[path] = body
-}
-
-func (r *runRemote) fail(path string, status int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.status[path] = status
-}
-
-func (r *runRemote) url(path string) string { return r.srv.URL + path }
-
-// runReloader is a reload endpoint that answers a programmed status and counts calls.
-type runReloader struct {
-	mu     sync.Mutex
-	status int  // answered status
-	hang   bool // never answer
-	calls  int
-	srv    *httptest.Server
-}
-
-func newRunReloader(t *testing.T) *runReloader {
-	r := &runReloader{status: http.StatusOK}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.calls++
-		status, hang := r.status, r.hang
-		r.mu.Unlock()
-		if hang {
-			<-req.Context().Done()
-			return
-		}
-		if status != http.StatusOK {
-			http.Error(w, "config refused: bad things", status)
-			return
-		}
-		w.WriteHeader(status)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *runReloader) set(status int, hang bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.status, r.hang = status, hang
-}
-
-// takeCalls returns the calls since the last take.
-func (r *runReloader) takeCalls() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.calls
-	r.calls = 0
-	return n
-}
-
-// runEnv is one butler installation in a temp dir, with a pinned clock.
-type runEnv struct {
-	t        *testing.T
-	dir      string
-	stateDir string
-	textfile string
-	dest     string
-	remote   *runRemote
-	reload   *runReloader
-	now      time.Time
-	logs     bytes.Buffer
-	stdout   bytes.Buffer
-}
-
-func newRunEnv(t *testing.T) *runEnv {
-	dir := t.TempDir()
-	e := &runEnv{
-		t:        t,
-		dir:      dir,
-		stateDir: filepath.Join(dir, "state"),
-		textfile: filepath.Join(dir, "textfile", "butler.prom"),
-		dest:     filepath.Join(dir, "etc", "prom"),
-		remote:   newRunRemote(t),
-		reload:   newRunReloader(t),
-		now:      time.Unix(1_763_780_000, 0).UTC(),
-	}
-	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: {{interval}}\n  external_labels:\n    dc: {{datacenter}}\n")
-	e.remote.set("/rules/a.yml", "groups:\n  - name: a\n    rules: []\n")
-	return e
-}
-
-// config returns the standard configuration with extra text appended to the
-// prom manager's table (before its files).
-func (e *runEnv) config(managerExtra string) string {
-	return fmt.Sprintf(`
-[butler]
-state_dir = %q
-textfile = %q
-timeout = "20s"
-
-[vars]
-datacenter = "ams1"
-
-[managers.prom]
-dest = %q
-vars = { interval = "30s" }
-%s
-[[managers.prom.files]]
-source = %q
-
-[[managers.prom.files]]
-source = %q
-path = "rules/a.yml"
-template = false
-
-[managers.prom.reload]
-url = %q
-timeout = "500ms"
-retries = 0
-`, e.stateDir, e.textfile, e.dest, managerExtra, e.remote.url("/prometheus.yml"), e.remote.url("/rules/a.yml"), e.reload.srv.URL+"/-/reload")
-}
-
-func (e *runEnv) parse(text string) *config.Config {
-	e.t.Helper()
-	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(nil))
-	if err != nil {
-		e.t.Fatalf("config: %v", err)
-	}
-	return cfg
-}
-
-// run runs butler once at the env's clock, then moves the clock a minute on.
-func (e *runEnv) run(cfg *config.Config, mod func(*Options)) (*Result, error) {
-	e.t.Helper()
-	now := e.now
-	opts := Options{
-		Now:      func() time.Time { return now },
-		Logger:   slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Stdout:   &e.stdout,
-		Environ:  []string{"HOME=/root"},
-		Hostname: "host1",
-		Build:    BuildInfo{Version: "v1.0.0", Revision: "abc123", GoVersion: "go1.26"},
-	}
-	if mod != nil {
-		mod(&opts)
-	}
-	res, err := Run(context.Background(), cfg, opts)
-	e.now = e.now.Add(time.Minute)
-	return res, err
-}
-
-func (e *runEnv) read(path string) string {
-	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.dest, path))
-	if err != nil {
-		e.t.Fatalf("read %s: %v", path, err)
-	}
-	return string(b)
-}
-
-func (e *runEnv) metrics() []textfile.Family {
-	e.t.Helper()
-	fams, err := textfile.ReadFile(e.textfile)
-	if err != nil {
-		e.t.Fatalf("textfile: %v", err)
-	}
-	return fams
-}
-
-// metric returns the value of a series, failing the test when it is missing.
-func (e *runEnv) metric(name string, labels ...string) float64 {
-	e.t.Helper()
-	v, ok := e.lookup(name, labels...)
-	if !ok {
-		e.t.Fatalf("no series %s%v in the textfile", name, labels)
-	}
-	return v
-}
-
-func (e *runEnv) lookup(name string, labels ...string) (float64, bool) {
-	f, ok := textfile.Find(e.metrics(), name)
-	if !ok {
-		return 0, false
-	}
-	l := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		l[labels[i]] = labels[i+1]
-	}
-	return f.Value(l)
-}
-
-func wantNoErr(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("run failed: %v", err)
-	}
-}
-
-func wantFailed(t *testing.T, err error) {
-	t.Helper()
-	if !errors.Is(err, ErrFailed) {
-		t.Fatalf("run error = %v, want ErrFailed", err)
-	}
-}
-
-func unix(t time.Time) float64 { return float64(t.Unix()) }
 
 func TestRunFirstAppliesSecondChangesNothing(t *testing.T) {
 	e := newRunEnv(t)
@@ -330,9 +73,7 @@ func TestRunFirstAppliesSecondChangesNothing(t *testing.T) {
 
 func TestRunDriftIsRepaired(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	_, err := e.run(cfg, nil)
-	wantNoErr(t, err)
+	cfg := e.applied()
 	e.reload.takeCalls()
 	if err := os.WriteFile(filepath.Join(e.dest, "prometheus.yml"), []byte("hand edit\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -361,9 +102,7 @@ func TestRunDriftIsRepaired(t *testing.T) {
 
 func TestRunRefusedReloadRestoresLKG(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	_, err := e.run(cfg, nil)
-	wantNoErr(t, err)
+	cfg := e.applied()
 	good := e.read("prometheus.yml")
 	e.reload.takeCalls()
 
@@ -425,12 +164,10 @@ func TestRunRefusedReloadRestoresLKG(t *testing.T) {
 
 func TestRunRefusedThenFixedSourceIsApplied(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	_, err := e.run(cfg, nil)
-	wantNoErr(t, err)
+	cfg := e.applied()
 	e.remote.set("/prometheus.yml", "bad: 1\n")
 	e.reload.set(http.StatusBadRequest, false)
-	_, err = e.run(cfg, nil)
+	_, err := e.run(cfg, nil)
 	wantFailed(t, err)
 	e.reload.takeCalls()
 
@@ -459,12 +196,7 @@ func TestRunRefusedWithoutLKGRestoresPreRunFiles(t *testing.T) {
 			e := newRunEnv(t)
 			cfg := e.parse(e.config(lkg))
 			// Before butler: an old prometheus.yml; rules/a.yml does not exist.
-			if err := os.MkdirAll(e.dest, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(e.dest, "prometheus.yml"), []byte("old: 1\n"), 0o640); err != nil {
-				t.Fatal(err)
-			}
+			fstest.WriteFile(t, filepath.Join(e.dest, "prometheus.yml"), "old: 1\n", 0o640)
 			e.reload.set(http.StatusInternalServerError, false)
 			_, err := e.run(cfg, nil)
 			wantFailed(t, err)
@@ -559,9 +291,7 @@ func TestRunReloadTimeout(t *testing.T) {
 
 func TestRunLockHeld(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.parse(e.config(""))
-	_, err := e.run(cfg, nil)
-	wantNoErr(t, err)
+	cfg := e.applied()
 	before, _ := os.ReadFile(e.textfile)
 
 	sd, err := state.Open(e.stateDir)
@@ -608,13 +338,7 @@ func TestRunCorruptStateIsMovedAside(t *testing.T) {
 
 func TestRunManagersAreIndependent(t *testing.T) {
 	e := newRunEnv(t)
-	text := e.config("") + fmt.Sprintf(`
-[managers.other]
-dest = %q
-[[managers.other.files]]
-source = %q
-`, filepath.Join(e.dir, "etc", "other"), e.remote.url("/missing.yml"))
-	cfg := e.parse(text)
+	cfg := e.parse(e.configWithOther(e.remote.url("/missing.yml"), ""))
 	res, err := e.run(cfg, nil)
 	wantFailed(t, err)
 	byName := map[string]ManagerResult{}
@@ -749,14 +473,7 @@ func TestRunSecretsNeverShow(t *testing.T) {
 
 func TestRunManagerFilterAndPrune(t *testing.T) {
 	e := newRunEnv(t)
-	two := e.config("") + fmt.Sprintf(`
-[managers.other]
-dest = %q
-[[managers.other.files]]
-source = %q
-path = "o.yml"
-`, filepath.Join(e.dir, "etc", "other"), e.remote.url("/rules/a.yml"))
-	cfg := e.parse(two)
+	cfg := e.parse(e.configWithOther(e.remote.url("/rules/a.yml"), `path = "o.yml"`))
 	_, err := e.run(cfg, func(o *Options) { o.Managers = []string{"other"} })
 	wantNoErr(t, err)
 	if _, err := os.Stat(e.dest); !errors.Is(err, os.ErrNotExist) {

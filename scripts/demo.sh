@@ -129,6 +129,30 @@ free_port() {
 	"$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_server WHAT PID_VAR PORT_VAR LOG READY_PATH COMMAND...: starts COMMAND
+# in the background, output to LOG, with @PORT@ in its words replaced by a free
+# port, and waits until http://127.0.0.1:PORT READY_PATH answers. A port taken
+# between the probe and the bind makes the server exit, and the next port is
+# tried, three in all. The pid and the port are set in PID_VAR and PORT_VAR
+# as soon as they are known, so that cleanup stops the server on any exit.
+start_server() {
+	local what=$1 log=$4 ready=$5 attempt
+	local -n pid_var=$2 port_var=$3
+	shift 5
+	for attempt in 1 2 3; do
+		port_var=$(free_port)
+		"${@//@PORT@/$port_var}" >"$log" 2>&1 &
+		pid_var=$!
+		if wait_http "http://127.0.0.1:$port_var$ready" "$pid_var"; then
+			return 0
+		fi
+		wait "$pid_var" 2>/dev/null || true
+		pid_var=""
+	done
+	show_logs
+	die "$what did not start"
+}
+
 # wait_http URL PID: waits until URL answers 2xx, for at most 30 s; fails at
 # once when PID has ended (a port taken in the meantime, say).
 wait_http() {
@@ -251,45 +275,20 @@ cp -R "$demo_data/store/." "$work/store/"
 
 banner "Setting up in $work"
 
-# The remote store: a plain HTTP server over $work/store. A port taken between
-# the probe and the bind makes the server exit, and the next port is tried.
-for attempt in 1 2 3; do
-	store_port=$(free_port)
-	"$python" -m http.server --bind 127.0.0.1 --directory "$work/store" "$store_port" >"$work/store.log" 2>&1 &
-	store_pid=$!
-	if wait_http "http://127.0.0.1:$store_port/prometheus/rules/demo.yml" "$store_pid"; then
-		break
-	fi
-	wait "$store_pid" 2>/dev/null || true
-	store_pid=""
-	((attempt < 3)) || {
-		show_logs
-		die "the store's HTTP server did not start"
-	}
-done
+# The remote store: a plain HTTP server over $work/store.
+start_server "the store's HTTP server" store_pid store_port "$work/store.log" /prometheus/rules/demo.yml \
+	"$python" -m http.server --bind 127.0.0.1 --directory "$work/store" @PORT@
 say "remote store:  http://127.0.0.1:$store_port/ serving $work/store (python3 -m http.server)"
 
 # Prometheus, started on a bootstrap configuration at the place butler manages.
 cp "$demo_data/bootstrap.yml" "$dest/prometheus.yml"
-for attempt in 1 2 3; do
-	prom_port=$(free_port)
-	prom_url=http://127.0.0.1:$prom_port
+start_server Prometheus prom_pid prom_port "$work/prometheus.log" /-/ready \
 	"$prometheus" \
-		--config.file="$dest/prometheus.yml" \
-		--storage.tsdb.path="$work/prometheus-data" \
-		--web.listen-address="127.0.0.1:$prom_port" \
-		--web.enable-lifecycle >"$work/prometheus.log" 2>&1 &
-	prom_pid=$!
-	if wait_http "$prom_url/-/ready" "$prom_pid"; then
-		break
-	fi
-	wait "$prom_pid" 2>/dev/null || true
-	prom_pid=""
-	((attempt < 3)) || {
-		show_logs
-		die "Prometheus did not start"
-	}
-done
+	--config.file="$dest/prometheus.yml" \
+	--storage.tsdb.path="$work/prometheus-data" \
+	--web.listen-address=127.0.0.1:@PORT@ \
+	--web.enable-lifecycle
+prom_url=http://127.0.0.1:$prom_port
 prom_version=$("$prometheus" --version 2>&1 | awk 'NR == 1 { print $3 }')
 say "Prometheus:    $prom_url (version $prom_version), running the bootstrap config $dest/prometheus.yml"
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,53 +13,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
-
-// writeTestFile creates path (and its parents) with data and mode, for test setup.
-func writeTestFile(t *testing.T, path string, data string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeTestRead returns the content and mode of path, failing the test when
-// it cannot be read.
-func writeTestRead(t *testing.T, path string) (string, os.FileMode) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data), fi.Mode() & ModeMask
-}
-
-// writeTestNoTemp fails the test when any temporary file is left under dir.
-func writeTestNoTemp(t *testing.T, dir string) {
-	t.Helper()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if _, ok := IsTemp(d.Name()); ok {
-			t.Errorf("temporary file left behind: %s", path)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // openRoot opens dir as a root, closed when the test ends.
 func openRoot(t *testing.T, dir string) *os.Root {
@@ -71,67 +26,6 @@ func openRoot(t *testing.T, dir string) *os.Root {
 	}
 	t.Cleanup(func() { root.Close() })
 	return root
-}
-
-// listTree describes every entry under dir (not following symlinks): its
-// kind, mode, content or target. Two listings are equal when nothing under
-// dir was created, renamed, removed or rewritten in between.
-func listTree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			out[rel] = "symlink to " + target
-		case d.IsDir():
-			out[rel] = fmt.Sprintf("directory %v", info.Mode())
-		default:
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			out[rel] = fmt.Sprintf("file %v %q", info.Mode(), data)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// sameTree fails the test when dir no longer holds what before listed.
-func sameTree(t *testing.T, dir string, before map[string]string) {
-	t.Helper()
-	after := listTree(t, dir)
-	if maps.Equal(before, after) {
-		return
-	}
-	for _, k := range slices.Sorted(maps.Keys(before)) {
-		if after[k] != before[k] {
-			t.Errorf("%s: was %q, now %q", filepath.Join(filepath.Base(dir), k), before[k], after[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(after)) {
-		if _, ok := before[k]; !ok {
-			t.Errorf("%s appeared: %q", filepath.Join(filepath.Base(dir), k), after[k])
-		}
-	}
 }
 
 func TestCleanRel(t *testing.T) {
@@ -178,9 +72,9 @@ func TestCheckNoSymlink(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "root")
 	outside := filepath.Join(base, "outside")
-	writeTestFile(t, filepath.Join(outside, "secret"), "s", 0o600)
-	writeTestFile(t, filepath.Join(dir, "real", "x.yml"), "x", 0o644)
-	writeTestFile(t, filepath.Join(dir, "plain"), "p", 0o644)
+	fstest.WriteFile(t, filepath.Join(outside, "secret"), "s", 0o600)
+	fstest.WriteFile(t, filepath.Join(dir, "real", "x.yml"), "x", 0o644)
+	fstest.WriteFile(t, filepath.Join(dir, "plain"), "p", 0o644)
 	for _, l := range []struct{ target, name string }{
 		{outside, "outdir"},
 		{filepath.Join(outside, "secret"), "outfile.yml"},
@@ -250,15 +144,15 @@ func TestWriteFile(t *testing.T) {
 		{name: "new file in new directories", rel: "x/y/a.yml", data: "new\n", mode: 0o640, wantDirs: []string{"x", "x/y"}},
 		{name: "new directories with another mode", rel: "x/y/a.yml", data: "new\n", mode: 0o600, dirMode: 0o700, wantDirs: []string{"x", "x/y"}},
 		{name: "replace content and mode", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "a.yml"), "old\n", 0o600)
+			fstest.WriteFile(t, filepath.Join(dir, "a.yml"), "old\n", 0o600)
 		}, rel: "a.yml", data: "new\n", mode: 0o644},
 		{name: "replace in an existing directory", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "rules", "a.yml"), "old\n", 0o644)
+			fstest.WriteFile(t, filepath.Join(dir, "rules", "a.yml"), "old\n", 0o644)
 		}, rel: "rules/a.yml", data: "new\n", mode: 0o644},
 		{name: "mode with no permission for others", rel: "secret.yml", data: "s", mode: 0o400},
 		{name: "setgid bit kept", rel: "g.sh", data: "#!/bin/sh\n", mode: os.ModeSetgid | 0o755},
 		{name: "empty content", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "a.yml"), "old\n", 0o644)
+			fstest.WriteFile(t, filepath.Join(dir, "a.yml"), "old\n", 0o644)
 		}, rel: "a.yml", data: "", mode: 0o644},
 		{name: "long name", rel: strings.Repeat("n", 200) + ".yml", data: "long", mode: 0o644},
 		{name: "directory in the way", setup: func(t *testing.T, dir string) {
@@ -267,7 +161,7 @@ func TestWriteFile(t *testing.T) {
 			}
 		}, rel: "a.yml", data: "new", mode: 0o644, wantErr: "write a.yml"},
 		{name: "parent is a file", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "p"), "file", 0o644)
+			fstest.WriteFile(t, filepath.Join(dir, "p"), "file", 0o644)
 		}, rel: "p/a.yml", data: "new", mode: 0o644, wantErr: "p is a file"},
 		{name: "hostile path", rel: "../a.yml", data: "new", mode: 0o644, wantErr: `".."`},
 		{name: "the root itself", rel: ".", data: "new", mode: 0o644, wantErr: "itself"},
@@ -291,7 +185,7 @@ func TestWriteFile(t *testing.T) {
 				dirMode = 0o755
 			}
 			err := WriteFile(openRoot(t, dir), tt.rel, []byte(tt.data), tt.mode, dirMode)
-			writeTestNoTemp(t, base)
+			fstest.NoTemp(t, base, IsTemp)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("WriteFile error = %v, want one containing %q", err, tt.wantErr)
@@ -304,7 +198,7 @@ func TestWriteFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("WriteFile: %v", err)
 			}
-			data, mode := writeTestRead(t, filepath.Join(dir, tt.rel))
+			data, mode := fstest.Read(t, filepath.Join(dir, tt.rel))
 			if data != tt.data || mode != tt.mode {
 				t.Errorf("got %q mode %v, want %q mode %v", data, mode, tt.data, tt.mode)
 			}
@@ -326,7 +220,7 @@ func TestWriteFileKeepsOwner(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.yml")
-	writeTestFile(t, path, "old", 0o640)
+	fstest.WriteFile(t, path, "old", 0o640)
 	if err := os.Chown(path, 1234, 2345); err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +293,7 @@ func TestWritePath(t *testing.T) {
 		{name: "missing directories", rel: "a/b/butler.prom", mode: 0o644, dirMode: 0o755, newDirs: []string{"a", "a/b"}},
 		{name: "private", rel: "state/config.toml", mode: 0o600, dirMode: 0o700, newDirs: []string{"state"}},
 		{name: "replace", rel: "butler.prom", mode: 0o644, dirMode: 0o755, setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "butler.prom"), "old", 0o600)
+			fstest.WriteFile(t, filepath.Join(dir, "butler.prom"), "old", 0o600)
 		}},
 		{name: "directory reached through a symlink", rel: "link/butler.prom", mode: 0o644, dirMode: 0o755, setup: func(t *testing.T, dir string) {
 			if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
@@ -435,7 +329,7 @@ func TestWritePath(t *testing.T) {
 			if err := WritePath(p, []byte("new\n"), tt.mode, tt.dirMode); err != nil {
 				t.Fatal(err)
 			}
-			if data, mode := writeTestRead(t, p); data != "new\n" || mode != tt.mode {
+			if data, mode := fstest.Read(t, p); data != "new\n" || mode != tt.mode {
 				t.Errorf("got %q mode %v, want %q mode %v", data, mode, "new\n", tt.mode)
 			}
 			for _, d := range tt.newDirs {
@@ -451,7 +345,7 @@ func TestWritePath(t *testing.T) {
 					t.Errorf("existing directory %s changed: %v, %v; want mode %v", d, fi, err, mode)
 				}
 			}
-			writeTestNoTemp(t, dir)
+			fstest.NoTemp(t, dir, IsTemp)
 		})
 	}
 }
@@ -463,7 +357,7 @@ func TestWritePathRemovesStaleTemps(t *testing.T) {
 	stale := []string{".butler.prom.tmp1", ".butler.prom.tmp424242"}
 	kept := []string{".butler.prom.tmpx", ".other.prom.tmp1", "other.prom", ".butler.prom.swp"}
 	for _, n := range append(slices.Clone(stale), kept...) {
-		writeTestFile(t, filepath.Join(dir, n), "left", 0o600)
+		fstest.WriteFile(t, filepath.Join(dir, n), "left", 0o600)
 	}
 	if err := WritePath(filepath.Join(dir, "butler.prom"), []byte("m 1\n"), 0o644, 0o755); err != nil {
 		t.Fatal(err)
@@ -482,7 +376,7 @@ func TestWritePathRemovesStaleTemps(t *testing.T) {
 
 func TestWritePathErrors(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "file"), "f", 0o644)
+	fstest.WriteFile(t, filepath.Join(dir, "file"), "f", 0o644)
 	if err := os.Mkdir(filepath.Join(dir, "taken"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +394,7 @@ func TestWritePathErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.errPart) {
 				t.Fatalf("WritePath error = %v, want one containing %q", err, tt.errPart)
 			}
-			writeTestNoTemp(t, dir)
+			fstest.NoTemp(t, dir, IsTemp)
 		})
 	}
 }
@@ -526,7 +420,7 @@ func TestMkdirAll(t *testing.T) {
 			}
 		}},
 		{name: "a file in the way", dir: "a/b", setup: func(t *testing.T, root string) {
-			writeTestFile(t, filepath.Join(root, "a"), "f", 0o644)
+			fstest.WriteFile(t, filepath.Join(root, "a"), "f", 0o644)
 		}, wantErr: "a is a file"},
 		{name: "a symlink in the way", dir: "a/b", setup: func(t *testing.T, root string) {
 			if err := os.Mkdir(filepath.Join(root, "real"), 0o755); err != nil {
@@ -630,9 +524,9 @@ func TestSymlinkToOutside(t *testing.T) {
 	// remove.
 	setupOutside := func(t *testing.T, base string) string {
 		outside := filepath.Join(base, "outside")
-		writeTestFile(t, filepath.Join(outside, "a.yml"), "outside", 0o644)
-		writeTestFile(t, filepath.Join(outside, ".a.yml.tmp7"), "outside temporary", 0o600)
-		writeTestFile(t, filepath.Join(outside, "deeper", "a.yml"), "outside deeper", 0o644)
+		fstest.WriteFile(t, filepath.Join(outside, "a.yml"), "outside", 0o644)
+		fstest.WriteFile(t, filepath.Join(outside, ".a.yml.tmp7"), "outside temporary", 0o600)
+		fstest.WriteFile(t, filepath.Join(outside, "deeper", "a.yml"), "outside deeper", 0o644)
 		return outside
 	}
 	// checkRefused runs every operation through the symlinked directory sub.
@@ -667,13 +561,13 @@ func TestSymlinkToOutside(t *testing.T) {
 		if err := os.Symlink(filepath.Join(outside, "a.yml"), filepath.Join(dir, "link.yml")); err != nil {
 			t.Fatal(err)
 		}
-		before := listTree(t, outside)
+		before := fstest.Tree(t, outside)
 		root := openRoot(t, dir)
 		checkRefused(t, root)
 		if err := WriteFile(root, "link.yml", []byte("inside"), 0o644, 0o755); err == nil || !strings.Contains(err.Error(), "link.yml") {
 			t.Errorf("WriteFile(link.yml) = %v, want an error naming it", err)
 		}
-		sameTree(t, outside, before)
+		fstest.SameTree(t, outside, before)
 	})
 
 	t.Run("swapped in after the root was opened", func(t *testing.T) {
@@ -697,7 +591,7 @@ func TestSymlinkToOutside(t *testing.T) {
 		if err := os.Symlink(outside, filepath.Join(dir, "sub")); err != nil {
 			t.Fatal(err)
 		}
-		before := listTree(t, outside)
+		before := fstest.Tree(t, outside)
 		// ...then the steps that follow them must not reach outside either.
 		if f, name, err := createTemp(root, "sub", "a.yml"); err == nil {
 			f.Close()
@@ -707,8 +601,8 @@ func TestSymlinkToOutside(t *testing.T) {
 			t.Error("SyncDir opened the directory through the symlink")
 		}
 		checkRefused(t, root)
-		sameTree(t, outside, before)
-		if data, _ := writeTestRead(t, filepath.Join(base, "moved", "a.yml")); data != "inside" {
+		fstest.SameTree(t, outside, before)
+		if data, _ := fstest.Read(t, filepath.Join(base, "moved", "a.yml")); data != "inside" {
 			t.Errorf("the moved directory's file changed: %q", data)
 		}
 	})

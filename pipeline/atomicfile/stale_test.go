@@ -1,35 +1,14 @@
 package atomicfile
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
-
-// crashTouch creates the file rel under dir, with its parents.
-func crashTouch(t *testing.T, dir, rel string) {
-	t.Helper()
-	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte("left behind"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func crashExists(t *testing.T, p string) bool {
-	t.Helper()
-	_, err := os.Lstat(p)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	return err == nil
-}
 
 func TestRemoveStale(t *testing.T) {
 	long := strings.Repeat("l", 120) + ".yml"
@@ -59,16 +38,16 @@ func TestRemoveStale(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				crashTouch(t, dest, tc.entry)
+				fstest.WriteFile(t, filepath.Join(dest, tc.entry), "left behind", 0o600)
 			}
-			crashTouch(t, dest, "a.yml")
+			fstest.WriteFile(t, filepath.Join(dest, "a.yml"), "left behind", 0o600)
 			if err := RemoveStale(openRoot(t, dest), names); err != nil {
 				t.Fatal(err)
 			}
-			if got := crashExists(t, filepath.Join(dest, tc.entry)); got == tc.removed {
+			if got := fstest.Exists(t, filepath.Join(dest, tc.entry)); got == tc.removed {
 				t.Errorf("%s exists = %v, want %v", tc.entry, got, !tc.removed)
 			}
-			if !crashExists(t, filepath.Join(dest, "a.yml")) {
+			if !fstest.Exists(t, filepath.Join(dest, "a.yml")) {
 				t.Error("the target a.yml was removed")
 			}
 		})
@@ -94,7 +73,7 @@ func TestRemoveStaleMatchesWriteFile(t *testing.T) {
 			if err := RemoveStale(root, []string{rel}); err != nil {
 				t.Fatal(err)
 			}
-			if crashExists(t, filepath.Join(dest, name)) {
+			if fstest.Exists(t, filepath.Join(dest, name)) {
 				t.Errorf("%s was not removed", name)
 			}
 		})
@@ -117,21 +96,21 @@ func TestRemoveStaleNeverThroughSymlink(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			base := t.TempDir()
 			dest := filepath.Join(base, "dest")
-			crashTouch(t, base, "outside/.a.yml.tmp123")
-			crashTouch(t, base, "outside/deep/.b.yml.tmp5")
-			crashTouch(t, dest, "real/.a.yml.tmp123")
-			crashTouch(t, dest, "real/deep/.b.yml.tmp5")
+			fstest.WriteFile(t, filepath.Join(base, "outside/.a.yml.tmp123"), "left behind", 0o600)
+			fstest.WriteFile(t, filepath.Join(base, "outside/deep/.b.yml.tmp5"), "left behind", 0o600)
+			fstest.WriteFile(t, filepath.Join(dest, "real/.a.yml.tmp123"), "left behind", 0o600)
+			fstest.WriteFile(t, filepath.Join(dest, "real/deep/.b.yml.tmp5"), "left behind", 0o600)
 			if err := os.Symlink(tt.target(base, dest), filepath.Join(dest, "sub")); err != nil {
 				t.Fatal(err)
 			}
 			outside := filepath.Join(base, "outside")
-			before := listTree(t, outside)
-			beforeReal := listTree(t, filepath.Join(dest, "real"))
+			before := fstest.Tree(t, outside)
+			beforeReal := fstest.Tree(t, filepath.Join(dest, "real"))
 			if err := RemoveStale(openRoot(t, dest), []string{"sub/a.yml", "sub/deep/b.yml"}); err != nil {
 				t.Fatal(err)
 			}
-			sameTree(t, outside, before)
-			sameTree(t, filepath.Join(dest, "real"), beforeReal)
+			fstest.SameTree(t, outside, before)
+			fstest.SameTree(t, filepath.Join(dest, "real"), beforeReal)
 		})
 	}
 }
@@ -144,10 +123,10 @@ func TestRemoveStaleManyNames(t *testing.T) {
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("rules/r%04d.yml", i)
-		crashTouch(t, dest, names[i])
-		crashTouch(t, dest, fmt.Sprintf("rules/.r%04d.yml.tmp%d", i, i))
+		fstest.WriteFile(t, filepath.Join(dest, names[i]), "left behind", 0o600)
+		fstest.WriteFile(t, filepath.Join(dest, fmt.Sprintf("rules/.r%04d.yml.tmp%d", i, i)), "left behind", 0o600)
 	}
-	crashTouch(t, dest, "rules/.foreign.yml.tmp1")
+	fstest.WriteFile(t, filepath.Join(dest, "rules/.foreign.yml.tmp1"), "left behind", 0o600)
 	if err := RemoveStale(openRoot(t, dest), names); err != nil {
 		t.Fatal(err)
 	}
@@ -164,11 +143,11 @@ func TestRemoveStaleManyNames(t *testing.T) {
 		}
 	}
 	for _, name := range names {
-		if !crashExists(t, filepath.Join(dest, name)) {
+		if !fstest.Exists(t, filepath.Join(dest, name)) {
 			t.Fatalf("%s removed", name)
 		}
 	}
-	if !crashExists(t, filepath.Join(dest, "rules", ".foreign.yml.tmp1")) {
+	if !fstest.Exists(t, filepath.Join(dest, "rules", ".foreign.yml.tmp1")) {
 		t.Error("the temporary of a file not named was removed")
 	}
 }

@@ -1,39 +1,16 @@
 package lkg
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/write"
 )
-
-// writeTestFile creates path (and its parents) with data and mode, for test setup.
-func writeTestFile(t *testing.T, path string, data string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeTestMissing fails the test when path exists.
-func writeTestMissing(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("%s: want it absent, Lstat gave %v", path, err)
-	}
-}
 
 // lkgTestFiles is a manager's set of files with nested paths and modes.
 func lkgTestFiles() []write.File {
@@ -71,20 +48,6 @@ func lkgTestLoad(t *testing.T, dir string, want []write.File) {
 	}
 }
 
-// lkgTestEntries lists the names in dir.
-func lkgTestEntries(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func TestLKGRoundTrip(t *testing.T) {
 	parent := filepath.Join(t.TempDir(), "lkg")
 	dir := filepath.Join(parent, "prometheus")
@@ -106,7 +69,7 @@ func TestLKGRoundTrip(t *testing.T) {
 			t.Errorf("%s: %v, mode %v; want 0700", d, err, fi.Mode().Perm())
 		}
 	}
-	if names := lkgTestEntries(t, parent); len(names) != 2 {
+	if names := fstest.Names(t, parent); len(names) != 2 {
 		t.Errorf("lkg holds %q, want the link and one version", names)
 	}
 }
@@ -136,7 +99,7 @@ func TestLKGReplace(t *testing.T) {
 				t.Fatal(err)
 			}
 			lkgTestLoad(t, dir, tt.second)
-			if names := lkgTestEntries(t, parent); len(names) != 2 {
+			if names := fstest.Names(t, parent); len(names) != 2 {
 				t.Errorf("parent holds %q, want the link and one version: the old one must be gone", names)
 			}
 		})
@@ -157,14 +120,14 @@ func TestLKGInterruptedStore(t *testing.T) {
 	// What a crash at various points of a store leaves: a half-filled
 	// version directory, a prepared link not renamed yet.
 	half := filepath.Join(parent, ".m.lkg-999")
-	writeTestFile(t, filepath.Join(half, "a.yml"), "half-writ", 0o644)
+	fstest.WriteFile(t, filepath.Join(half, "a.yml"), "half-writ", 0o644)
 	if err := os.Symlink(".m.lkg-999", filepath.Join(parent, ".m.lkgtmp-999")); err != nil {
 		t.Fatal(err)
 	}
 	// Names that are not m's must survive m's clean-up.
 	foreign := []string{".m.lkg-abc", "m.bak", ".m-x.lkg-1"}
 	for _, name := range foreign {
-		writeTestFile(t, filepath.Join(parent, name), "keep", 0o644)
+		fstest.WriteFile(t, filepath.Join(parent, name), "keep", 0o644)
 	}
 
 	lkgTestLoad(t, dir, v1)
@@ -175,7 +138,7 @@ func TestLKGInterruptedStore(t *testing.T) {
 	}
 	lkgTestLoad(t, dir, v2)
 	lkgTestLoad(t, other, []write.File{{Path: "x.yml", Data: []byte("x"), Mode: 0o644}})
-	names := lkgTestEntries(t, parent)
+	names := fstest.Names(t, parent)
 	for _, gone := range []string{".m.lkg-999", ".m.lkgtmp-999"} {
 		if slices.Contains(names, gone) {
 			t.Errorf("leftover %s not cleaned: %q", gone, names)
@@ -226,17 +189,17 @@ func TestLKGFailedStoreKeepsOldCopy(t *testing.T) {
 						t.Fatal(err)
 					}
 				} else {
-					writeTestFile(t, filepath.Join(dir, "a.yml"), "old", 0o644)
+					fstest.WriteFile(t, filepath.Join(dir, "a.yml"), "old", 0o644)
 				}
-				before := lkgTestEntries(t, parent)
+				before := fstest.Names(t, parent)
 				if err := Store(dir, tt.files); err == nil {
 					t.Fatal("Store succeeded, want an error")
 				}
 				lkgTestLoad(t, dir, old)
-				if names := lkgTestEntries(t, parent); !slices.Equal(names, before) {
+				if names := fstest.Names(t, parent); !slices.Equal(names, before) {
 					t.Errorf("parent holds %q after a failed store, want %q as before", names, before)
 				}
-				writeTestMissing(t, filepath.Join(filepath.Dir(parent), "escape.yml"))
+				fstest.Missing(t, filepath.Join(filepath.Dir(parent), "escape.yml"))
 			})
 		}
 	}
@@ -281,7 +244,7 @@ func TestLKGRemovingOldVersionNeverFollowsSymlinks(t *testing.T) {
 	base := t.TempDir()
 	parent := filepath.Join(base, "lkg")
 	outside := filepath.Join(base, "outside")
-	writeTestFile(t, filepath.Join(outside, "keep.yml"), "keep", 0o644)
+	fstest.WriteFile(t, filepath.Join(outside, "keep.yml"), "keep", 0o644)
 	dir := filepath.Join(parent, "m")
 	if err := Store(dir, lkgTestFiles()); err != nil {
 		t.Fatal(err)
@@ -318,7 +281,7 @@ func TestLoadWithoutCopy(t *testing.T) {
 			}
 		}},
 		{name: "a regular file", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, dir, "junk", 0o644)
+			fstest.WriteFile(t, dir, "junk", 0o644)
 		}, wantErr: "not a directory"},
 		{name: "link leading elsewhere", setup: func(t *testing.T, dir string) {
 			if err := os.Symlink(t.TempDir(), dir); err != nil {
@@ -338,7 +301,7 @@ func TestLoadWithoutCopy(t *testing.T) {
 				t.Fatal(err)
 			}
 			secret := filepath.Join(t.TempDir(), "secret")
-			writeTestFile(t, secret, "secret", 0o600)
+			fstest.WriteFile(t, secret, "secret", 0o600)
 			if err := os.Symlink(secret, filepath.Join(dir, "secret")); err != nil {
 				t.Fatal(err)
 			}
@@ -365,7 +328,7 @@ func TestLoadWithoutCopy(t *testing.T) {
 func TestLKGPlainDirectory(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "m")
-	writeTestFile(t, filepath.Join(dir, "sub", "old.yml"), "old", 0o640)
+	fstest.WriteFile(t, filepath.Join(dir, "sub", "old.yml"), "old", 0o640)
 	lkgTestLoad(t, dir, []write.File{{Path: "sub/old.yml", Data: []byte("old"), Mode: 0o640}})
 
 	files := lkgTestFiles()
@@ -376,7 +339,7 @@ func TestLKGPlainDirectory(t *testing.T) {
 	if fi, err := os.Lstat(dir); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("dir after Store: %v, %v; want the link", fi, err)
 	}
-	if names := lkgTestEntries(t, parent); len(names) != 2 {
+	if names := fstest.Names(t, parent); len(names) != 2 {
 		t.Errorf("parent holds %q, want the link and one version", names)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/write"
 )
 
@@ -86,7 +87,7 @@ func TestLKGStoreReportsUndeletableOldVersion(t *testing.T) {
 		t.Fatalf("Store = %v, want an error saying the old copy was not removed", err)
 	}
 	lkgTestLoad(t, dir, v2)
-	if names := lkgTestEntries(t, parent); !slices.Contains(names, oldVersion) {
+	if names := fstest.Names(t, parent); !slices.Contains(names, oldVersion) {
 		t.Fatalf("parent holds %q: the old version went after all", names)
 	}
 
@@ -96,7 +97,7 @@ func TestLKGStoreReportsUndeletableOldVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	lkgTestLoad(t, dir, v3)
-	if names := lkgTestEntries(t, parent); len(names) != 2 {
+	if names := fstest.Names(t, parent); len(names) != 2 {
 		t.Errorf("parent holds %q, want the link and one version", names)
 	}
 }

@@ -3,18 +3,10 @@ package notify
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
-	"log"
-	"math/big"
 	"mime"
 	"mime/quotedprintable"
 	"net"
@@ -27,12 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
-
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
 	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/internal/smtptest"
 )
 
 // t0 is the time of the test message.
@@ -375,175 +365,9 @@ func checkBody(t *testing.T, data []byte) {
 	}
 }
 
-// testMail is one message an SMTP test server accepted.
-type testMail struct {
-	helo string
-	from string
-	to   []string
-	data []byte
-}
-
-// testBackend is an SMTP backend that records what it accepts. With a
-// user set, it requires AUTH PLAIN with that user and password.
-type testBackend struct {
-	user, pass string
-
-	mu    sync.Mutex
-	mails []testMail
-	auths int
-}
-
-func (b *testBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &testSession{be: b, helo: c.Hostname()}, nil
-}
-
-func (b *testBackend) snapshot() ([]testMail, int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]testMail(nil), b.mails...), b.auths
-}
-
-type testSession struct {
-	be     *testBackend
-	helo   string
-	authed bool
-	from   string
-	to     []string
-}
-
-func (s *testSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (s *testSession) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, user, pass string) error {
-		s.be.mu.Lock()
-		s.be.auths++
-		s.be.mu.Unlock()
-		if user != s.be.user || pass != s.be.pass {
-			return errors.New("invalid credentials")
-		}
-		s.authed = true
-		return nil
-	}), nil
-}
-
-func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
-	if s.be.user != "" && !s.authed {
-		return smtp.ErrAuthRequired
-	}
-	s.from = from
-	return nil
-}
-
-func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = append(s.to, to)
-	return nil
-}
-
-func (s *testSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.be.mu.Lock()
-	s.be.mails = append(s.be.mails, testMail{helo: s.helo, from: s.from, to: s.to, data: data})
-	s.be.mu.Unlock()
-	return nil
-}
-
-func (s *testSession) Reset()        { s.from, s.to = "", nil }
-func (s *testSession) Logout() error { return nil }
-
-// testCert returns a self-signed certificate for 127.0.0.1 and a pool
-// that trusts it.
-func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "smtp test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
-}
-
-// testSMTP starts an SMTP server on 127.0.0.1 and returns its port. It
-// offers STARTTLS when cert is set; without it, it offers AUTH in the clear so
-// that only the client's own refusal keeps credentials safe.
-func testSMTP(t *testing.T, be *testBackend, cert *tls.Certificate) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := smtp.NewServer(be)
-	s.Domain = "mx.test"
-	s.ErrorLog = log.New(io.Discard, "", 0)
-	s.ReadTimeout = 10 * time.Second
-	s.WriteTimeout = 10 * time.Second
-	if cert != nil {
-		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
-	} else {
-		s.AllowInsecureAuth = true
-	}
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(func() { _ = s.Close() })
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// silentServer accepts connections and never says a word.
-func silentServer(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestEmail(t *testing.T) {
 	const password = "pa55-w0rd-secret"
-	cert, pool := testCert(t)
+	cert, pool := smtptest.Cert(t)
 	tests := []struct {
 		name     string
 		noTLS    bool   // server without STARTTLS
@@ -568,20 +392,20 @@ func TestEmail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			be := &testBackend{}
+			be := &smtptest.Backend{}
 			if tt.user != "" {
-				be.user, be.pass = "butler", password
+				be.User, be.Pass = "butler", password
 			}
 			var port int
 			switch {
 			case tt.down:
 				port, _ = strconv.Atoi(deadAddr(t)[len("127.0.0.1:"):])
 			case tt.silent:
-				port = silentServer(t)
+				port = smtptest.Silent(t)
 			case tt.noTLS:
-				port = testSMTP(t, be, nil)
+				port = smtptest.Serve(t, be, nil)
 			default:
-				port = testSMTP(t, be, &cert)
+				port = smtptest.Serve(t, be, &cert)
 			}
 			n := &Email{
 				Config: config.Email{
@@ -607,7 +431,7 @@ func TestEmail(t *testing.T) {
 			start := time.Now()
 			err := n.Send(ctx, msg)
 			elapsed := time.Since(start)
-			mails, auths := be.snapshot()
+			mails, auths := be.Snapshot()
 			if auths != tt.wantAuth {
 				t.Errorf("server saw %d AUTH attempts, want %d", auths, tt.wantAuth)
 			}
@@ -643,9 +467,9 @@ func TestEmail(t *testing.T) {
 }
 
 func TestEmailDialer(t *testing.T) {
-	cert, pool := testCert(t)
-	be := &testBackend{}
-	port := testSMTP(t, be, &cert)
+	cert, pool := smtptest.Cert(t)
+	be := &smtptest.Backend{}
+	port := smtptest.Serve(t, be, &cert)
 	tests := []struct {
 		name     string
 		port     int
@@ -667,7 +491,7 @@ func TestEmailDialer(t *testing.T) {
 					return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(port))
 				},
 			}
-			before, _ := be.snapshot()
+			before, _ := be.Snapshot()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			if err := n.Send(ctx, testMessage()); err != nil {
@@ -676,7 +500,7 @@ func TestEmailDialer(t *testing.T) {
 			if len(addrs) != 1 || addrs[0] != "tcp "+tt.wantAddr {
 				t.Errorf("dialled %q, want one tcp %s", addrs, tt.wantAddr)
 			}
-			if mails, _ := be.snapshot(); len(mails) != len(before)+1 {
+			if mails, _ := be.Snapshot(); len(mails) != len(before)+1 {
 				t.Errorf("%d mails arrived, want 1", len(mails)-len(before))
 			}
 		})
@@ -684,20 +508,20 @@ func TestEmailDialer(t *testing.T) {
 }
 
 // checkMail checks the envelope, headers and body of a mail of msg.
-func checkMail(t *testing.T, m testMail, msg Message) {
+func checkMail(t *testing.T, m smtptest.Mail, msg Message) {
 	t.Helper()
-	if m.helo != "web1" {
-		t.Errorf("EHLO %q, want web1", m.helo)
+	if m.Helo != "web1" {
+		t.Errorf("EHLO %q, want web1", m.Helo)
 	}
-	if m.from != "butler@example.com" {
-		t.Errorf("MAIL FROM %q", m.from)
+	if m.From != "butler@example.com" {
+		t.Errorf("MAIL FROM %q", m.From)
 	}
-	if got := strings.Join(m.to, ","); got != "oncall@example.com,sre@example.com,boss@example.com" {
+	if got := strings.Join(m.To, ","); got != "oncall@example.com,sre@example.com,boss@example.com" {
 		t.Errorf("RCPT TO %s", got)
 	}
-	pm, err := mail.ReadMessage(bytes.NewReader(m.data))
+	pm, err := mail.ReadMessage(bytes.NewReader(m.Data))
 	if err != nil {
-		t.Fatalf("unreadable mail: %v\n%s", err, m.data)
+		t.Fatalf("unreadable mail: %v\n%s", err, m.Data)
 	}
 	h := pm.Header
 	subject, err := new(mime.WordDecoder).DecodeHeader(h.Get("Subject"))
@@ -873,7 +697,7 @@ func TestPingerDead(t *testing.T) {
 	}{
 		{name: "refused", url: func(t *testing.T) string { return "http://" + deadAddr(t) + "/ping/secret-uuid" }, wantErr: "ping /start: no response"},
 		{name: "silent", url: func(t *testing.T) string {
-			return "http://127.0.0.1:" + strconv.Itoa(silentServer(t)) + "/ping/secret-uuid"
+			return "http://127.0.0.1:" + strconv.Itoa(smtptest.Silent(t)) + "/ping/secret-uuid"
 		}, wantErr: "ping /start: no response within 300ms"},
 	}
 	for _, tt := range tests {

@@ -129,28 +129,42 @@ func redactSecretParam(name string) bool {
 // returned unchanged.
 func URL(s string) string {
 	s = maskUserinfo(s)
-	q := strings.IndexByte(s, '?')
-	if q < 0 {
+	start, end := querySpan(s)
+	if start < 0 {
 		return s
 	}
-	end := len(s)
-	if h := strings.IndexByte(s[q:], '#'); h >= 0 {
-		end = q + h
-	}
-	params := strings.Split(s[q+1:end], "&")
+	params := strings.Split(s[start:end], "&")
 	for i, p := range params {
-		name, _, found := strings.Cut(p, "=")
-		if !found {
-			continue
-		}
-		if un, err := url.QueryUnescape(name); err == nil {
-			name = un
-		}
-		if redactSecretParam(name) {
+		if name, _, ok := splitParam(p); ok && redactSecretParam(name) {
 			params[i] = p[:strings.IndexByte(p, '=')+1] + Mask
 		}
 	}
-	return s[:q+1] + strings.Join(params, "&") + s[end:]
+	return s[:start] + strings.Join(params, "&") + s[end:]
+}
+
+// querySpan returns where the query of s starts (after the first "?") and
+// ends (at a "#", or the end of s); start is -1 when s has no query.
+func querySpan(s string) (start, end int) {
+	q := strings.IndexByte(s, '?')
+	if q < 0 {
+		return -1, -1
+	}
+	end = len(s)
+	if h := strings.IndexByte(s[q:], '#'); h >= 0 {
+		end = q + h
+	}
+	return q + 1, end
+}
+
+// splitParam splits the query parameter p at its first "=": its name,
+// unescaped (left as written when it does not unescape), and its value as
+// written; ok is false when p has no "=".
+func splitParam(p string) (name, value string, ok bool) {
+	name, value, ok = strings.Cut(p, "=")
+	if un, err := url.QueryUnescape(name); err == nil {
+		name = un
+	}
+	return name, value, ok
 }
 
 // Secrets returns the secret substrings of a source: the password of its
@@ -185,18 +199,11 @@ func Secrets(source string) []string {
 	for _, v := range userinfoSecrets(source) {
 		add(v)
 	}
-	if q := strings.IndexByte(source, '?'); q >= 0 {
-		query := source[q+1:]
-		if h := strings.IndexByte(query, '#'); h >= 0 {
-			query = query[:h]
-		}
-		for _, p := range strings.Split(query, "&") {
-			name, value, found := strings.Cut(p, "=")
-			if !found {
+	if start, end := querySpan(source); start >= 0 {
+		for _, p := range strings.Split(source[start:end], "&") {
+			name, value, ok := splitParam(p)
+			if !ok {
 				continue
-			}
-			if un, err := url.QueryUnescape(name); err == nil {
-				name = un
 			}
 			if redactSecretParam(name) {
 				add(value)

@@ -24,6 +24,8 @@ func TestRedactURL(t *testing.T) {
 		{name: "scp-like git sshkey", in: "git@github.com:o/r.git?sshkey=LS0tLS1C", want: "git@github.com:o/r.git?sshkey=xxxxx"},
 		{name: "tokens and signatures", in: "https://h/p?token=a&Access_Token=b&X-Amz-Signature=c&X-Amz-Credential=d&X-Amz-Security-Token=e&sig=f&key=g&password=h&client_secret=i&page=2", want: "https://h/p?token=xxxxx&Access_Token=xxxxx&X-Amz-Signature=xxxxx&X-Amz-Credential=xxxxx&X-Amz-Security-Token=xxxxx&sig=xxxxx&key=xxxxx&password=xxxxx&client_secret=xxxxx&page=2"},
 		{name: "fragment kept", in: "https://h/p?token=abc#part", want: "https://h/p?token=xxxxx#part"},
+		{name: "exact name first", in: "https://h/p?key=g&page=2", want: "https://h/p?key=xxxxx&page=2"},
+		{name: "escaped parameter name", in: "https://h/p?%6Bey=g&acc%65ss_token=t", want: "https://h/p?%6Bey=xxxxx&acc%65ss_token=xxxxx"},
 		{name: "parameter without value", in: "https://h/p?token&x=1", want: "https://h/p?token&x=1"},
 		{name: "nested URL password", in: "https://h/p.yml?checksum=file:https://u:pw@h/SUMS", want: "https://h/p.yml?checksum=file:https://u:xxxxx@h/SUMS"},
 		{name: "password and query together", in: "git::https://u:pw@h/r.git?token=t", want: "git::https://u:xxxxx@h/r.git?token=xxxxx"},

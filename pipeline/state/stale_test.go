@@ -1,34 +1,12 @@
 package state
 
 import (
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
-
-// crashTouch creates the file rel under dir, with its parents.
-func crashTouch(t *testing.T, dir, rel string) {
-	t.Helper()
-	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte("left behind"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func crashExists(t *testing.T, p string) bool {
-	t.Helper()
-	_, err := os.Lstat(p)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	return err == nil
-}
 
 // TestWritesRemoveStaleTemps: each file written in the state directory
 // first removes the temporaries a killed run left of it, and only those.
@@ -46,8 +24,8 @@ func TestWritesRemoveStaleTemps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			crashTouch(t, dir, tt.stale)
-			crashTouch(t, dir, tt.kept)
+			fstest.WriteFile(t, filepath.Join(dir, tt.stale), "left behind", 0o600)
+			fstest.WriteFile(t, filepath.Join(dir, tt.kept), "left behind", 0o600)
 			d, err := Open(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -56,10 +34,10 @@ func TestWritesRemoveStaleTemps(t *testing.T) {
 			if err := tt.write(d); err != nil {
 				t.Fatal(err)
 			}
-			if crashExists(t, filepath.Join(dir, tt.stale)) {
+			if fstest.Exists(t, filepath.Join(dir, tt.stale)) {
 				t.Errorf("%s is still there", tt.stale)
 			}
-			if !crashExists(t, filepath.Join(dir, tt.kept)) {
+			if !fstest.Exists(t, filepath.Join(dir, tt.kept)) {
 				t.Errorf("%s was removed", tt.kept)
 			}
 		})

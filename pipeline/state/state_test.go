@@ -16,12 +16,20 @@ import (
 	"github.com/butler-sre/butler/pipeline/health"
 )
 
-func TestStateRoundTrip(t *testing.T) {
+// openTemp opens a new state directory in the test's temporary directory,
+// closed when the test ends.
+func openTemp(t *testing.T) *Dir {
+	t.Helper()
 	sd, err := Open(filepath.Join(t.TempDir(), "state"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sd.Close()
+	t.Cleanup(func() { sd.Close() })
+	return sd
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	sd := openTemp(t)
 	now := time.Unix(1_763_780_000, 0).UTC()
 	st := New()
 	ms := st.Manager("prom")
@@ -59,11 +67,7 @@ func TestStateUnreadableIsMovedAside(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sd, err := Open(filepath.Join(t.TempDir(), "state"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sd.Close()
+			sd := openTemp(t)
 			p := filepath.Join(sd.Path, "state.json")
 			if err := os.WriteFile(p, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
@@ -96,17 +100,13 @@ func TestStateUnreadableIsMovedAside(t *testing.T) {
 // TestStateNewerVersionRefused: a state file of a newer butler is left as it
 // is and the run refuses, naming both versions (SPEC section 6).
 func TestStateNewerVersionRefused(t *testing.T) {
-	sd, err := Open(filepath.Join(t.TempDir(), "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
+	sd := openTemp(t)
 	p := filepath.Join(sd.Path, "state.json")
 	content := `{"version": 99, "managers": {"m": {"reloads_total": 7}}}`
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = sd.Load(time.Unix(1_700_000_000, 0))
+	_, _, err := sd.Load(time.Unix(1_700_000_000, 0))
 	if !errors.Is(err, ErrNewer) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "up to 2") {
 		t.Fatalf("Load = %v, want ErrNewer naming both versions", err)
 	}
@@ -148,11 +148,7 @@ func TestStateMigratesEarlierReleases(t *testing.T) {
 }
 
 func TestStateDirectoryIsMovedAside(t *testing.T) {
-	sd, err := Open(filepath.Join(t.TempDir(), "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
+	sd := openTemp(t)
 	p := filepath.Join(sd.Path, "state.json")
 	if err := os.MkdirAll(filepath.Join(p, "inside"), 0o700); err != nil {
 		t.Fatal(err)
@@ -177,11 +173,7 @@ func TestStateDirectoryIsMovedAside(t *testing.T) {
 // TestStateMovedAsideTwiceInOneSecond: a second corrupt file in the same
 // second gets a name of its own, never overwriting the first.
 func TestStateMovedAsideTwiceInOneSecond(t *testing.T) {
-	sd, err := Open(filepath.Join(t.TempDir(), "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
+	sd := openTemp(t)
 	p := filepath.Join(sd.Path, "state.json")
 	now := time.Unix(1_700_000_000, 0)
 	want := map[string]string{ // content -> where it must go

@@ -1,6 +1,7 @@
 // Package smtptest is a real SMTP server for tests (go-smtp), on 127.0.0.1,
 // with STARTTLS on a self-signed certificate and optional AUTH PLAIN. It
-// records every message it accepts. Tests only.
+// records every message it accepts. Silent is a server that never greets.
+// Tests only.
 package smtptest
 
 import (
@@ -157,5 +158,38 @@ func Serve(t testing.TB, be *Backend, cert *tls.Certificate) int {
 	}
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(func() { _ = s.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Silent starts a server on 127.0.0.1 that accepts connections and never
+// says a word, and returns its port: an SMTP server that never greets, or an
+// HTTP server that never answers. Its connections close when the test ends.
+func Silent(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
 	return l.Addr().(*net.TCPAddr).Port
 }

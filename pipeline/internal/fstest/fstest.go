@@ -1,0 +1,173 @@
+// Package fstest holds the file helpers of the tests of the packages that
+// write files (atomicfile, write, lkg, state, textfile, pipeline): set a tree
+// up, read a file back, and check what is there and what is not. Every helper
+// fails the test on an error it did not expect. Tests only.
+package fstest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+)
+
+// modeBits are the bits of a mode that butler sets on a file: permissions,
+// setuid, setgid and sticky.
+const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+// WriteFile creates the file path with data and exactly mode, whatever the
+// umask, and its missing parent directories (0755).
+func WriteFile(t testing.TB, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Read returns the content of the file path and its permission, setuid,
+// setgid and sticky bits.
+func Read(t testing.TB, path string) (string, os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data), fi.Mode() & modeBits
+}
+
+// Exists reports whether there is an entry at path, a symlink not followed.
+func Exists(t testing.TB, path string) bool {
+	t.Helper()
+	_, err := os.Lstat(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// Missing fails the test when there is an entry at path.
+func Missing(t testing.TB, path string) {
+	t.Helper()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s: want it absent, Lstat gave %v", path, err)
+	}
+}
+
+// Inode returns the inode number of path.
+func Inode(t testing.TB, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// Names returns the names of the entries of dir, sorted.
+func Names(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// NoTemp fails the test for every entry under dir whose name isTemp
+// recognises (atomicfile.IsTemp): a temporary file left behind.
+func NoTemp(t testing.TB, dir string, isTemp func(name string) (base string, ok bool)) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if _, ok := isTemp(d.Name()); ok {
+			t.Errorf("temporary file left behind: %s", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Tree describes every entry under dir, symlinks not followed: its kind,
+// mode, and content or target. Two listings are equal when nothing under dir
+// was created, renamed, removed or rewritten in between.
+func Tree(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "symlink to " + target
+		case d.IsDir():
+			out[rel] = fmt.Sprintf("directory %v", info.Mode())
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = fmt.Sprintf("file %v %q", info.Mode(), data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// SameTree fails the test when dir no longer holds what before (a Tree of
+// it) listed, naming each entry changed, gone or new.
+func SameTree(t testing.TB, dir string, before map[string]string) {
+	t.Helper()
+	after := Tree(t, dir)
+	if maps.Equal(before, after) {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if after[k] != before[k] {
+			t.Errorf("%s: was %q, now %q", filepath.Join(filepath.Base(dir), k), before[k], after[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if _, ok := before[k]; !ok {
+			t.Errorf("%s appeared: %q", filepath.Join(filepath.Base(dir), k), after[k])
+		}
+	}
+}
