@@ -91,8 +91,9 @@ func (r *runRemote) url(path string) string { return r.srv.URL + path }
 // runReloader is a reload endpoint that answers a programmed status and counts calls.
 type runReloader struct {
 	mu     sync.Mutex
-	status int  // answered status
-	hang   bool // never answer
+	status int    // answered status
+	hang   bool   // never answer
+	onCall func() // run when a reload arrives, before it is answered
 	calls  int
 	srv    *httptest.Server
 }
@@ -102,8 +103,11 @@ func newRunReloader(t *testing.T) *runReloader {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.calls++
-		status, hang := r.status, r.hang
+		status, hang, onCall := r.status, r.hang, r.onCall
 		r.mu.Unlock()
+		if onCall != nil {
+			onCall()
+		}
 		if hang {
 			<-req.Context().Done()
 			return

@@ -71,8 +71,11 @@ func (r *managerRun) fail(phase string, err error, changed []string, logged bool
 func (r *managerRun) ok(outcome string, changed []string) ManagerResult {
 	if r.run.sd != nil {
 		// What is on disk now is what butler wants there: butler owns it,
-		// and what it no longer wants is gone.
-		r.ms.Forget(r.ms.Unwanted(r.m.Paths()))
+		// and what it no longer wants is gone (or kept, with prune = false,
+		// and still known as butler's).
+		if r.m.Prune {
+			r.ms.Forget(r.ms.Unwanted(r.m.Paths()))
+		}
 		r.ms.MarkWritten(r.m.Paths())
 		for p, res := range r.signed {
 			if res.HasTimestamp {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/internal/undeletable"
 )
 
@@ -13,9 +15,9 @@ import (
 // are put back, and the error names the path that failed.
 func TestRemoveFailureMidway(t *testing.T) {
 	dest := removeTestDest(t)
-	writeTestFile(t, filepath.Join(dest, "stuck", "z.yml"), "z\n", 0o644)
+	fstest.WriteFile(t, filepath.Join(dest, "stuck", "z.yml"), "z\n", 0o644)
 	undeletable.Make(t, filepath.Join(dest, "stuck", "z.yml"))
-	before := listTree(t, dest)
+	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	snap, err := d.Remove([]string{"top.yml", "rules/sub/b.yml", "rules/a.yml", "stuck/z.yml", "other/c.yml"})
 	if err == nil || !strings.Contains(err.Error(), "remove stuck/z.yml") || snap != nil {
@@ -24,17 +26,17 @@ func TestRemoveFailureMidway(t *testing.T) {
 	if strings.Contains(err.Error(), "put back") {
 		t.Errorf("the files removed before were not all put back: %v", err)
 	}
-	sameTree(t, dest, before)
-	writeTestNoTemp(t, dest)
+	fstest.SameTree(t, dest, before)
+	fstest.NoTemp(t, dest, atomicfile.IsTemp)
 }
 
 // TestUpdateRemovalFailure: when a removal fails, the files written before
 // it are put back too: a manager's change is done whole or not at all.
 func TestUpdateRemovalFailure(t *testing.T) {
 	dest := removeTestDest(t)
-	writeTestFile(t, filepath.Join(dest, "stuck", "z.yml"), "z\n", 0o644)
+	fstest.WriteFile(t, filepath.Join(dest, "stuck", "z.yml"), "z\n", 0o644)
 	undeletable.Make(t, filepath.Join(dest, "stuck", "z.yml"))
-	before := listTree(t, dest)
+	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	files := []File{
 		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
@@ -44,7 +46,7 @@ func TestUpdateRemovalFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "remove stuck/z.yml") || snap != nil {
 		t.Fatalf("Update = %v, want an error naming stuck/z.yml", err)
 	}
-	sameTree(t, dest, before)
+	fstest.SameTree(t, dest, before)
 	if _, err := os.Lstat(filepath.Join(dest, "fresh")); err == nil {
 		t.Error("fresh/ made by the writes is still there")
 	}

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
 // removeTestDest makes a dest of a manager whose rules are spread over
@@ -14,11 +17,11 @@ import (
 func removeTestDest(t *testing.T) string {
 	t.Helper()
 	dest := filepath.Join(t.TempDir(), "dest")
-	writeTestFile(t, filepath.Join(dest, "rules", "a.yml"), "a\n", 0o640)
-	writeTestFile(t, filepath.Join(dest, "rules", "sub", "b.yml"), "b\n", 0o600)
-	writeTestFile(t, filepath.Join(dest, "other", "c.yml"), "c\n", 0o644)
-	writeTestFile(t, filepath.Join(dest, "other", "d.yml"), "d\n", 0o644)
-	writeTestFile(t, filepath.Join(dest, "top.yml"), "top\n", 0o644)
+	fstest.WriteFile(t, filepath.Join(dest, "rules", "a.yml"), "a\n", 0o640)
+	fstest.WriteFile(t, filepath.Join(dest, "rules", "sub", "b.yml"), "b\n", 0o600)
+	fstest.WriteFile(t, filepath.Join(dest, "other", "c.yml"), "c\n", 0o644)
+	fstest.WriteFile(t, filepath.Join(dest, "other", "d.yml"), "d\n", 0o644)
+	fstest.WriteFile(t, filepath.Join(dest, "top.yml"), "top\n", 0o644)
 	for dir, mode := range map[string]os.FileMode{"rules": 0o700, "rules/sub": 0o750} {
 		if err := os.Chmod(filepath.Join(dest, dir), mode); err != nil {
 			t.Fatal(err)
@@ -31,7 +34,7 @@ func removeTestDest(t *testing.T) string {
 // leave empty, and its Snapshot brings every one back as it was.
 func TestRemoveAndRestore(t *testing.T) {
 	dest := removeTestDest(t)
-	before := listTree(t, dest)
+	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	snap, err := d.Remove([]string{
 		"rules/a.yml", "rules/sub/b.yml", "other/c.yml", "./top.yml",
@@ -41,20 +44,20 @@ func TestRemoveAndRestore(t *testing.T) {
 		t.Fatalf("Remove: %v", err)
 	}
 	for _, p := range []string{"rules", "other/c.yml", "top.yml", "gone"} {
-		writeTestMissing(t, filepath.Join(dest, p))
+		fstest.Missing(t, filepath.Join(dest, p))
 	}
-	if data, _ := writeTestRead(t, filepath.Join(dest, "other", "d.yml")); data != "d\n" {
+	if data, _ := fstest.Read(t, filepath.Join(dest, "other", "d.yml")); data != "d\n" {
 		t.Errorf("other/d.yml = %q: a file that was not named was touched", data)
 	}
-	if got := slices.Sorted(maps.Keys(listTree(t, dest))); !slices.Equal(got, []string{".", "other", "other/d.yml"}) {
+	if got := slices.Sorted(maps.Keys(fstest.Tree(t, dest))); !slices.Equal(got, []string{".", "other", "other/d.yml"}) {
 		t.Errorf("after Remove, dest holds %q", got)
 	}
 
 	if err := snap.Restore(); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	sameTree(t, dest, before)
-	writeTestNoTemp(t, dest)
+	fstest.SameTree(t, dest, before)
+	fstest.NoTemp(t, dest, atomicfile.IsTemp)
 }
 
 // TestRemoveNothing: nothing to remove is no error, and a missing dest is
@@ -74,7 +77,7 @@ func TestRemoveNothing(t *testing.T) {
 			t.Errorf("Removable(%q) = %q, %v; want nothing", paths, got, err)
 		}
 	}
-	writeTestMissing(t, missing)
+	fstest.Missing(t, missing)
 }
 
 // TestRemoveRefuses: a hostile path, a symlink anywhere on the path, or
@@ -124,11 +127,11 @@ func TestRemoveRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dest := removeTestDest(t)
 			outside := filepath.Join(filepath.Dir(dest), "outside")
-			writeTestFile(t, filepath.Join(outside, "victim.yml"), "not butler's\n", 0o644)
+			fstest.WriteFile(t, filepath.Join(outside, "victim.yml"), "not butler's\n", 0o644)
 			if tt.setup != nil {
 				tt.setup(t, dest, outside)
 			}
-			before, beforeOutside := listTree(t, dest), listTree(t, outside)
+			before, beforeOutside := fstest.Tree(t, dest), fstest.Tree(t, outside)
 			d := openDest(t, dest)
 			// top.yml comes first: it must still be there, since every path
 			// is checked before the first removal.
@@ -143,8 +146,8 @@ func TestRemoveRefuses(t *testing.T) {
 			if _, err := d.Update(nil, paths); err == nil || !strings.Contains(err.Error(), tt.errPart) {
 				t.Errorf("Update = %v, want an error saying %q", err, tt.errPart)
 			}
-			sameTree(t, dest, before)
-			sameTree(t, outside, beforeOutside)
+			fstest.SameTree(t, dest, before)
+			fstest.SameTree(t, outside, beforeOutside)
 		})
 	}
 }
@@ -154,7 +157,7 @@ func TestRemoveRefuses(t *testing.T) {
 func TestRemoveSymlinkSwappedIn(t *testing.T) {
 	dest := removeTestDest(t)
 	outside := filepath.Join(filepath.Dir(dest), "outside")
-	writeTestFile(t, filepath.Join(outside, "c.yml"), "not butler's\n", 0o644)
+	fstest.WriteFile(t, filepath.Join(outside, "c.yml"), "not butler's\n", 0o644)
 	d := openDest(t, dest)
 	if err := os.Rename(filepath.Join(dest, "other"), filepath.Join(dest, "moved")); err != nil {
 		t.Fatal(err)
@@ -162,16 +165,16 @@ func TestRemoveSymlinkSwappedIn(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(dest, "other")); err != nil {
 		t.Fatal(err)
 	}
-	before := listTree(t, outside)
+	before := fstest.Tree(t, outside)
 	if _, err := d.Remove([]string{"other/c.yml"}); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Fatalf("Remove = %v, want a refusal naming the symlink", err)
 	}
-	sameTree(t, outside, before)
+	fstest.SameTree(t, outside, before)
 }
 
 func TestRemovable(t *testing.T) {
 	dest := removeTestDest(t)
-	before := listTree(t, dest)
+	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	got, err := d.Removable([]string{"missing.yml", "other/./c.yml", "rules/sub/b.yml", "top.yml/x"})
 	if err != nil {
@@ -180,7 +183,7 @@ func TestRemovable(t *testing.T) {
 	if !slices.Equal(got, []string{"other/c.yml", "rules/sub/b.yml"}) {
 		t.Errorf("Removable = %q", got)
 	}
-	sameTree(t, dest, before)
+	fstest.SameTree(t, dest, before)
 }
 
 // TestRestoreAfterDirectoryMadeAgain: a directory removed with a file and
@@ -192,12 +195,12 @@ func TestRestoreAfterDirectoryMadeAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTestFile(t, filepath.Join(dest, "rules", "operator.yml"), "mine\n", 0o644)
+	fstest.WriteFile(t, filepath.Join(dest, "rules", "operator.yml"), "mine\n", 0o644)
 	if err := snap.Restore(); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
 	for p, want := range map[string]string{"rules/a.yml": "a\n", "rules/sub/b.yml": "b\n", "rules/operator.yml": "mine\n"} {
-		if data, _ := writeTestRead(t, filepath.Join(dest, p)); data != want {
+		if data, _ := fstest.Read(t, filepath.Join(dest, p)); data != want {
 			t.Errorf("%s = %q, want %q", p, data, want)
 		}
 	}
@@ -207,7 +210,7 @@ func TestRestoreAfterDirectoryMadeAgain(t *testing.T) {
 // Snapshot puts back both.
 func TestUpdate(t *testing.T) {
 	dest := removeTestDest(t)
-	before := listTree(t, dest)
+	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	files := []File{
 		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
@@ -219,28 +222,28 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("Update: %v", err)
 	}
 	for _, f := range files {
-		if data, mode := writeTestRead(t, filepath.Join(dest, f.Path)); data != string(f.Data) || mode != f.Mode {
+		if data, mode := fstest.Read(t, filepath.Join(dest, f.Path)); data != string(f.Data) || mode != f.Mode {
 			t.Errorf("%s: %q mode %v after Update", f.Path, data, mode)
 		}
 	}
 	for _, p := range []string{"rules/a.yml", "rules/sub/b.yml", "other/c.yml"} {
-		writeTestMissing(t, filepath.Join(dest, p))
+		fstest.Missing(t, filepath.Join(dest, p))
 	}
 	if err := snap.Restore(); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	sameTree(t, dest, before)
-	writeTestNoTemp(t, dest)
+	fstest.SameTree(t, dest, before)
+	fstest.NoTemp(t, dest, atomicfile.IsTemp)
 }
 
 func TestUpdateRefusesPathWrittenAndRemoved(t *testing.T) {
 	dest := removeTestDest(t)
-	before := listTree(t, dest)
+	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	files := []File{{Path: "top.yml", Data: []byte("new\n"), Mode: 0o644}, {Path: "rules/a.yml", Data: []byte("x\n"), Mode: 0o644}}
 	_, err := d.Update(files, []string{"other/c.yml", "./rules/a.yml"})
 	if err == nil || !strings.Contains(err.Error(), "rules/a.yml") || !strings.Contains(err.Error(), "also written") {
 		t.Fatalf("Update = %v, want a refusal naming rules/a.yml", err)
 	}
-	sameTree(t, dest, before)
+	fstest.SameTree(t, dest, before)
 }
