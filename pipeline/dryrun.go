@@ -55,6 +55,9 @@ func dryRun(ctx context.Context, cfg *config.Config, selected []*config.Manager,
 
 // diff runs the phases up to the check and computes the diff against the disk.
 func (r *managerRun) diff(ctx context.Context) ManagerResult {
+	if err := r.expand(); err != nil {
+		return r.fail(PhaseFetch, err, nil, false)
+	}
 	p, perr := r.prepare(ctx)
 	if perr != nil {
 		return r.fail(perr.phase, perr.err, nil, perr.logged)
@@ -132,6 +135,10 @@ func RenderManager(ctx context.Context, cfg *config.Config, manager, path string
 	m := cfg.Manager(manager)
 	if m == nil {
 		return nil, fmt.Errorf("%w: --manager %s: no such manager in %s", config.ErrInvalid, manager, cfg.Source)
+	}
+	m, err := expandDirs(m)
+	if err != nil {
+		return nil, fmt.Errorf("manager %s: %s: %w", manager, PhaseFetch, err)
 	}
 	if path != "" {
 		var only *config.File

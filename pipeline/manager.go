@@ -112,6 +112,10 @@ type prepared struct {
 // then write, reload, and keep or restore the last-known-good copy.
 func (r *managerRun) sync(ctx context.Context) ManagerResult {
 	r.ms.Ran = true
+	if err := r.expand(); err != nil {
+		return r.fail(PhaseFetch, err, nil, false)
+	}
+	r.pruneCache()
 	if r.run.sd.Writing(r.m.Name) {
 		// A run was killed while changing this manager's files: what it
 		// wrote may not be loaded, nor kept, whatever the disk shows now.
@@ -173,6 +177,38 @@ func (r *managerRun) sync(ctx context.Context) ManagerResult {
 		return r.keep(p.files, p.changed)
 	}
 	return r.reload(ctx, p, hash, snap)
+}
+
+// pruneCache drops the cache entries of sources the manager no longer has.
+func (r *managerRun) pruneCache() {
+	if r.run.cache == nil {
+		return
+	}
+	keep := make(map[string]bool, len(r.m.Files))
+	for _, f := range r.m.Files {
+		keep[fetch.Key(f.Source, f.Headers)] = true
+	}
+	if err := r.run.cache.Prune(r.m.Name, keep); err != nil {
+		r.log.Warn("cannot prune the cache", "phase", PhaseFetch, "error", err)
+	}
+}
+
+// expand adds the files of the manager's directory sources (see expandDirs)
+// and drops the state of files gone from their listings.
+func (r *managerRun) expand() error {
+	if len(r.m.Dirs) == 0 {
+		return nil
+	}
+	m, err := expandDirs(r.m)
+	if err != nil {
+		return err
+	}
+	r.m = m
+	for _, f := range m.Files {
+		r.ms.File(f.Path)
+	}
+	r.ms.KeepFiles(m.Paths())
+	return nil
 }
 
 // prepare runs the phases that change nothing: fetch, render and validate,

@@ -287,8 +287,9 @@ func newRun(cfg *config.Config, opts Options, log *slog.Logger, scrub *redact.Sc
 	}
 }
 
-// pruneCache drops the cache entries of managers and sources no longer
-// configured. It is best effort: a stale entry is only disk space.
+// pruneCache drops the cache of managers no longer configured; each
+// manager prunes its own entries once it knows its files (pruneEntries).
+// It is best effort: a stale entry is only disk space.
 func (r *run) pruneCache() {
 	names, err := r.cache.Managers()
 	if err != nil {
@@ -296,14 +297,10 @@ func (r *run) pruneCache() {
 		return
 	}
 	for _, name := range names {
-		var keep map[string]bool
-		if m := r.cfg.Manager(name); m != nil {
-			keep = make(map[string]bool, len(m.Files))
-			for _, f := range m.Files {
-				keep[fetch.Key(f.Source, f.Headers)] = true
-			}
+		if r.cfg.Manager(name) != nil {
+			continue
 		}
-		if err := r.cache.Prune(name, keep); err != nil {
+		if err := r.cache.Prune(name, nil); err != nil {
 			r.log.Warn("cannot prune the cache", "phase", PhaseFetch, "manager", name, "error", err)
 		}
 	}

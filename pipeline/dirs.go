@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/source"
+)
+
+// expandDirs returns m with the files of its directory sources added, each
+// at PATH/RELATIVE with the directory's settings: the listing of a directory
+// decides the files of this run. An empty listing (unless allow_empty), one
+// over max_files, or one that cannot be read fails the manager's fetch
+// phase, so that a wrong prefix never wipes the files it had.
+func expandDirs(m *config.Manager) (*config.Manager, error) {
+	if len(m.Dirs) == 0 {
+		return m, nil
+	}
+	cp := *m
+	cp.Files = slices.Clone(m.Files)
+	for _, d := range m.Dirs {
+		files, err := listDir(d)
+		if err != nil {
+			return nil, fmt.Errorf("dir %s: %w", d.Path, err)
+		}
+		cp.Files = append(cp.Files, files...)
+	}
+	return &cp, nil
+}
+
+// listDir lists the matching files of one directory source.
+func listDir(d *config.Dir) ([]*config.File, error) {
+	scheme, err := source.Scheme(d.Source)
+	if err != nil {
+		return nil, err
+	}
+	if scheme != "file" {
+		return nil, fmt.Errorf("directory sources over %s cannot be listed by this version of butler: list the files one by one, or sync a local directory", scheme)
+	}
+	root := localPath(d.Source)
+	var rels []string
+	err = filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			if !e.IsDir() {
+				return fmt.Errorf("%s is not a directory", root)
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case e.Type()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symbolic link: butler does not follow symlinks", rel)
+		case e.IsDir():
+			return nil
+		case !e.Type().IsRegular():
+			return fmt.Errorf("%s is not a regular file", rel)
+		}
+		if d.Matches(rel) {
+			rels = append(rels, rel)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("directory %s not found", root)
+	case err != nil:
+		return nil, err
+	case len(rels) == 0 && !d.AllowEmpty:
+		return nil, fmt.Errorf("no file matches in %s (a wrong path must not wipe the files: set allow_empty = true if none is right)", root)
+	case len(rels) > d.MaxFiles:
+		return nil, fmt.Errorf("%d files match in %s, more than max_files = %d", len(rels), root, d.MaxFiles)
+	}
+	slices.Sort(rels)
+	files := make([]*config.File, 0, len(rels))
+	for _, rel := range rels {
+		f, err := d.File(rel, filepath.Join(root, filepath.FromSlash(rel)))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// localPath is the directory a file source names.
+func localPath(src string) string {
+	_, rest := source.SplitForced(src)
+	if strings.HasPrefix(rest, "file://") {
+		if u, err := url.Parse(rest); err == nil {
+			return filepath.Clean(u.Path)
+		}
+	}
+	if abs, err := filepath.Abs(rest); err == nil {
+		return abs
+	}
+	return os.ExpandEnv(rest)
+}
