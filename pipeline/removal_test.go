@@ -132,7 +132,10 @@ func TestRunSignedConfiguration(t *testing.T) {
 		{"body altered", func() { e.remote.set("/rules/a.yml", "groups: [evil]\n") }, "signature", v1},
 		{"signed by an unknown key", func() { serve(other, "/rules/a.yml", "groups: [other]\n", t0.Add(time.Hour)) }, "key", v1},
 		{"signature missing", func() { e.remote.set("/rules/a.yml", v1); e.remote.fail("/rules/a.yml.minisig", http.StatusNotFound) }, "404", v1},
-		{"v2 applied", func() { e.remote.fail("/rules/a.yml.minisig", 0); serve(trusted, "/rules/a.yml", "groups: [v2]\n", t0.Add(2*time.Hour)) }, "", "groups: [v2]\n"},
+		{"v2 applied", func() {
+			e.remote.fail("/rules/a.yml.minisig", 0)
+			serve(trusted, "/rules/a.yml", "groups: [v2]\n", t0.Add(2*time.Hour))
+		}, "", "groups: [v2]\n"},
 		{"v1 replayed", func() { e.remote.set("/rules/a.yml", v1); e.remote.set("/rules/a.yml.minisig", v1sig) }, "replay", "groups: [v2]\n"},
 	}
 	for _, st := range steps {
