@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butler-sre/butler/pipeline/internal/minisigntest"
+	"github.com/butler-sre/butler/pipeline/minisigntest"
 )
 
 // withoutRules is the standard configuration with its rules file dropped.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butler-sre/butler/pipeline/internal/minisigntest"
+	"github.com/butler-sre/butler/pipeline/minisigntest"
 )
 
 func mustKeys(t *testing.T, texts ...string) Keys {
