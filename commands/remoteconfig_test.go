@@ -13,6 +13,7 @@ import (
 
 	"github.com/butler-sre/butler/pipeline"
 	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/minisigntest"
 	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
 )
@@ -155,5 +156,90 @@ func TestRemoteConfigLockedChangesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(stateDir, "config.toml")); !os.IsNotExist(err) {
 		t.Errorf("config.toml written while the lock was held: %v", err)
+	}
+}
+
+// TestRemoteConfigSigned: with --config-key, a remote configuration must be
+// signed by that key (the real minisign tool signs it here); an altered,
+// unsigned or replayed one is refused, the kept copy runs, and
+// butler_config_fetch_success says 0.
+func TestRemoteConfigSigned(t *testing.T) {
+	tool := minisigntest.Tool(t)
+	key := minisigntest.NewPair(t, tool)
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	prom := filepath.Join(dir, "butler.prom")
+	var mu sync.Mutex
+	files := map[string]string{"/app.yml": "app: 1\n"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		body, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	text := func(n int) string {
+		return fmt.Sprintf("[butler]\ntextfile = %q\n[managers.app]\ndest = %q\n# version %d\n[[managers.app.files]]\nsource = \"%s/app.yml\"\n",
+			prom, filepath.Join(dir, "app"), n, srv.URL)
+	}
+	publish := func(body string, at time.Time, sign bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		files["/butler.toml"] = body
+		delete(files, "/butler.toml.minisig")
+		if sign {
+			files["/butler.toml.minisig"] = string(minisigntest.Sign(t, tool, key, []byte(body), "-t", fmt.Sprintf("timestamp:%d", at.Unix())))
+		}
+	}
+	sync := func() (int, string, float64) {
+		t.Helper()
+		var stdout, stderr strings.Builder
+		d := &Deps{Stdout: &stdout, Stderr: &stderr, LookupEnv: func(string) (string, bool) { return "", false },
+			Now: time.Now, Build: pipeline.BuildInfo{Version: "test"}}
+		code := Main(t.Context(), []string{"butler", "--config", srv.URL + "/butler.toml", "--config-key", key.Pub, "--state-dir", stateDir, "sync"}, d)
+		fams, err := textfile.ReadFile(prom)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := textfile.Find(fams, "butler_config_fetch_success")
+		v, _ := f.Value(nil)
+		return code, stderr.String(), v
+	}
+	t0 := time.Now().Add(-time.Hour)
+	publish(text(1), t0, true)
+	if code, stderr, v := sync(); code != 0 || v != 1 {
+		t.Fatalf("signed: exit %d, butler_config_fetch_success %v\n%s", code, v, stderr)
+	}
+	for _, tc := range []struct {
+		name, why string
+		serve     func()
+	}{
+		{"altered", "signature", func() {
+			publish(text(1), t0, true)
+			mu.Lock()
+			files["/butler.toml"] += "# changed\n"
+			mu.Unlock()
+		}},
+		{"unsigned", "signature", func() { publish(text(2), t0.Add(time.Minute), false) }},
+		{"replayed", "replay", func() { publish(text(0), t0.Add(-time.Hour), true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.serve()
+			code, stderr, v := sync()
+			if code != 0 || v != 0 || !strings.Contains(stderr, "running with the configuration kept") || !strings.Contains(stderr, tc.why) {
+				t.Errorf("exit %d, butler_config_fetch_success %v; want 0, 0 and the kept copy used because of %q:\n%s", code, v, tc.why, stderr)
+			}
+			if kept, _ := os.ReadFile(filepath.Join(stateDir, "config.toml")); string(kept) != text(1) {
+				t.Error("the kept copy was replaced")
+			}
+		})
+	}
+	publish(text(3), t0.Add(time.Hour), true)
+	if code, stderr, v := sync(); code != 0 || v != 1 {
+		t.Fatalf("newer signed: exit %d, butler_config_fetch_success %v\n%s", code, v, stderr)
 	}
 }

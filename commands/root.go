@@ -110,6 +110,7 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 		ConfigureShellCompletionCommand: configureCompletion,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "butler.toml: a path or a source URL", Value: "/etc/butler/butler.toml", Sources: cli.EnvVars("BUTLER_CONFIG")},
+			&cli.StringFlag{Name: "config-key", Usage: "minisign public key that must have signed a --config URL (its signature at URL.minisig)", Sources: cli.EnvVars("BUTLER_CONFIG_KEY")},
 			&cli.StringFlag{Name: "state-dir", Usage: "override [butler] state_dir", Sources: cli.EnvVars("BUTLER_STATE_DIR")},
 			&cli.StringFlag{Name: "textfile", Usage: "override [butler] textfile", Sources: cli.EnvVars("BUTLER_TEXTFILE")},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
@@ -176,6 +177,7 @@ type loaded struct {
 	cfg     *config.Config
 	fetched *bool  // nil for a local file; false when the kept copy is used
 	keep    []byte // a remote configuration to keep once the lock is held
+	keepSig []byte // and its signature
 }
 
 // loadConfig reads the configuration named by --config, a path or a source URL,
@@ -190,18 +192,22 @@ func loadConfig(ctx context.Context, cmd *cli.Command, d *Deps) (*config.Config,
 // kept from an earlier run.
 func loadConfigFallback(ctx context.Context, cmd *cli.Command, d *Deps, fallback bool) (l loaded, err error) {
 	loc := cmd.String("config")
+	src := pipeline.ConfigSource{URL: loc, LookupEnv: d.LookupEnv, Client: d.HTTPClient, Key: cmd.String("config-key")}
 	switch {
 	case isURL(loc) && fallback:
 		var rc *pipeline.RemoteConfig
-		rc, err = pipeline.LoadRemoteConfig(ctx, loc, cmd.String("state-dir"), d.LookupEnv, d.HTTPClient)
+		rc, err = pipeline.LoadRemoteConfig(ctx, src, cmd.String("state-dir"))
 		if rc != nil {
-			l = loaded{cfg: rc.Config, fetched: &rc.Fetched, keep: rc.Keep}
+			l = loaded{cfg: rc.Config, fetched: &rc.Fetched, keep: rc.Keep, keepSig: rc.KeepSignature}
 			if rc.Problem != nil {
 				d.logger.Warn("running with the configuration kept from an earlier run", "phase", "config", "error", rc.Problem)
 			}
 		}
 	case isURL(loc):
-		l.cfg, _, err = pipeline.FetchConfig(ctx, loc, d.LookupEnv, d.HTTPClient)
+		var got *pipeline.Fetched
+		if got, err = pipeline.FetchConfig(ctx, src); got != nil {
+			l.cfg = got.Config
+		}
 	default:
 		l.cfg, err = config.LoadFile(loc, d.LookupEnv)
 	}

@@ -51,20 +51,21 @@ EXIT STATUS
 				return err
 			}
 			opts := pipeline.Options{
-				Managers:      cmd.StringSlice("manager"),
-				DryRun:        cmd.Bool("dry-run"),
-				Force:         cmd.Bool("force"),
-				Splay:         cmd.Duration("splay"),
-				Timeout:       cmd.Duration("timeout"),
-				Now:           d.Now,
-				Logger:        d.logger,
-				Stdout:        d.Stdout,
-				Environ:       d.Environ,
-				Hostname:      d.Hostname,
-				Build:         d.Build,
-				HTTPClient:    d.HTTPClient,
-				ConfigFetched: l.fetched,
-				KeepConfig:    l.keep,
+				Managers:            cmd.StringSlice("manager"),
+				DryRun:              cmd.Bool("dry-run"),
+				Force:               cmd.Bool("force"),
+				Splay:               cmd.Duration("splay"),
+				Timeout:             cmd.Duration("timeout"),
+				Now:                 d.Now,
+				Logger:              d.logger,
+				Stdout:              d.Stdout,
+				Environ:             d.Environ,
+				Hostname:            d.Hostname,
+				Build:               d.Build,
+				HTTPClient:          d.HTTPClient,
+				ConfigFetched:       l.fetched,
+				KeepConfig:          l.keep,
+				KeepConfigSignature: l.keepSig,
 			}
 			res, err := pipeline.Run(ctx, cfg, opts)
 			if errors.Is(err, config.ErrInvalid) && !opts.DryRun {

@@ -94,8 +94,9 @@ type Options struct {
 	// kept copy is used because the fetch failed or the new one was invalid.
 	ConfigFetched *bool
 	// KeepConfig is a remote configuration that was fetched and passed the
-	// checks: the run keeps it in the state directory once it holds the lock.
-	KeepConfig []byte
+	// checks: the run keeps it in the state directory once it holds the lock,
+	// with KeepConfigSignature when it was signed.
+	KeepConfig, KeepConfigSignature []byte
 
 	// NotifyTLS is the TLS configuration of STARTTLS to the mail server; nil
 	// means the system's roots (tests give their own CA).
@@ -232,7 +233,11 @@ func begin(cfg *config.Config, opts Options, log *slog.Logger, scrub *redact.Scr
 	}()
 	start := opts.Now()
 	if len(opts.KeepConfig) > 0 {
-		if err := sd.WriteFile(keptConfigName, opts.KeepConfig); err != nil {
+		err := sd.WriteFile(keptConfigName, opts.KeepConfig)
+		if err == nil && len(opts.KeepConfigSignature) > 0 {
+			err = sd.WriteFile(keptSigName, opts.KeepConfigSignature)
+		}
+		if err != nil {
 			log.Error("cannot keep the configuration for the runs that cannot fetch it", "phase", "config", "error", err)
 		}
 	}
