@@ -11,7 +11,7 @@ COMMIT_TIME ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 DEB_DIR  ?= bin
 DEB_BUILD = $(DEB_DIR)/deb-build
 
-.PHONY: all build man deb test run demo lint bench install deps clean
+.PHONY: all build man deb test run demo lint bench bench-fleet install deps clean
 
 all: build
 
@@ -81,6 +81,11 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# 200 hosts x 20 files against one store, with and without conditional
+# requests: the peak requests per second and the body bytes of a round.
+bench-fleet:
+	$(GO) test -run '^$$' -bench BenchmarkFleet -benchtime 3x ./pipeline/
 
 install: build
 	install -D -m 0755 bin/butler $(DESTDIR)$(PREFIX)/bin/butler

@@ -30,7 +30,7 @@ type etagStore struct {
 	srv      *httptest.Server
 }
 
-func newETagStore(t *testing.T) *etagStore {
+func newETagStore(t testing.TB) *etagStore {
 	s := &etagStore{files: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
