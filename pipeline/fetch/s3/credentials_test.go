@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -151,20 +152,26 @@ func TestCredentialChain(t *testing.T) {
 }
 
 // imdsServer is a fake EC2 instance metadata service (IMDSv2) that gives
-// the role "butler" the key ROLEKEY, or answers as mode says: "no role"
-// (404), "hang" (never answers).
+// the role "butler" the key ROLEKEY, or answers as its mode says: "no
+// role" (404), "hang" (never answers; each request is reported on
+// arrived).
 type imdsServer struct {
 	*httptest.Server
+	mode     atomic.Value // string
 	requests atomic.Int64
+	arrived  chan struct{}
 }
 
 func newIMDS(t *testing.T, mode string) *imdsServer {
-	s := &imdsServer{}
+	s := &imdsServer{arrived: make(chan struct{}, 100)}
+	s.mode.Store(mode)
 	done := make(chan struct{})
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
+		mode := s.mode.Load().(string)
 		switch {
 		case mode == "hang":
+			s.arrived <- struct{}{}
 			select {
 			case <-r.Context().Done():
 			case <-done:
@@ -227,7 +234,13 @@ func TestInstanceRole(t *testing.T) {
 			c := New(Options{Getenv: testEnv(t, env), IMDSEndpoint: imds.URL, IMDSTimeout: 200 * time.Millisecond})
 			src := s.srv.URL + "/configs/a.yml" + tc.query
 			for i := range 2 { // the second Get asks nothing more
+				start := time.Now()
 				_, err := c.Get(context.Background(), location(t, src), Conditions{}, 10)
+				// The SDK's own timeouts would end a silent metadata
+				// service after about 5s; the bound is 200ms.
+				if d := time.Since(start); d > 3*time.Second {
+					t.Errorf("Get %d took %v", i, d)
+				}
 				if tc.wantErr != "" {
 					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 						t.Fatalf("Get %d: error %v, want one containing %q", i, err, tc.wantErr)
@@ -277,13 +290,17 @@ func TestInstanceRoleAskedOnce(t *testing.T) {
 func TestInstanceRoleCanceledIsNotKept(t *testing.T) {
 	s := newStore(t)
 	s.put(t, "a.yml", []byte("a"))
-	imds := newIMDS(t, "")
+	imds := newIMDS(t, "hang")
 	c := New(Options{Getenv: testEnv(t, map[string]string{"AWS_EC2_METADATA_DISABLED": ""}), IMDSEndpoint: imds.URL})
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := c.Get(ctx, location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); err == nil {
-		t.Fatal("no error from a canceled Get")
+	go func() {
+		<-imds.arrived // the run ends while the instance role is asked
+		cancel()
+	}()
+	if _, err := c.Get(ctx, location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want canceled", err)
 	}
+	imds.mode.Store("")
 	if _, err := c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); err != nil {
 		t.Fatalf("Get after a canceled one: %v", err)
 	}
