@@ -1,0 +1,461 @@
+// Package gcs reads one object from Google Cloud Storage into memory,
+// conditionally, through the JSON API over net/http, for the fetch phase.
+//
+// Guarantees:
+//   - With Conditions.Generation (ifGenerationNotMatch) or, without one,
+//     Conditions.ETag (If-None-Match), an unchanged object costs one
+//     request and no body: Get returns Status 304 and a nil Body.
+//   - The body is read with a limit, whether or not the server announces a
+//     length: a larger object is an error wrapping ErrTooLarge, and no more
+//     than limit+1 bytes are read.
+//   - Credentials are looked for only on the first Get that needs them:
+//     Options.TokenSource, else GOOGLE_OAUTH_ACCESS_TOKEN, else Google's
+//     Application Default Credentials. With STORAGE_EMULATOR_HOST set,
+//     requests go to the emulator over http, unauthenticated.
+//   - Errors say what happened ("gcs status 404: notFound: ...", "gcs: no
+//     response: ..."), unwrap only to safe sentinels (ErrTooLarge,
+//     fs.ErrNotExist, fs.ErrPermission, context.DeadlineExceeded,
+//     context.Canceled), and never contain a credential.
+//
+// cloud.google.com/go/storage is not used: it links gRPC and its package
+// init alone costs several milliseconds of every run.
+package gcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+
+	"github.com/butler-sre/butler/pipeline/redact"
+)
+
+// ErrTooLarge marks an object larger than the limit given to Get.
+var ErrTooLarge = errors.New("object larger than the size limit")
+
+// Scope is the OAuth scope butler asks for: reading objects.
+const Scope = "https://www.googleapis.com/auth/devstorage.read_only"
+
+// DefaultEndpoint is the JSON API's base URL.
+const DefaultEndpoint = "https://storage.googleapis.com"
+
+const (
+	defaultAttempts = 2
+	retryPause      = 250 * time.Millisecond
+	maxErrorBody    = 64 << 10
+	maxErrorText    = 300
+)
+
+// Object is what a conditional GET gave.
+type Object struct {
+	// Status is the storage API's HTTP status: 200, 304 (not modified),
+	// 404, 403, ...; 0 when there was no response, or the run ended
+	// before the whole body came.
+	Status int
+	// Body is the object's content; nil on 304 and on errors.
+	Body []byte
+	// ETag and Generation are the validators of the object returned, also
+	// on 304 when the server sends them.
+	ETag       string
+	Generation string
+	// Bytes is how many body bytes were received, also on errors.
+	Bytes int64
+}
+
+// Conditions make a Get conditional.
+type Conditions struct {
+	// Generation of the copy the caller holds, sent as
+	// ifGenerationNotMatch.
+	Generation string
+	// ETag of the copy the caller holds, sent as If-None-Match when there
+	// is no Generation.
+	ETag string
+}
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// HTTPClient sends the requests (and those for tokens); nil means a
+	// client of the Client's own whose connections are kept alive across
+	// requests.
+	HTTPClient *http.Client
+	// Getenv reads the environment (STORAGE_EMULATOR_HOST,
+	// GOOGLE_OAUTH_ACCESS_TOKEN); nil means os.Getenv. Application
+	// Default Credentials read the process environment themselves
+	// (GOOGLE_APPLICATION_CREDENTIALS).
+	Getenv func(string) string
+	// Endpoint is the JSON API's base URL; "" means
+	// http://$STORAGE_EMULATOR_HOST when that is set (then without
+	// authentication), else DefaultEndpoint.
+	Endpoint string
+	// TokenSource gives the access tokens; nil means
+	// GOOGLE_OAUTH_ACCESS_TOKEN when set, else
+	// google.DefaultTokenSource, made on the first Get that needs it.
+	TokenSource oauth2.TokenSource
+	// Attempts is how often a request is tried (429, 5xx, a connection
+	// that failed); zero means 2.
+	Attempts int
+}
+
+// Client reads objects. It is safe for concurrent use.
+type Client struct {
+	http     *http.Client
+	getenv   func(string) string
+	endpoint string
+	anon     bool // the emulator: no credentials
+	attempts int
+
+	tsOnce sync.Once
+	tsDone chan struct{}
+	given  oauth2.TokenSource
+	ts     oauth2.TokenSource // set before tsDone is closed
+	tsErr  error
+}
+
+// New returns a Client for opts.
+func New(opts Options) *Client {
+	c := &Client{
+		http:     opts.HTTPClient,
+		getenv:   opts.Getenv,
+		endpoint: strings.TrimSuffix(opts.Endpoint, "/"),
+		attempts: opts.Attempts,
+		given:    opts.TokenSource,
+		tsDone:   make(chan struct{}),
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: cleanhttp.DefaultPooledTransport()}
+	}
+	if c.getenv == nil {
+		c.getenv = os.Getenv
+	}
+	if c.attempts <= 0 {
+		c.attempts = defaultAttempts
+	}
+	if c.endpoint == "" {
+		c.endpoint = DefaultEndpoint
+		if host := c.getenv("STORAGE_EMULATOR_HOST"); host != "" {
+			c.anon = true
+			c.endpoint = strings.TrimSuffix(host, "/")
+			if !strings.HasPrefix(host, "http://") && !strings.HasPrefix(host, "https://") {
+				c.endpoint = "http://" + c.endpoint
+			}
+		}
+	}
+	return c
+}
+
+// tokenSource makes the token source on first use, without holding a Get
+// past its context.
+func (c *Client) tokenSource(ctx context.Context) (oauth2.TokenSource, error) {
+	c.tsOnce.Do(func() {
+		go func() {
+			defer close(c.tsDone)
+			c.ts, c.tsErr = c.newTokenSource()
+		}()
+	})
+	select {
+	case <-c.tsDone:
+		return c.ts, c.tsErr
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Client) newTokenSource() (oauth2.TokenSource, error) {
+	if c.given != nil {
+		return c.given, nil
+	}
+	if tok := c.getenv("GOOGLE_OAUTH_ACCESS_TOKEN"); tok != "" {
+		return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok, TokenType: "Bearer"}), nil
+	}
+	// The context is kept by the token source for every refresh: it
+	// carries the HTTP client, not the deadline of the first Get.
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, c.http)
+	return google.DefaultTokenSource(ctx, Scope)
+}
+
+// token returns an access token within ctx.
+func (c *Client) token(ctx context.Context) (*oauth2.Token, error) {
+	ts, err := c.tokenSource(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		tok, err := ts.Token()
+		ch <- result{tok, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.tok, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// objectURL is the JSON API's media URL of loc, with its conditions.
+func (c *Client) objectURL(loc Location, cond Conditions) string {
+	q := url.Values{"alt": {"media"}}
+	if loc.Generation != "" {
+		q.Set("generation", loc.Generation)
+	}
+	if cond.Generation != "" {
+		q.Set("ifGenerationNotMatch", cond.Generation)
+	}
+	return c.endpoint + "/storage/v1/b/" + url.PathEscape(loc.Bucket) + "/o/" + url.PathEscape(loc.Object) + "?" + q.Encode()
+}
+
+// Get reads loc, conditionally: with cond.Generation set
+// (ifGenerationNotMatch), else cond.ETag (If-None-Match), an unchanged
+// object comes back as Status 304 and no body. The body is read with a
+// limit of max bytes: a larger object is an error wrapping ErrTooLarge,
+// whether or not a length was announced. The Object holds the status and
+// the bytes received also when there is an error. ctx bounds the whole
+// Get, token and body included.
+func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int64) (Object, error) {
+	if max <= 0 {
+		return Object{}, fmt.Errorf("gcs: size limit %d is not positive", max)
+	}
+	scrub := redact.NewScrubber()
+	var auth string
+	if !c.anon {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return Object{}, tokenError(ctx, err)
+		}
+		auth = tok.Type() + " " + tok.AccessToken
+		scrub.Add(auth)
+	}
+	header := http.Header{}
+	if auth != "" {
+		header.Set("Authorization", auth)
+	}
+	if cond.Generation == "" && cond.ETag != "" {
+		header.Set("If-None-Match", cond.ETag)
+	}
+	resp, err := c.send(ctx, c.objectURL(loc, cond), header)
+	switch {
+	case err != nil && isTimeout(ctx, err):
+		return Object{}, contextError(ctx, err)
+	case err != nil:
+		return Object{}, &failure{msg: scrub.Scrub("gcs: " + describe(err))}
+	}
+	defer func() { _ = resp.Body.Close() }()
+
+	obj := Object{Status: resp.StatusCode, ETag: resp.Header.Get("ETag"), Generation: resp.Header.Get("X-Goog-Generation")}
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return obj, nil
+	case resp.StatusCode != http.StatusOK:
+		return Object{Status: resp.StatusCode}, apiError(resp, scrub)
+	case resp.ContentLength > max:
+		return obj, tooLarge(obj.Status, max)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	obj.Bytes = int64(len(body))
+	switch {
+	case err != nil && isTimeout(ctx, err):
+		obj.Status = 0
+		return obj, contextError(ctx, err)
+	case err != nil:
+		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("gcs status %d: read body: %s", obj.Status, describe(err)))}
+	case obj.Bytes > max:
+		return obj, tooLarge(obj.Status, max)
+	}
+	obj.Body = body
+	return obj, nil
+}
+
+// send GETs u, and once more (up to Attempts) after a 429, a 5xx or a
+// failed connection.
+func (c *Client) send(ctx context.Context, u string, header http.Header) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header = header.Clone()
+		resp, err := c.http.Do(req)
+		if attempt >= c.attempts || !retryable(ctx, resp, err) {
+			return resp, err
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+			_ = resp.Body.Close()
+		}
+		if err := pause(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// retryable reports whether a request that gave resp or err is worth
+// another try.
+func retryable(ctx context.Context, resp *http.Response, err error) bool {
+	if err != nil {
+		return !isTimeout(ctx, err)
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+}
+
+// pause waits before a retry, or until ctx ends.
+func pause(ctx context.Context) error {
+	t := time.NewTimer(retryPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failure is the error Get returns: a text scrubbed of credentials that
+// unwraps only to a safe sentinel (nil for none).
+type failure struct {
+	msg  string
+	kind error
+}
+
+func (e *failure) Error() string { return e.msg }
+func (e *failure) Unwrap() error { return e.kind }
+
+func tooLarge(status int, max int64) *failure {
+	return &failure{msg: fmt.Sprintf("gcs status %d: larger than the limit of %d bytes", status, max), kind: ErrTooLarge}
+}
+
+// apiError describes an error response: the status, the reason of the
+// JSON API's error document ("notFound", "forbidden") and its message.
+func apiError(resp *http.Response, scrub *redact.Scrubber) *failure {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var doc struct {
+		Error struct {
+			Message string `json:"message"`
+			Errors  []struct {
+				Reason string `json:"reason"`
+			} `json:"errors"`
+		} `json:"error"`
+	}
+	reason, message := "", ""
+	if json.Unmarshal(data, &doc) == nil {
+		message = doc.Error.Message
+		if len(doc.Error.Errors) > 0 {
+			reason = doc.Error.Errors[0].Reason
+		}
+	} else if line, _, _ := strings.Cut(strings.TrimSpace(string(data)), "\n"); line != http.StatusText(resp.StatusCode) {
+		message = line // a plain text answer, as from an emulator or a proxy
+	}
+	if reason == "" {
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			reason = "notFound"
+		case http.StatusForbidden:
+			reason = "forbidden"
+		case http.StatusUnauthorized:
+			reason = "unauthorized"
+		}
+	}
+	msg := fmt.Sprintf("gcs status %d", resp.StatusCode)
+	for _, s := range []string{reason, message} {
+		if s = strings.TrimSpace(s); s != "" {
+			if len(s) > maxErrorText {
+				s = s[:maxErrorText] + "..."
+			}
+			msg += ": " + s
+		}
+	}
+	var kind error
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		kind = fs.ErrNotExist
+	case http.StatusUnauthorized, http.StatusForbidden:
+		kind = fs.ErrPermission
+	}
+	return &failure{msg: scrub.Scrub(msg), kind: kind}
+}
+
+// tokenError describes a failure to get an access token.
+func tokenError(ctx context.Context, err error) *failure {
+	if isTimeout(ctx, err) {
+		return contextError(ctx, err)
+	}
+	msg := "gcs: no Google credentials: "
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.Response != nil:
+		msg += fmt.Sprintf("token endpoint status %d", re.Response.StatusCode)
+		code, desc := re.ErrorCode, re.ErrorDescription
+		if code == "" { // not every flow reads RFC 6749's error document
+			var doc struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			if json.Unmarshal(re.Body, &doc) == nil {
+				code, desc = doc.Error, doc.Description
+			}
+		}
+		for _, s := range []string{code, desc} {
+			if s != "" {
+				msg += ": " + s
+			}
+		}
+	default:
+		line, _, _ := strings.Cut(describe(err), "\n")
+		msg += line
+	}
+	return &failure{msg: msg}
+}
+
+// isTimeout reports whether err is the end of ctx or a network timeout.
+func isTimeout(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// contextError describes a Get ended by its context or a timeout.
+func contextError(ctx context.Context, err error) *failure {
+	if errors.Is(ctx.Err(), context.Canceled) || (ctx.Err() == nil && errors.Is(err, context.Canceled)) {
+		return &failure{msg: "gcs: canceled", kind: context.Canceled}
+	}
+	return &failure{msg: "gcs: timed out", kind: context.DeadlineExceeded}
+}
+
+// describe says what a transport-level error was, without the URL that
+// net/http puts around it.
+func describe(err error) string {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return "no response: " + dns.Error()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		if op.Op == "dial" {
+			return "no response: " + op.Error()
+		}
+		return "connection failed: " + op.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

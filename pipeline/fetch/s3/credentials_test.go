@@ -1,0 +1,307 @@
+package s3
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestParseProfile(t *testing.T) {
+	const file = `# the shared credentials file
+[default]
+aws_access_key_id = DEFAULTKEY
+aws_secret_access_key = DEFAULTSECRET
+
+[ops]
+; comment
+AWS_ACCESS_KEY_ID=OPSKEY
+aws_secret_access_key = OPSSECRET   # inline comment
+aws_session_token = OPSTOKEN
+s3 =
+  aws_access_key_id = NESTED
+  max_concurrent_requests = 10
+region = eu-west-1
+
+[ role ]
+role_arn = arn:aws:iam::123456789012:role/x
+source_profile = default
+`
+	cases := []struct {
+		name      string
+		data      string
+		profile   string
+		want      keys
+		wantFound bool
+		wantErr   string
+	}{
+		{name: "default", data: file, profile: "default", want: keys{"DEFAULTKEY", "DEFAULTSECRET", ""}, wantFound: true},
+		{name: "named, comments, case and nesting", data: file, profile: "ops", want: keys{"OPSKEY", "OPSSECRET", "OPSTOKEN"}, wantFound: true},
+		{name: "no keys", data: file, profile: "role", wantFound: true},
+		{name: "missing profile", data: file, profile: "nope"},
+		{name: "empty file", data: "", profile: "default"},
+		{name: "CRLF", data: "[default]\r\naws_access_key_id = K\r\naws_secret_access_key = S\r\n", profile: "default", want: keys{"K", "S", ""}, wantFound: true},
+		{name: "section without bracket", data: "[default\n", profile: "default", wantErr: "line 1: section without ]"},
+		{name: "line without =", data: "[default]\naws_access_key_id\n", profile: "default", wantErr: "line 2: neither [section] nor key = value"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, found, err := parseProfile([]byte(tc.data), tc.profile)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want || found != tc.wantFound {
+				t.Errorf("got %+v found %v, want %+v found %v", got, found, tc.want, tc.wantFound)
+			}
+		})
+	}
+}
+
+// writeFile writes a file under dir and returns its path.
+func writeFile(t *testing.T, dir, rel, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCredentialChain(t *testing.T) {
+	s := newStore(t)
+	s.put(t, "a.yml", []byte("a"))
+	home := t.TempDir()
+	writeFile(t, home, ".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n\n[ops]\naws_access_key_id = OPSKEY\naws_secret_access_key = OPSSECRET\naws_session_token = OPSTOKEN\n\n[role]\nrole_arn = arn:aws:iam::123456789012:role/x\n")
+	other := writeFile(t, t.TempDir(), "creds", "[default]\naws_access_key_id = OTHERKEY\naws_secret_access_key = OTHERSECRET\n")
+	emptyHome := t.TempDir()
+	envKeys := map[string]string{"AWS_ACCESS_KEY_ID": "ENVKEY", "AWS_SECRET_ACCESS_KEY": "ENVSECRET", "AWS_SESSION_TOKEN": "ENVTOKEN"}
+	with := func(base map[string]string, kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		name      string
+		query     string
+		env       map[string]string
+		wantKey   string
+		wantToken string
+		wantErr   string
+	}{
+		{name: "environment", env: with(envKeys, "HOME", emptyHome), wantKey: "ENVKEY", wantToken: "ENVTOKEN"},
+		{name: "environment before the file", env: with(envKeys, "HOME", home), wantKey: "ENVKEY", wantToken: "ENVTOKEN"},
+		{name: "file, default profile", env: with(nil, "HOME", home), wantKey: "FILEKEY"},
+		{name: "file, AWS_PROFILE", env: with(nil, "HOME", home, "AWS_PROFILE", "ops"), wantKey: "OPSKEY", wantToken: "OPSTOKEN"},
+		{name: "file, aws_profile of the source before AWS_PROFILE and the environment", query: "?aws_profile=ops",
+			env: with(envKeys, "HOME", home, "AWS_PROFILE", "default"), wantKey: "OPSKEY", wantToken: "OPSTOKEN"},
+		{name: "AWS_SHARED_CREDENTIALS_FILE", env: with(nil, "HOME", home, "AWS_SHARED_CREDENTIALS_FILE", other), wantKey: "OTHERKEY"},
+		{name: "AWS_SHARED_CREDENTIALS_FILE with ~", env: with(nil, "HOME", home, "AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), wantKey: "FILEKEY"},
+		{name: "named profile missing", env: with(nil, "HOME", home, "AWS_PROFILE", "nope"),
+			wantErr: `s3: no AWS credentials: profile "nope" not found in ` + filepath.Join(home, ".aws/credentials")},
+		{name: "named profile without keys", query: "?aws_profile=role", env: with(nil, "HOME", home),
+			wantErr: `s3: no AWS credentials: profile "role" has no aws_access_key_id`},
+		{name: "named profile, no file", query: "?aws_profile=ops", env: with(nil, "HOME", emptyHome), wantErr: `profile "ops": read ` + filepath.Join(emptyHome, ".aws/credentials") + ": no such file or directory"},
+		{name: "half a pair in the environment", env: with(nil, "HOME", home, "AWS_ACCESS_KEY_ID", "ENVKEY"),
+			wantErr: "s3: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"},
+		{name: "nothing, instance role disabled", env: with(nil, "HOME", emptyHome),
+			wantErr: "s3: no AWS credentials: none in the source, the environment (AWS_ACCESS_KEY_ID) or the shared credentials file; the instance role is disabled (AWS_EC2_METADATA_DISABLED)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New(Options{Getenv: testEnv(t, tc.env)})
+			_, err := c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"+tc.query), Conditions{}, 10)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := s.rec.last(t)
+			if id, _ := scope(t, r); id != tc.wantKey {
+				t.Errorf("signed by %s, want %s", id, tc.wantKey)
+			}
+			if tok := r.header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
+				t.Errorf("X-Amz-Security-Token %q, want %q", tok, tc.wantToken)
+			}
+		})
+	}
+}
+
+// imdsServer is a fake EC2 instance metadata service (IMDSv2) that gives
+// the role "butler" the key ROLEKEY, or answers as its mode says: "no
+// role" (404), "hang" (never answers; each request is reported on
+// arrived).
+type imdsServer struct {
+	*httptest.Server
+	mode     atomic.Value // string
+	requests atomic.Int64
+	arrived  chan struct{}
+}
+
+func newIMDS(t *testing.T, mode string) *imdsServer {
+	s := &imdsServer{arrived: make(chan struct{}, 100)}
+	s.mode.Store(mode)
+	done := make(chan struct{})
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		mode := s.mode.Load().(string)
+		switch {
+		case mode == "hang":
+			s.arrived <- struct{}{}
+			select {
+			case <-r.Context().Done():
+			case <-done:
+			}
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "21600")
+			_, _ = w.Write([]byte("IMDSTOKEN"))
+		case r.Header.Get("X-Aws-Ec2-Metadata-Token") != "IMDSTOKEN":
+			w.WriteHeader(http.StatusUnauthorized)
+		case mode == "no role":
+			http.NotFound(w, r)
+		case r.URL.Path == "/latest/meta-data/iam/security-credentials/":
+			_, _ = w.Write([]byte("butler\n"))
+		case r.URL.Path == "/latest/meta-data/iam/security-credentials/butler":
+			_ = json.NewEncoder(w).Encode(map[string]string{
+				"Code": "Success", "AccessKeyId": "ROLEKEY", "SecretAccessKey": "ROLESECRET", "Token": "ROLETOKEN",
+				"Expiration": time.Now().Add(6 * time.Hour).UTC().Format(time.RFC3339),
+			})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(func() {
+		close(done)
+		s.Close()
+	})
+	return s
+}
+
+func TestInstanceRole(t *testing.T) {
+	s := newStore(t)
+	s.put(t, "a.yml", []byte("a"))
+	home := t.TempDir()
+	writeFile(t, home, ".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n")
+	cases := []struct {
+		name      string
+		mode      string
+		query     string
+		env       map[string]string
+		wantKey   string
+		wantToken string
+		wantErr   string
+		wantAsked bool
+	}{
+		{name: "used when nothing else gives keys", wantKey: "ROLEKEY", wantToken: "ROLETOKEN", wantAsked: true},
+		{name: "not asked with keys in the source", query: withKeys(), wantKey: testKeyID},
+		{name: "not asked with keys in the environment", env: map[string]string{"AWS_ACCESS_KEY_ID": "ENVKEY", "AWS_SECRET_ACCESS_KEY": "ENVSECRET"}, wantKey: "ENVKEY"},
+		{name: "not asked with keys in the file", env: map[string]string{"HOME": home}, wantKey: "FILEKEY"},
+		{name: "not asked for a named profile", query: "?aws_profile=ops", env: map[string]string{"HOME": home}, wantErr: `profile "ops" not found`},
+		{name: "no role", mode: "no role", wantErr: "; no instance role: the instance has none (instance metadata status 404)", wantAsked: true},
+		{name: "no answer", mode: "hang", wantErr: "; no instance role: instance metadata: no answer within 200ms", wantAsked: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			imds := newIMDS(t, tc.mode)
+			env := map[string]string{"AWS_EC2_METADATA_DISABLED": ""}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			c := New(Options{Getenv: testEnv(t, env), IMDSEndpoint: imds.URL, IMDSTimeout: 200 * time.Millisecond})
+			src := s.srv.URL + "/configs/a.yml" + tc.query
+			for i := range 2 { // the second Get asks nothing more
+				start := time.Now()
+				_, err := c.Get(context.Background(), location(t, src), Conditions{}, 10)
+				// The SDK's own timeouts would end a silent metadata
+				// service after about 5s; the bound is 200ms.
+				if d := time.Since(start); d > 3*time.Second {
+					t.Errorf("Get %d took %v", i, d)
+				}
+				if tc.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("Get %d: error %v, want one containing %q", i, err, tc.wantErr)
+					}
+				} else {
+					if err != nil {
+						t.Fatalf("Get %d: %v", i, err)
+					}
+					r := s.rec.last(t)
+					if id, _ := scope(t, r); id != tc.wantKey {
+						t.Errorf("Get %d signed by %s, want %s", i, id, tc.wantKey)
+					}
+					if tok := r.header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
+						t.Errorf("Get %d: X-Amz-Security-Token %q, want %q", i, tok, tc.wantToken)
+					}
+				}
+				if i == 0 && tc.wantAsked != (imds.requests.Load() > 0) {
+					t.Fatalf("instance metadata asked %d times, want asked %v", imds.requests.Load(), tc.wantAsked)
+				}
+			}
+			if !tc.wantAsked && imds.requests.Load() != 0 {
+				t.Errorf("instance metadata asked %d times", imds.requests.Load())
+			}
+		})
+	}
+}
+
+func TestInstanceRoleAskedOnce(t *testing.T) {
+	s := newStore(t)
+	s.put(t, "a.yml", []byte("a"))
+	for _, mode := range []string{"", "no role", "hang"} {
+		t.Run("mode "+mode, func(t *testing.T) {
+			imds := newIMDS(t, mode)
+			c := New(Options{Getenv: testEnv(t, map[string]string{"AWS_EC2_METADATA_DISABLED": ""}), IMDSEndpoint: imds.URL, IMDSTimeout: 200 * time.Millisecond})
+			_, _ = c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10)
+			first := imds.requests.Load()
+			for range 3 {
+				_, _ = c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10)
+			}
+			if n := imds.requests.Load(); n != first || n == 0 {
+				t.Errorf("instance metadata asked %d times after the first Get, %d times in all", n-first, n)
+			}
+		})
+	}
+}
+
+func TestInstanceRoleCanceledIsNotKept(t *testing.T) {
+	s := newStore(t)
+	s.put(t, "a.yml", []byte("a"))
+	imds := newIMDS(t, "hang")
+	c := New(Options{Getenv: testEnv(t, map[string]string{"AWS_EC2_METADATA_DISABLED": ""}), IMDSEndpoint: imds.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-imds.arrived // the run ends while the instance role is asked
+		cancel()
+	}()
+	if _, err := c.Get(ctx, location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want canceled", err)
+	}
+	imds.mode.Store("")
+	if _, err := c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); err != nil {
+		t.Fatalf("Get after a canceled one: %v", err)
+	}
+}

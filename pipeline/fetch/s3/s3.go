@@ -1,0 +1,323 @@
+// Package s3 reads one object from Amazon S3 or an S3-compatible server
+// into memory, conditionally, for the fetch phase.
+//
+// Guarantees:
+//   - With Conditions.ETag set, an unchanged object costs one request and
+//     no body: Get returns Status 304 and a nil Body.
+//   - The body is read with a limit, whether or not the server announces a
+//     length: a larger object is an error wrapping ErrTooLarge, and no more
+//     than limit+1 bytes are read.
+//   - Credentials come from the source, else the environment, else the
+//     shared credentials file, else the EC2 instance role. The instance
+//     metadata service is asked only when nothing before it gave keys, at
+//     most once per Client and profile when it has no role, and never for
+//     longer than Options.IMDSTimeout.
+//   - Errors say what happened ("s3 status 404: NoSuchKey: ...", "s3: no
+//     response: ..."), unwrap only to safe sentinels (ErrTooLarge,
+//     fs.ErrNotExist, fs.ErrPermission, context.DeadlineExceeded,
+//     context.Canceled), and never contain a credential.
+//
+// The SDK's config package is not used (its package init alone costs a
+// few milliseconds of every run): ~/.aws/config, SSO, assume-role and
+// credential_process are not read; only static keys are.
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/hashicorp/go-cleanhttp"
+
+	"github.com/butler-sre/butler/pipeline/redact"
+)
+
+// ErrTooLarge marks an object larger than the limit given to Get.
+var ErrTooLarge = errors.New("object larger than the size limit")
+
+// Defaults of Options.
+const (
+	defaultAttempts    = 2
+	defaultIMDSTimeout = 2 * time.Second
+	maxBackoff         = 500 * time.Millisecond
+)
+
+// Object is what a conditional GET gave.
+type Object struct {
+	// Status is the storage API's HTTP status: 200, 304 (not modified),
+	// 404, 403, ...; 0 when there was no response, or the run ended
+	// before the whole body came.
+	Status int
+	// Body is the object's content; nil on 304 and on errors.
+	Body []byte
+	// ETag is the validator of the object returned, also on 304 when the
+	// server sends it.
+	ETag string
+	// Generation is always empty for S3 (the field keeps Object alike in
+	// the s3 and gcs packages).
+	Generation string
+	// Bytes is how many body bytes were received, also on errors.
+	Bytes int64
+}
+
+// Conditions make a Get conditional.
+type Conditions struct {
+	// ETag is the validator of the copy the caller holds, sent as
+	// If-None-Match.
+	ETag string
+	// Generation is not used by S3 (the field keeps Conditions alike in
+	// the s3 and gcs packages).
+	Generation string
+}
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// HTTPClient sends the requests; nil means a client of the Client's
+	// own whose connections are kept alive across requests.
+	HTTPClient *http.Client
+	// Getenv reads the environment; nil means os.Getenv.
+	Getenv func(string) string
+	// IMDSEndpoint is the EC2 instance metadata service; "" means
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT, else the SDK's default.
+	IMDSEndpoint string
+	// IMDSTimeout bounds each request for the instance role's
+	// credentials; zero means 2s.
+	IMDSTimeout time.Duration
+	// Attempts is how often a request is tried (throttling, 5xx, a
+	// connection that failed); zero means 2.
+	Attempts int
+}
+
+// Client reads objects. It is safe for concurrent use.
+type Client struct {
+	api    *s3sdk.Client
+	getenv func(string) string
+	chain  *chain
+}
+
+// New returns a Client for opts.
+func New(opts Options) *Client {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Transport: cleanhttp.DefaultPooledTransport()}
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.IMDSTimeout <= 0 {
+		opts.IMDSTimeout = defaultIMDSTimeout
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = defaultAttempts
+	}
+	api := s3sdk.New(s3sdk.Options{
+		HTTPClient: opts.HTTPClient,
+		Region:     "us-east-1", // each request sets its own
+		Retryer: retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = opts.Attempts
+			so.MaxBackoff = maxBackoff
+			so.RateLimiter = ratelimit.None // every file of a run may retry
+		}),
+		// What AWS_REQUEST_CHECKSUM_CALCULATION and
+		// AWS_RESPONSE_CHECKSUM_VALIDATION=when_required set: no checksum
+		// asked for, none expected, and no "Response has no supported
+		// checksum" against servers that send none.
+		RequestChecksumCalculation:                aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation:                aws.ResponseChecksumValidationWhenRequired,
+		DisableLogOutputChecksumValidationSkipped: true,
+		Logger: logging.Nop{},
+	})
+	return &Client{
+		api:    api,
+		getenv: opts.Getenv,
+		chain:  newChain(opts.Getenv, opts.IMDSEndpoint, opts.IMDSTimeout),
+	}
+}
+
+// region is the region a request for loc is signed for.
+func (c *Client) region(loc Location) string {
+	for _, r := range []string{loc.Region, c.getenv("AWS_REGION"), c.getenv("AWS_DEFAULT_REGION")} {
+		if r != "" {
+			return r
+		}
+	}
+	return "us-east-1"
+}
+
+// Get reads loc, conditionally: with cond.ETag set (If-None-Match), an
+// unchanged object comes back as Status 304 and no body. The body is read
+// with a limit of max bytes: a larger object is an error wrapping
+// ErrTooLarge, whether or not a length was announced. The Object holds
+// the status and the bytes received also when there is an error. ctx
+// bounds the whole Get, credentials and body included.
+func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int64) (Object, error) {
+	if max <= 0 {
+		return Object{}, fmt.Errorf("s3: size limit %d is not positive", max)
+	}
+	in := &s3sdk.GetObjectInput{Bucket: aws.String(loc.Bucket), Key: aws.String(loc.Key)}
+	if loc.VersionID != "" {
+		in.VersionId = aws.String(loc.VersionID)
+	}
+	if cond.ETag != "" {
+		in.IfNoneMatch = aws.String(cond.ETag)
+	}
+	var used atomic.Pointer[aws.Credentials] // for scrubbing: whatever a server echoes
+	own := static(loc.keys)
+	out, err := c.api.GetObject(ctx, in, func(o *s3sdk.Options) {
+		o.Region = c.region(loc)
+		if loc.Endpoint != "" {
+			o.BaseEndpoint = aws.String(loc.Endpoint)
+			o.UsePathStyle = true
+		}
+		o.Credentials = aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+			var cr aws.Credentials
+			var err error
+			if own != nil {
+				cr, err = own.Retrieve(ctx)
+			} else {
+				cr, err = c.chain.retrieve(ctx, loc.Profile)
+			}
+			if err == nil {
+				used.Store(&cr)
+			}
+			return cr, err
+		})
+	})
+	scrub := redact.NewScrubber(loc.Secrets()...)
+	if cr := used.Load(); cr != nil {
+		scrub.Add(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)
+	}
+	if err != nil {
+		return failed(ctx, err, scrub)
+	}
+	defer func() { _ = out.Body.Close() }()
+
+	obj := Object{Status: http.StatusOK, ETag: aws.ToString(out.ETag)}
+	if raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response); ok {
+		obj.Status = raw.StatusCode
+	}
+	if out.ContentLength != nil && *out.ContentLength > max {
+		return obj, tooLarge(obj.Status, max)
+	}
+	body, err := io.ReadAll(io.LimitReader(out.Body, max+1))
+	obj.Bytes = int64(len(body))
+	switch {
+	case err != nil && isTimeout(ctx, err):
+		obj.Status = 0
+		return obj, contextError(ctx, err)
+	case err != nil:
+		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("s3 status %d: read body: %s", obj.Status, describe(err)))}
+	case obj.Bytes > max:
+		return obj, tooLarge(obj.Status, max)
+	}
+	obj.Body = body
+	return obj, nil
+}
+
+// failure is the error Get returns: a text scrubbed of credentials that
+// unwraps only to a safe sentinel (nil for none).
+type failure struct {
+	msg  string
+	kind error
+}
+
+func (e *failure) Error() string { return e.msg }
+func (e *failure) Unwrap() error { return e.kind }
+
+func tooLarge(status int, max int64) *failure {
+	return &failure{msg: fmt.Sprintf("s3 status %d: larger than the limit of %d bytes", status, max), kind: ErrTooLarge}
+}
+
+// failed turns an error of GetObject into Get's result: a 304 is not a
+// failure.
+func failed(ctx context.Context, err error, scrub *redact.Scrubber) (Object, error) {
+	var re *awshttp.ResponseError
+	status := 0
+	if errors.As(err, &re) && re.Response != nil {
+		status = re.HTTPStatusCode()
+	}
+	switch {
+	case status == http.StatusNotModified:
+		return Object{Status: status, ETag: re.Response.Header.Get("ETag")}, nil
+	case status == 0 && isTimeout(ctx, err):
+		return Object{}, contextError(ctx, err)
+	case status == 0:
+		var ce *credError
+		if errors.As(err, &ce) {
+			return Object{}, &failure{msg: scrub.Scrub("s3: " + ce.msg)}
+		}
+		return Object{}, &failure{msg: scrub.Scrub("s3: " + describe(err))}
+	}
+	msg := fmt.Sprintf("s3 status %d", status)
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		if code := api.ErrorCode(); code != "" {
+			msg += ": " + code
+		}
+		if m := api.ErrorMessage(); m != "" {
+			msg += ": " + m
+		}
+	}
+	var kind error
+	switch status {
+	case http.StatusNotFound:
+		kind = fs.ErrNotExist
+	case http.StatusUnauthorized, http.StatusForbidden:
+		kind = fs.ErrPermission
+	}
+	return Object{Status: status}, &failure{msg: scrub.Scrub(msg), kind: kind}
+}
+
+// isTimeout reports whether err is the end of ctx or a network timeout.
+func isTimeout(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// contextError describes a Get ended by its context or a timeout.
+func contextError(ctx context.Context, err error) *failure {
+	if errors.Is(ctx.Err(), context.Canceled) || (ctx.Err() == nil && errors.Is(err, context.Canceled)) {
+		return &failure{msg: "s3: canceled", kind: context.Canceled}
+	}
+	return &failure{msg: "s3: timed out", kind: context.DeadlineExceeded}
+}
+
+// describe says what a transport-level error was, without the URL that
+// net/http and the SDK put around it.
+func describe(err error) string {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return "no response: " + dns.Error()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		if op.Op == "dial" {
+			return "no response: " + op.Error()
+		}
+		return "connection failed: " + op.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
