@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
 // etagStore is an HTTP store that answers with an ETag and honours
@@ -354,4 +358,62 @@ func TestRunDriftRepairWithStat(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunConditionalS3: against gofakes3, the second run's GetObject carries
+// If-None-Match and gets a 304: the cached body is used, nothing moves.
+func TestRunConditionalS3(t *testing.T) {
+	backend := s3mem.New()
+	var mu sync.Mutex
+	var conditional, notModified int
+	fake := gofakes3.New(backend).Server()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		fake.ServeHTTP(rec, r)
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("If-None-Match") != "" {
+			conditional++
+		}
+		if rec.status == http.StatusNotModified {
+			notModified++
+		}
+	}))
+	t.Cleanup(srv.Close)
+	if err := backend.CreateBucket("cfg"); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("groups: []\n")
+	if _, err := backend.PutObject("cfg", "rules/a.yml", map[string]string{}, bytes.NewReader(body), int64(len(body)), nil); err != nil {
+		t.Fatal(err)
+	}
+	e := newRunEnv(t)
+	src := "s3::" + srv.URL + "/cfg/rules/a.yml?region=us-east-1&aws_access_key_id=AKIDTEST&aws_access_key_secret=SECRETKEY1234"
+	cfg := e.parse(strings.Replace(e.config(""), e.remote.url("/rules/a.yml"), src, 1))
+	for range 2 {
+		_, err := e.run(cfg, nil)
+		wantNoErr(t, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conditional != 1 || notModified != 1 {
+		t.Errorf("conditional GetObject requests %d, 304s %d; want 1 and 1", conditional, notModified)
+	}
+	if v := e.metric("butler_remote_status", "manager", "prom", "file", "rules/a.yml"); v != 304 {
+		t.Errorf("butler_remote_status = %v, want 304", v)
+	}
+	if e.read("rules/a.yml") != "groups: []\n" {
+		t.Error("rules/a.yml not as in the bucket")
+	}
+}
+
+// statusRecorder notes the status a handler answers.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
 }

@@ -76,6 +76,7 @@ type Fetcher struct {
 	max     int64
 	tempDir string
 	client  *http.Client // never modified after New
+	stores  stores
 }
 
 // New returns a Fetcher for cfg.
@@ -238,19 +239,15 @@ func (f *Fetcher) get(ctx context.Context, req Request) (Result, error) {
 		return f.getHTTP(ctx, src, req)
 	case "file":
 		return f.getFile(src)
+	case "s3", "gcs":
+		return f.getObject(ctx, src, scheme, req)
 	}
 	td, err := os.MkdirTemp(f.tempDir, "butler-fetch-")
 	if err != nil {
 		return Result{}, fmt.Errorf("create staging directory: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(td) }()
-	var data []byte
-	var status int
-	if scheme == "git" {
-		data, status, err = f.getGit(ctx, td, src)
-	} else {
-		data, status, err = f.getObject(ctx, td, src, scheme)
-	}
+	data, status, err := f.getGit(ctx, td, src)
 	return Result{Status: status, Body: data, Bytes: int64(len(data))}, err
 }
 

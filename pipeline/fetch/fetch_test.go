@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -592,19 +593,17 @@ func TestFetchS3(t *testing.T) {
 }
 
 func TestFetchGCS(t *testing.T) {
-	// The Cloud Storage client honours STORAGE_EMULATOR_HOST: point it at an
-	// in-process server speaking the XML read path (GET /BUCKET/OBJECT).
-	srv, rec := recordingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/cfg/alertmanager.yml":
-			_, _ = io.WriteString(w, "route: {}\n")
-		case "/cfg/forbidden.yml":
-			http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
-		default:
-			http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
-		}
-	}))
-	t.Setenv("STORAGE_EMULATOR_HOST", srv.URL)
+	// fake-gcs-server in process; the GCS client honours STORAGE_EMULATOR_HOST.
+	fake, err := fakestorage.NewServerWithOptions(fakestorage.Options{
+		Scheme: "http", Host: "127.0.0.1", NoListener: true, Writer: io.Discard,
+		InitialObjects: []fakestorage.Object{{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "cfg", Name: "alertmanager.yml"}, Content: []byte("route: {}\n")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, rec := recordingServer(t, fake.HTTPHandler())
+	t.Cleanup(fake.Stop)
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL, "http://"))
 
 	cases := []struct {
 		name       string
@@ -616,7 +615,7 @@ func TestFetchGCS(t *testing.T) {
 		{name: "gcs form", source: "gcs::https://www.googleapis.com/storage/v1/cfg/alertmanager.yml", wantStatus: 200, wantBody: "route: {}\n"},
 		{name: "gs form", source: "gs://cfg/alertmanager.yml", wantStatus: 200, wantBody: "route: {}\n"},
 		{name: "missing object", source: "gs://cfg/missing.yml", wantStatus: 404, wantErr: "gcs status 404"},
-		{name: "forbidden object", source: "gs://cfg/forbidden.yml", wantStatus: 403, wantErr: "gcs status 403"},
+		{name: "missing bucket", source: "gs://nope/alertmanager.yml", wantStatus: 404, wantErr: "gcs status 404"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,128 +5,17 @@ package fetch
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"time"
 
-	"cloud.google.com/go/storage"
 	getter "github.com/hashicorp/go-getter"
-	"google.golang.org/api/googleapi"
 
 	"github.com/butler-sre/butler/pipeline/source"
 )
-
-// fetchObject fetches from s3 or gcs. The SDKs stream straight to disk with
-// no limit of their own, so the download is watched and stopped once it
-// passes max_file_size.
-func (f *Fetcher) getObject(ctx context.Context, td, src, scheme string) ([]byte, int, error) {
-	var g getter.Getter = new(getter.S3Getter)
-	if scheme == "gcs" {
-		g = new(getter.GCSGetter)
-	}
-	dst := filepath.Join(td, downloadName)
-	wctx, stop := watchSize(ctx, dst, f.max)
-	err := get(wctx, src, dst, getter.ClientModeFile, map[string]getter.Getter{scheme: g})
-	if stop() {
-		return nil, http.StatusOK, tooLarge(f.max)
-	}
-	if err != nil {
-		status := storageStatus(err)
-		var ce *getter.ChecksumError
-		switch {
-		case errors.As(err, &ce):
-			return nil, http.StatusOK, checksumMismatch(ce)
-		case status != 0 && status != http.StatusOK:
-			msg := fmt.Sprintf("%s status %d", scheme, status)
-			var api interface {
-				ErrorCode() string
-				ErrorMessage() string
-			}
-			if errors.As(err, &api) && api.ErrorCode() != "" {
-				msg += ": " + api.ErrorCode()
-				if m := api.ErrorMessage(); m != "" {
-					msg += ": " + m
-				}
-			}
-			kind := error(nil)
-			switch status {
-			case http.StatusNotFound:
-				kind = fs.ErrNotExist
-			case http.StatusForbidden:
-				kind = fs.ErrPermission
-			}
-			return nil, status, errorf(kind, "%s", msg)
-		case isContextEnd(ctx, err):
-			return nil, 0, contextError(ctx, err)
-		default:
-			return nil, status, errorf(nil, "%s: %s", scheme, describe(err))
-		}
-	}
-	data, err := readInside(td, downloadName, f.max)
-	if err != nil {
-		return nil, http.StatusOK, err
-	}
-	return data, http.StatusOK, nil
-}
-
-// storageStatus digs the HTTP status out of an AWS SDK or Google Cloud
-// Storage error; 0 when there was no response.
-func storageStatus(err error) int {
-	var withStatus interface{ HTTPStatusCode() int } // smithy-go and aws-sdk-go-v2 ResponseError
-	if errors.As(err, &withStatus) && withStatus.HTTPStatusCode() > 0 {
-		return withStatus.HTTPStatusCode()
-	}
-	if errors.Is(err, storage.ErrObjectNotExist) || errors.Is(err, storage.ErrBucketNotExist) {
-		return http.StatusNotFound
-	}
-	var ge *googleapi.Error
-	if errors.As(err, &ge) && ge.Code > 0 {
-		return ge.Code
-	}
-	return 0
-}
-
-// watchSize watches the file at p while a download writes it, and
-// cancels the returned context once it grows past max. stop ends the watch
-// and reports whether the limit was passed.
-func watchSize(ctx context.Context, p string, max int64) (wctx context.Context, stop func() bool) {
-	wctx, cancel := context.WithCancel(ctx)
-	var exceeded atomic.Bool
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(watchInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-wctx.Done():
-				return
-			case <-tick.C:
-				if fi, err := os.Lstat(p); err == nil && fi.Size() > max {
-					exceeded.Store(true)
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return wctx, func() bool {
-		close(done)
-		<-stopped
-		cancel()
-		return exceeded.Load()
-	}
-}
 
 // fetchGit clones the repository into the staging directory and reads the
 // file named after its "//" (or, without one, the last path element of the

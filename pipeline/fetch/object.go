@@ -1,0 +1,101 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/butler-sre/butler/pipeline/fetch/gcs"
+	"github.com/butler-sre/butler/pipeline/fetch/s3"
+	"github.com/butler-sre/butler/pipeline/source"
+)
+
+// stores are the object store clients of a Fetcher, made on first use with
+// its HTTP client, so their connections are shared too.
+type stores struct {
+	once sync.Once
+	s3   *s3.Client
+	gcs  *gcs.Client
+}
+
+func (f *Fetcher) objectStores() *stores {
+	f.stores.once.Do(func() {
+		f.stores.s3 = s3.New(s3.Options{HTTPClient: f.client})
+		f.stores.gcs = gcs.New(gcs.Options{HTTPClient: f.client})
+	})
+	return &f.stores
+}
+
+// getObject fetches an s3 or gcs object straight into memory, conditional on
+// req.If (the ETag, or for gcs the generation).
+func (f *Fetcher) getObject(ctx context.Context, src, scheme string, req Request) (Result, error) {
+	_, rest := source.SplitForced(src)
+	u, err := url.Parse(rest)
+	if err != nil {
+		return Result{}, errorf(nil, "invalid %s source", scheme)
+	}
+	sum, err := takeChecksum(u)
+	if err != nil {
+		return Result{}, err
+	}
+	var (
+		status     int
+		body       []byte
+		bytes      int64
+		validators Validators
+		tooBig     error
+	)
+	st := f.objectStores()
+	if scheme == "s3" {
+		tooBig = s3.ErrTooLarge
+		loc, lerr := s3.ParseLocation(u, nil)
+		if lerr != nil {
+			return Result{}, errorf(nil, "%s", lerr.Error())
+		}
+		var o s3.Object
+		o, err = st.s3.Get(ctx, loc, s3.Conditions{ETag: req.If.ETag}, f.max)
+		status, body, bytes, validators = o.Status, o.Body, o.Bytes, Validators{ETag: o.ETag}
+	} else {
+		tooBig = gcs.ErrTooLarge
+		loc, lerr := gcs.ParseLocation(u, nil)
+		if lerr != nil {
+			return Result{}, errorf(nil, "%s", lerr.Error())
+		}
+		var o gcs.Object
+		o, err = st.gcs.Get(ctx, loc, gcs.Conditions{ETag: req.If.ETag, Generation: req.If.Generation}, f.max)
+		status, body, bytes, validators = o.Status, o.Body, o.Bytes, Validators{ETag: o.ETag, Generation: o.Generation}
+	}
+	res := Result{Status: status, Bytes: bytes, Validators: validators}
+	switch {
+	case errors.Is(err, tooBig):
+		return res, tooLarge(f.max)
+	case err != nil && isContextEnd(ctx, err):
+		return Result{Status: status, Bytes: bytes}, contextError(ctx, err)
+	case err != nil:
+		var kind error
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			kind = fs.ErrNotExist
+		case errors.Is(err, fs.ErrPermission):
+			kind = fs.ErrPermission
+		}
+		return res, errorf(kind, "%s", err.Error())
+	case status == http.StatusNotModified && req.If.IsZero():
+		return res, errorf(nil, "%s status 304 Not Modified to a request without a condition", scheme)
+	case status == http.StatusNotModified:
+		res.NotModified = true
+		if res.Validators.IsZero() {
+			res.Validators = req.If
+		}
+		res.Checksum = sum
+		return res, nil
+	}
+	if err := sum.Check(body); err != nil {
+		return res, err
+	}
+	res.Body = body
+	return res, nil
+}
