@@ -2,10 +2,18 @@ package pipeline
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
@@ -86,6 +94,112 @@ max_files = 3
 				t.Errorf("result %+v, want a fetch failure naming dir rules", mr)
 			}
 			fstest.SameTree(t, e.dest, before)
+		})
+	}
+}
+
+// TestRunDirectoryInBucket: an S3 prefix (gofakes3) and a GCS prefix
+// (fake-gcs-server) as directory sources: the listing decides the files, and
+// an object deleted from the bucket is removed from dest.
+func TestRunDirectoryInBucket(t *testing.T) {
+	type bucket struct {
+		source string
+		put    func(name, body string)
+		del    func(name string)
+	}
+	stores := map[string]func(t *testing.T) bucket{
+		"s3": func(t *testing.T) bucket {
+			backend := s3mem.New()
+			srv := httptest.NewServer(gofakes3.New(backend).Server())
+			t.Cleanup(srv.Close)
+			if err := backend.CreateBucket("cfg"); err != nil {
+				t.Fatal(err)
+			}
+			return bucket{
+				source: "s3::" + srv.URL + "/cfg/rules/?region=us-east-1&aws_access_key_id=AKIDTEST&aws_access_key_secret=SECRETKEY1234",
+				put: func(name, body string) {
+					if _, err := backend.PutObject("cfg", name, map[string]string{}, strings.NewReader(body), int64(len(body)), nil); err != nil {
+						t.Fatal(err)
+					}
+				},
+				del: func(name string) {
+					if _, err := backend.DeleteObject("cfg", name); err != nil {
+						t.Fatal(err)
+					}
+				},
+			}
+		},
+		"gcs": func(t *testing.T) bucket {
+			fake, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", NoListener: true, Writer: io.Discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "cfg"})
+			srv := httptest.NewServer(fake.HTTPHandler())
+			t.Cleanup(func() { srv.Close(); fake.Stop() })
+			t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL, "http://"))
+			return bucket{
+				source: "gs://cfg/rules/",
+				put: func(name, body string) {
+					fake.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "cfg", Name: name}, Content: []byte(body)})
+				},
+				del: func(name string) {
+					req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/storage/v1/b/cfg/o/"+url.PathEscape(name), nil)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 {
+						t.Fatalf("delete %s: status %d", name, resp.StatusCode)
+					}
+				},
+			}
+		},
+	}
+	for name, newBucket := range stores {
+		t.Run(name, func(t *testing.T) {
+			b := newBucket(t)
+			b.put("rules/a.yml", "groups: [a]\n")
+			b.put("rules/team/b.yml", "groups: [b]\n")
+			b.put("rules/notes.txt", "not a rule\n")
+			b.put("other/c.yml", "groups: [c]\n")
+			e := newRunEnv(t)
+			text := strings.Replace(withoutRules(e, ""), "[managers.prom.reload]", fmt.Sprintf(`[[managers.prom.dirs]]
+source = %q
+path = "rules"
+include = ["*.yml"]
+template = false
+
+[managers.prom.reload]`, b.source), 1)
+			cfg := e.parse(text)
+			res, err := e.run(cfg, nil)
+			if err != nil {
+				t.Fatalf("first run: %v: %+v\n%s", err, res.Managers[0].Err, e.logs.String())
+			}
+			if got := e.read("rules/a.yml") + e.read("rules/team/b.yml"); got != "groups: [a]\ngroups: [b]\n" {
+				t.Fatalf("rules = %q", got)
+			}
+			for _, p := range []string{"rules/notes.txt", "rules/c.yml", "other/c.yml"} {
+				if fstest.Exists(t, filepath.Join(e.dest, p)) {
+					t.Errorf("%s written: not under the prefix or not matched", p)
+				}
+			}
+			b.del("rules/team/b.yml")
+			_, err = e.run(cfg, nil)
+			wantNoErr(t, err)
+			if fstest.Exists(t, filepath.Join(e.dest, "rules", "team", "b.yml")) {
+				t.Error("an object deleted from the bucket is still in dest")
+			}
+			b.del("rules/a.yml")
+			res, err = e.run(cfg, nil)
+			wantFailed(t, err)
+			if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "no file matches") {
+				t.Errorf("empty prefix: %+v", mr)
+			}
+			if e.read("rules/a.yml") != "groups: [a]\n" {
+				t.Error("an empty prefix wiped the rules")
+			}
 		})
 	}
 }

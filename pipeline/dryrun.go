@@ -11,6 +11,7 @@ import (
 	udiff "github.com/aymanbagabas/go-udiff"
 
 	"github.com/butler-sre/butler/pipeline/config"
+	"github.com/butler-sre/butler/pipeline/fetch"
 	"github.com/butler-sre/butler/pipeline/redact"
 	"github.com/butler-sre/butler/pipeline/render"
 	"github.com/butler-sre/butler/pipeline/state"
@@ -55,7 +56,7 @@ func dryRun(ctx context.Context, cfg *config.Config, selected []*config.Manager,
 
 // diff runs the phases up to the check and computes the diff against the disk.
 func (r *managerRun) diff(ctx context.Context) ManagerResult {
-	if err := r.expand(); err != nil {
+	if err := r.expand(ctx); err != nil {
 		return r.fail(PhaseFetch, err, nil, false)
 	}
 	p, perr := r.prepare(ctx)
@@ -136,7 +137,10 @@ func RenderManager(ctx context.Context, cfg *config.Config, manager, path string
 	if m == nil {
 		return nil, fmt.Errorf("%w: --manager %s: no such manager in %s", config.ErrInvalid, manager, cfg.Source)
 	}
-	m, err := expandDirs(m)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Butler.Timeout)
+	defer cancel()
+	lister := fetch.New(fetch.Config{Schemes: cfg.Butler.Schemes, MaxFileSize: cfg.Butler.MaxFileSize, HTTPClient: opts.HTTPClient})
+	m, err := expandDirs(ctx, lister, m)
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s: %w", manager, PhaseFetch, err)
 	}
@@ -159,8 +163,6 @@ func RenderManager(ctx context.Context, cfg *config.Config, manager, path string
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	ctx, cancel := context.WithTimeout(ctx, cfg.Butler.Timeout)
-	defer cancel()
 	scrub := configScrubber(cfg)
 	log := slog.New(redact.NewHandler(opts.Logger.Handler(), scrub))
 	r := newRun(cfg, opts, log, scrub, state.New(), tmp).manager(m)

@@ -112,7 +112,7 @@ type prepared struct {
 // then write, reload, and keep or restore the last-known-good copy.
 func (r *managerRun) sync(ctx context.Context) ManagerResult {
 	r.ms.Ran = true
-	if err := r.expand(); err != nil {
+	if err := r.expand(ctx); err != nil {
 		return r.fail(PhaseFetch, err, nil, false)
 	}
 	r.pruneCache()
@@ -195,11 +195,11 @@ func (r *managerRun) pruneCache() {
 
 // expand adds the files of the manager's directory sources (see expandDirs)
 // and drops the state of files gone from their listings.
-func (r *managerRun) expand() error {
+func (r *managerRun) expand(ctx context.Context) error {
 	if len(r.m.Dirs) == 0 {
 		return nil
 	}
-	m, err := expandDirs(r.m)
+	m, err := expandDirs(ctx, r.run.fetcher, r.m)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/butler-sre/butler/pipeline/fetch/gcs"
@@ -98,4 +99,50 @@ func (f *Fetcher) getObject(ctx context.Context, src, scheme string, req Request
 	}
 	res.Body = body
 	return res, nil
+}
+
+// List lists the objects under an s3 or gcs prefix (a directory source),
+// relative to it; more than limit is an error.
+func (f *Fetcher) List(ctx context.Context, src string, limit int) ([]string, error) {
+	detected, scheme, err := source.Detect(src, "")
+	if err != nil {
+		return nil, err
+	}
+	if !f.schemes[scheme] {
+		return nil, errorf(nil, "scheme %q is not allowed (add it to [butler] schemes)", scheme)
+	}
+	_, rest := source.SplitForced(detected)
+	u, err := url.Parse(rest)
+	if err != nil {
+		return nil, errorf(nil, "invalid %s source", scheme)
+	}
+	// A prefix is written as a directory; the location parsers want the
+	// name of an object.
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	st := f.objectStores()
+	var names []string
+	switch scheme {
+	case "s3":
+		loc, lerr := s3.ParseLocation(u, nil)
+		if lerr != nil {
+			return nil, errorf(nil, "%s", lerr.Error())
+		}
+		names, err = st.s3.List(ctx, loc, limit)
+	case "gcs":
+		loc, lerr := gcs.ParseLocation(u, nil)
+		if lerr != nil {
+			return nil, errorf(nil, "%s", lerr.Error())
+		}
+		names, err = st.gcs.List(ctx, loc, limit)
+	default:
+		return nil, errorf(nil, "%s sources cannot be listed", scheme)
+	}
+	if err != nil {
+		if isContextEnd(ctx, err) {
+			return nil, contextError(ctx, err)
+		}
+		return nil, errorf(nil, "%s", err.Error())
+	}
+	return names, nil
 }

@@ -282,6 +282,73 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	return obj, nil
 }
 
+// List returns the names of the objects under the prefix loc.Object (read
+// as a directory: a "/" is added when missing), relative to it, in the
+// store's order. More than limit objects is an error: a directory source
+// stops there.
+func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, error) {
+	prefix := loc.Object
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	scrub := redact.NewScrubber()
+	header := http.Header{}
+	if !c.anon {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return nil, tokenError(ctx, err)
+		}
+		auth := tok.Type() + " " + tok.AccessToken
+		scrub.Add(auth)
+		header.Set("Authorization", auth)
+	}
+	var names []string
+	token := ""
+	for {
+		q := url.Values{"prefix": {prefix}, "fields": {"items(name),nextPageToken"}}
+		if token != "" {
+			q.Set("pageToken", token)
+		}
+		resp, err := c.send(ctx, c.endpoint+"/storage/v1/b/"+url.PathEscape(loc.Bucket)+"/o?"+q.Encode(), header)
+		switch {
+		case err != nil && isTimeout(ctx, err):
+			return nil, contextError(ctx, err)
+		case err != nil:
+			return nil, &failure{msg: scrub.Scrub("gcs: list: " + describe(err))}
+		}
+		if resp.StatusCode != http.StatusOK {
+			err := apiError(resp, scrub)
+			_ = resp.Body.Close()
+			return nil, err
+		}
+		var page struct {
+			Items []struct {
+				Name string `json:"name"`
+			} `json:"items"`
+			NextPageToken string `json:"nextPageToken"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&page)
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, &failure{msg: scrub.Scrub("gcs: list: " + err.Error())}
+		}
+		for _, it := range page.Items {
+			n := strings.TrimPrefix(it.Name, prefix)
+			if n == "" || strings.HasSuffix(n, "/") {
+				continue
+			}
+			names = append(names, n)
+			if len(names) > limit {
+				return nil, fmt.Errorf("gcs: more than %d objects under %s", limit, prefix)
+			}
+		}
+		if page.NextPageToken == "" {
+			return names, nil
+		}
+		token = page.NextPageToken
+	}
+}
+
 // send GETs u, and once more (up to Attempts) after a 429, a 5xx or a
 // failed connection.
 func (c *Client) send(ctx context.Context, u string, header http.Header) (*http.Response, error) {

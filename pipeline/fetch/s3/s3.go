@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -178,31 +179,8 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 		in.IfNoneMatch = aws.String(cond.ETag)
 	}
 	var used atomic.Pointer[aws.Credentials] // for scrubbing: whatever a server echoes
-	own := static(loc.keys)
-	out, err := c.api.GetObject(ctx, in, func(o *s3sdk.Options) {
-		o.Region = c.region(loc)
-		if loc.Endpoint != "" {
-			o.BaseEndpoint = aws.String(loc.Endpoint)
-			o.UsePathStyle = true
-		}
-		o.Credentials = aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
-			var cr aws.Credentials
-			var err error
-			if own != nil {
-				cr, err = own.Retrieve(ctx)
-			} else {
-				cr, err = c.chain.retrieve(ctx, loc.Profile)
-			}
-			if err == nil {
-				used.Store(&cr)
-			}
-			return cr, err
-		})
-	})
-	scrub := redact.NewScrubber(loc.Secrets()...)
-	if cr := used.Load(); cr != nil {
-		scrub.Add(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)
-	}
+	out, err := c.api.GetObject(ctx, in, c.options(loc, &used))
+	scrub := scrubber(loc, &used)
 	if err != nil {
 		return failed(ctx, err, scrub)
 	}
@@ -228,6 +206,76 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	}
 	obj.Body = body
 	return obj, nil
+}
+
+// options sets the region, the endpoint and the credentials of a request for
+// loc, and notes in used the credentials it signs with.
+func (c *Client) options(loc Location, used *atomic.Pointer[aws.Credentials]) func(*s3sdk.Options) {
+	own := static(loc.keys)
+	return func(o *s3sdk.Options) {
+		o.Region = c.region(loc)
+		if loc.Endpoint != "" {
+			o.BaseEndpoint = aws.String(loc.Endpoint)
+			o.UsePathStyle = true
+		}
+		o.Credentials = aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+			var cr aws.Credentials
+			var err error
+			if own != nil {
+				cr, err = own.Retrieve(ctx)
+			} else {
+				cr, err = c.chain.retrieve(ctx, loc.Profile)
+			}
+			if err == nil {
+				used.Store(&cr)
+			}
+			return cr, err
+		})
+	}
+}
+
+// scrubber knows loc's secrets and the credentials a request used.
+func scrubber(loc Location, used *atomic.Pointer[aws.Credentials]) *redact.Scrubber {
+	scrub := redact.NewScrubber(loc.Secrets()...)
+	if cr := used.Load(); cr != nil {
+		scrub.Add(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)
+	}
+	return scrub
+}
+
+// List returns the keys under the prefix loc.Key (read as a directory: a
+// "/" is added when missing), relative to it, in the store's order. More
+// than limit keys is an error: a directory source stops there.
+func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, error) {
+	prefix := loc.Key
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	var used atomic.Pointer[aws.Credentials]
+	in := &s3sdk.ListObjectsV2Input{Bucket: aws.String(loc.Bucket), Prefix: aws.String(prefix)}
+	pages := s3sdk.NewListObjectsV2Paginator(c.api, in)
+	var keys []string
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx, c.options(loc, &used))
+		if err != nil {
+			_, ferr := failed(ctx, err, scrubber(loc, &used))
+			if ferr == nil {
+				ferr = errors.New("s3: list: unexpected answer")
+			}
+			return nil, ferr
+		}
+		for _, o := range page.Contents {
+			k := strings.TrimPrefix(aws.ToString(o.Key), prefix)
+			if k == "" || strings.HasSuffix(k, "/") {
+				continue // the prefix itself, or a "directory" marker
+			}
+			keys = append(keys, k)
+			if len(keys) > limit {
+				return nil, fmt.Errorf("s3: more than %d objects under %s", limit, prefix)
+			}
+		}
+	}
+	return keys, nil
 }
 
 // failure is the error Get returns: a text scrubbed of credentials that
