@@ -205,7 +205,7 @@ func get(ctx context.Context, src, dst string, mode getter.ClientMode, getters m
 		Src:             src,
 		Dst:             dst,
 		Mode:            mode,
-		Detectors:       source.Detectors(),
+		Detectors:       []getter.Detector{new(getter.GitHubDetector), new(getter.GitLabDetector), new(getter.GitDetector), new(getter.S3Detector), new(getter.GCSDetector), new(getter.FileDetector)}, // no BitBucket: it asks bitbucket.org
 		Decompressors:   map[string]getter.Decompressor{},
 		Getters:         getters,
 		DisableSymlinks: true,
