@@ -232,7 +232,7 @@ func TestParse(t *testing.T) {
 		{name: "depth not a number", src: "git::https://h/r.git//p.yml?depth=deep", wantErr: `depth "deep"`},
 		{name: "negative depth", src: "git::https://h/r.git//p.yml?depth=-1", wantErr: `depth "-1"`},
 		{name: "ref like an option", src: "git::https://h/r.git//p.yml?ref=--upload-pack=x", wantErr: "not a git ref"},
-		{name: "git ext transport", src: "git::ext::sh -c touch% /tmp/x", wantErr: "git:: cannot fetch a ext URL"},
+		{name: "git ext transport", src: "git::ext::sh -c touch% pwned", wantErr: "git:: cannot fetch a ext URL"},
 		{name: "git over ftp", src: "git::ftp://h/r.git//p.yml", wantErr: "cannot fetch a ftp URL"},
 
 		// checksums
