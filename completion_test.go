@@ -34,7 +34,7 @@ func TestCompletionBash(t *testing.T) {
 		{"butler --st", []string{"--state-dir"}},
 		{"butler sync --dr", []string{"--dry-run"}},
 		// Global flags may follow the command too.
-		{"butler status --", []string{"--config", "--events", "--help", "--json", "--log-format", "--log-level", "--manager", "--nagios", "--state-dir", "--textfile"}},
+		{"butler status --", []string{"--config", "--config-key", "--events", "--help", "--json", "--log-format", "--log-level", "--manager", "--nagios", "--state-dir", "--textfile"}},
 		{"butler completion ", []string{"bash", "fish", "zsh"}},
 	}
 	for _, tt := range tests {

@@ -11,7 +11,6 @@ import (
 	udiff "github.com/aymanbagabas/go-udiff"
 
 	"github.com/butler-sre/butler/pipeline/config"
-	"github.com/butler-sre/butler/pipeline/fetch"
 	"github.com/butler-sre/butler/pipeline/redact"
 	"github.com/butler-sre/butler/pipeline/render"
 	"github.com/butler-sre/butler/pipeline/state"
@@ -34,6 +33,7 @@ func dryRun(ctx context.Context, cfg *config.Config, selected []*config.Manager,
 		st = state.New()
 	}
 	r := newRun(cfg, opts, log, scrub, st, tmp)
+	defer r.fetcher.Close()
 	start := opts.Now()
 	res := &Result{Start: start}
 	res.Managers = r.each(selected, func(m *managerRun) ManagerResult { return m.diff(ctx) })
@@ -139,8 +139,16 @@ func RenderManager(ctx context.Context, cfg *config.Config, manager, path string
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Butler.Timeout)
 	defer cancel()
-	lister := fetch.New(fetch.Config{Schemes: cfg.Butler.Schemes, MaxFileSize: cfg.Butler.MaxFileSize, HTTPClient: opts.HTTPClient})
-	m, err := expandDirs(ctx, lister, m)
+	tmp, err := os.MkdirTemp("", "butler-render-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	scrub := configScrubber(cfg)
+	log := slog.New(redact.NewHandler(opts.Logger.Handler(), scrub))
+	run := newRun(cfg, opts, log, scrub, state.New(), tmp)
+	defer run.fetcher.Close()
+	m, err = expandDirs(ctx, run.fetcher, m)
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s: %w", manager, PhaseFetch, err)
 	}
@@ -158,14 +166,7 @@ func RenderManager(ctx context.Context, cfg *config.Config, manager, path string
 		cp.Files = []*config.File{only}
 		m = &cp
 	}
-	tmp, err := os.MkdirTemp("", "butler-render-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	scrub := configScrubber(cfg)
-	log := slog.New(redact.NewHandler(opts.Logger.Handler(), scrub))
-	r := newRun(cfg, opts, log, scrub, state.New(), tmp).manager(m)
+	r := run.manager(m)
 	data := render.TemplateData(m.Vars, m.Name, opts.Environ, opts.Hostname)
 	raw, err := r.fetchAll(ctx, "")
 	if err != nil {

@@ -66,6 +66,7 @@ func FetchConfig(ctx context.Context, s ConfigSource) (*Fetched, error) {
 	}
 	defer os.RemoveAll(tmp)
 	f := fetch.New(fetch.Config{Schemes: source.DefaultSchemes(), MaxFileSize: config.DefaultMaxFileSize, TempDir: tmp, HTTPClient: s.Client})
+	defer f.Close()
 	ctx, cancel := context.WithTimeout(ctx, remoteConfigTimeout)
 	defer cancel()
 	name := redact.URL(s.URL)

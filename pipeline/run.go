@@ -313,6 +313,9 @@ func (r *run) pruneCache() {
 
 // close clears the staging area and the run marker and releases the lock.
 func (r *run) close() {
+	if err := r.fetcher.Close(); err != nil {
+		r.log.Warn("cannot remove the git checkouts", "phase", PhaseFetch, "error", err)
+	}
 	if r.cache != nil {
 		_ = r.cache.Close()
 	}

@@ -77,6 +77,7 @@ type Fetcher struct {
 	tempDir string
 	client  *http.Client // never modified after New
 	stores  stores
+	git     checkouts
 }
 
 // New returns a Fetcher for cfg.
@@ -242,13 +243,7 @@ func (f *Fetcher) get(ctx context.Context, req Request) (Result, error) {
 	case "s3", "gcs":
 		return f.getObject(ctx, src, scheme, req)
 	}
-	td, err := os.MkdirTemp(f.tempDir, "butler-fetch-")
-	if err != nil {
-		return Result{}, fmt.Errorf("create staging directory: %w", err)
-	}
-	defer func() { _ = os.RemoveAll(td) }()
-	data, status, err := f.getGit(ctx, td, src)
-	return Result{Status: status, Body: data, Bytes: int64(len(data))}, err
+	return f.getGit(ctx, req.Source)
 }
 
 // contextError describes a fetch ended by its context.

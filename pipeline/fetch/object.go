@@ -111,6 +111,9 @@ func (f *Fetcher) List(ctx context.Context, src string, limit int) ([]string, er
 	if !f.schemes[scheme] {
 		return nil, errorf(nil, "scheme %q is not allowed (add it to [butler] schemes)", scheme)
 	}
+	if scheme == "git" {
+		return f.listGit(ctx, src)
+	}
 	_, rest := source.SplitForced(detected)
 	u, err := url.Parse(rest)
 	if err != nil {

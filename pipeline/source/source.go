@@ -1,16 +1,22 @@
-// Package source owns butler's source strings: the go-getter syntax users
-// write in butler.toml ("s3::https://...", "git::https://host/repo//path?ref=x",
-// "gs://bucket/object", "/abs/path", "rules.yml") and the schemes butler knows.
+// Package source owns butler's source strings: the syntax users write in
+// butler.toml ("s3::https://...", "git::https://host/repo//path?ref=x",
+// "gs://bucket/object", "github.com/org/repo//path", "/abs/path",
+// "rules.yml"), which is go-getter's, and the schemes butler knows. It reads
+// that syntax itself: it links no getter, no SDK and runs no program.
 //
 // Guarantees:
 //   - Scheme names every source by the one scheme that decides whether it is
 //     allowed: https, http, s3, gcs, file or git. Every other form is an error
 //     that says what to write instead, and no error carries the source's
 //     credentials.
-//   - Detection never touches the network (the BitBucket detector, which asks
-//     bitbucket.org, is not used).
+//   - Detection never touches the network (the bitbucket.org shorthand, which
+//     go-getter resolves by asking bitbucket.org, is refused).
 //   - Resolve turns relative file sources into absolute ones and leaves every
 //     other source byte for byte as written.
+//   - Parse splits a source into what a fetcher needs (the address, the git
+//     ref, depth and key, the checksum, the object store's bucket and key),
+//     keeping every query parameter that belongs to the server in the
+//     address byte for byte.
 package source
 
 import (
@@ -22,8 +28,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-
-	getter "github.com/hashicorp/go-getter"
 
 	"github.com/butler-sre/butler/pipeline/redact"
 )
@@ -41,7 +45,7 @@ func IsKnown(scheme string) bool { return slices.Contains(known, scheme) }
 // set: every known one but git, which runs an external program.
 func DefaultSchemes() []string { return []string{"https", "http", "s3", "gcs", "file"} }
 
-// forced matches go-getter's forced getter prefix ("s3::", "git::").
+// forced matches a forced getter prefix ("s3::", "git::").
 var forced = regexp.MustCompile(`^([A-Za-z0-9]+)::(.+)$`)
 
 // SplitForced splits "s3::https://x" into "s3" and "https://x"; a source
@@ -51,19 +55,6 @@ func SplitForced(src string) (getterName, rest string) {
 		return m[1], m[2]
 	}
 	return "", src
-}
-
-// Detectors are the go-getter detectors butler uses: no BitBucket detector,
-// which asks bitbucket.org over the network while merely detecting.
-func Detectors() []getter.Detector {
-	return []getter.Detector{
-		new(getter.GitHubDetector),
-		new(getter.GitLabDetector),
-		new(getter.GitDetector),
-		new(getter.S3Detector),
-		new(getter.GCSDetector),
-		new(getter.FileDetector),
-	}
 }
 
 // normalizeGS turns the usual "gs://bucket/object" form, which go-getter v1
@@ -79,9 +70,19 @@ func normalizeGS(src string) string {
 	return "gcs::https://www.googleapis.com/storage/v1/" + src[5:]
 }
 
-// Detect runs go-getter's detection on src and returns the detected source
-// (with its forced getter, "s3::https://...") and the scheme butler sees. pwd
-// is the directory for relative file paths ("" refuses them).
+// urlErr is the reason of a url.Parse error, without the URL it quotes.
+func urlErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Detect expands src to its full form and returns it (with its forced
+// getter: "s3::https://...", "git::https://github.com/o/r.git//p") with the
+// scheme butler sees. pwd is the directory for relative file paths (""
+// refuses them).
 func Detect(src, pwd string) (detected, scheme string, err error) {
 	if strings.TrimSpace(src) == "" {
 		return "", "", errors.New("empty source")
@@ -95,31 +96,23 @@ func Detect(src, pwd string) (detected, scheme string, err error) {
 		// A URL that does not parse is a mistake, never a relative file name.
 		u, err := url.Parse(rest)
 		if err != nil {
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			return "", "", fmt.Errorf("not a valid URL: %s", scrub.Scrub(err.Error()))
+			return "", "", fmt.Errorf("not a valid URL: %s", scrub.Scrub(urlErr(err).Error()))
 		}
 		pass, _ := u.User.Password()
 		if strings.Contains(u.User.Username()+pass, "@") {
 			return "", "", errors.New("the user info of the URL holds a raw \"@\": write it as %40")
 		}
 	}
-	detected, err = getter.Detect(s, pwd, Detectors())
+	detected, err = expand(s, pwd)
 	if err != nil {
 		msg := strings.ReplaceAll(err.Error(), s, redact.URL(s))
 		return "", "", fmt.Errorf("unrecognised source: %s", scrub.Scrub(msg))
 	}
 	name, rest := SplitForced(detected)
-	base, sub := getter.SourceDirSubdir(rest)
+	base, sub := splitSubdir(rest)
 	u, err := url.Parse(base)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return "", "", fmt.Errorf("unrecognised source: %s", scrub.Scrub(err.Error()))
+		return "", "", fmt.Errorf("unrecognised source: %s", scrub.Scrub(urlErr(err).Error()))
 	}
 	scheme = strings.ToLower(name)
 	if scheme == "" {
@@ -137,13 +130,13 @@ func Detect(src, pwd string) (detected, scheme string, err error) {
 	return detected, scheme, nil
 }
 
-// Scheme returns the scheme go-getter uses for src after detection and
-// forced getters: "s3::https://..." is "s3", "git::https://..." and
-// "github.com/a/b" are "git", "https://x" is "https", "gcs::..." and
-// "gs://bucket/object" are "gcs", "/abs/path", "file:///x" and relative paths
-// are "file". Other forms (hg, ftp, ssh without git::, bitbucket.org
-// shorthand, the "//" subdirectory form outside git) are an error naming the
-// problem. The error never contains the source's credentials.
+// Scheme returns the scheme of src after detection and forced getters:
+// "s3::https://..." is "s3", "git::https://..." and "github.com/a/b" are
+// "git", "https://x" is "https", "gcs::..." and "gs://bucket/object" are
+// "gcs", "/abs/path", "file:///x" and relative paths are "file". Other forms
+// (hg, ftp, ssh without git::, bitbucket.org shorthand, the "//"
+// subdirectory form outside git) are an error naming the problem. The error
+// never contains the source's credentials.
 func Scheme(src string) (string, error) {
 	_, scheme, err := Detect(src, string(filepath.Separator))
 	return scheme, err
@@ -168,9 +161,8 @@ func Resolve(src, baseDir string) (string, error) {
 	if u, err := url.Parse(rest); err == nil && u.Scheme != "" {
 		return src, nil
 	}
-	ds := Detectors()
-	for _, d := range ds[:len(ds)-1] { // every detector but the file one
-		if _, ok, err := d.Detect(rest, ""); ok || err != nil {
+	for _, d := range shorthands {
+		if _, ok, err := d(rest); ok || err != nil {
 			return src, nil
 		}
 	}
@@ -195,7 +187,7 @@ func IsAbsFile(src string) bool {
 }
 
 // BaseName is the default path of a file: the last element of the source,
-// without query or go-getter subdirectory markers; "" when there is none.
+// without query or subdirectory markers; "" when there is none.
 func BaseName(src string) string {
 	if i := strings.Index(src, "::"); i >= 0 && !strings.Contains(src[:i], "/") {
 		src = src[i+2:]

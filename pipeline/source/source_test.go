@@ -151,3 +151,55 @@ func TestKnownSchemes(t *testing.T) {
 		}
 	})
 }
+
+// TestDetect pins the expanded form of each shorthand: the one go-getter
+// v1 gives, except where go-getter's loses the query or the bucket (marked).
+func TestDetect(t *testing.T) {
+	cases := []struct {
+		name, src, pwd, want string
+		wantErr              string
+	}{
+		{name: "URL as written", src: "HTTPS://u:p@h/p.yml?b=2&a=1", want: "HTTPS://u:p@h/p.yml?b=2&a=1"},
+		{name: "forced URL as written", src: "s3::https://s3.amazonaws.com/b/k", want: "s3::https://s3.amazonaws.com/b/k"},
+		{name: "gs URL", src: "gs://bucket/o.yml", want: "gcs::https://www.googleapis.com/storage/v1/bucket/o.yml"},
+		{name: "github", src: "github.com/org/repo", want: "git::https://github.com/org/repo.git"},
+		{name: "github with a file", src: "github.com/org/repo/p.yml", want: "git::https://github.com/org/repo.git//p.yml"},
+		{name: "github with subdir and ref", src: "github.com/org/repo//p.yml?ref=v1", want: "git::https://github.com/org/repo.git//p.yml?ref=v1"},
+		{name: "github with a ref", src: "github.com/org/repo?ref=v1", want: "git::https://github.com/org/repo.git?ref=v1"},
+		// go-getter: git::https://github.com/org/repo.git//a/b%253Fref=x
+		{name: "github with a file and a ref, no //", src: "github.com/org/repo/a/b?ref=x", want: "git::https://github.com/org/repo.git//a/b?ref=x"},
+		{name: "github dot-dot kept for Parse to refuse", src: "github.com/org/repo//a/../b", want: "git::https://github.com/org/repo.git//a/../b"},
+		{name: "gitlab", src: "gitlab.com/org/repo//p.yml", want: "git::https://gitlab.com/org/repo.git//p.yml"},
+		{name: "scp-like", src: "git@github.com:org/repo.git//p.yml", want: "git::ssh://git@github.com/org/repo.git//p.yml"},
+		// go-getter sorts the query: ?depth=2&ref=v1
+		{name: "scp-like with a query", src: "git@github.com:org/repo.git//p.yml?ref=v1&depth=2", want: "git::ssh://git@github.com/org/repo.git//p.yml?ref=v1&depth=2"},
+		{name: "s3 virtual host", src: "bucket.s3.amazonaws.com/rules.yml", want: "s3::https://s3.amazonaws.com/bucket/rules.yml"},
+		{name: "s3 virtual host, dash region", src: "bucket.s3-eu-west-1.amazonaws.com/a/b.yml", want: "s3::https://s3-eu-west-1.amazonaws.com/bucket/a/b.yml"},
+		{name: "s3 virtual host, dot region", src: "bucket.s3.eu-west-1.amazonaws.com/a/b.yml", want: "s3::https://s3.eu-west-1.amazonaws.com/bucket/a/b.yml"},
+		{name: "s3 path style, version", src: "s3-eu-west-1.amazonaws.com/bucket/k?version=3", want: "s3::https://s3-eu-west-1.amazonaws.com/bucket/k?version=3"},
+		// go-getter: s3::https://eu-west-1.amazonaws.com/s3/bucket/k
+		{name: "s3 path style, dot region", src: "s3.eu-west-1.amazonaws.com/bucket/k", want: "s3::https://s3.eu-west-1.amazonaws.com/bucket/k"},
+		{name: "gcs", src: "www.googleapis.com/storage/v1/bucket/o.yml", want: "gcs::https://www.googleapis.com/storage/v1/bucket/o.yml"},
+		{name: "absolute path", src: "/etc/my file.yml", want: "file:///etc/my file.yml"},
+		{name: "relative path", src: "rules/p.yml?checksum=sha256:ab", pwd: "/etc/butler", want: "file:///etc/butler/rules/p.yml?checksum=sha256:ab"},
+		{name: "forced file, relative", src: "file::rules.yml", pwd: "/etc/butler", want: "file::file:///etc/butler/rules.yml"},
+		{name: "forced git, relative", src: "git::./repo", pwd: "/etc/butler", want: "git::file:///etc/butler/repo"},
+		{name: "forced git on a path with subdir", src: "git::/srv/repo//a.yml", want: "git::file:///srv/repo//a.yml"},
+		{name: "relative path without pwd", src: "rules.yml", wantErr: "relative paths require"},
+		{name: "subdirectory alone", src: "//p.yml", wantErr: "invalid source string"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := Detect(tc.src, tc.pwd)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Detect(%q) = %q, %v; want an error containing %q", tc.src, got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("Detect(%q, %q) = %q, %v; want %q", tc.src, tc.pwd, got, err, tc.want)
+			}
+		})
+	}
+}
