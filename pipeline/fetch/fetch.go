@@ -7,7 +7,9 @@
 //     http, and configured headers never follow a redirect to another host.
 //   - max_file_size is enforced by butler itself, whether or not the server
 //     announces a length.
-//   - Downloads go to a fresh, empty path, never onto an existing file.
+//   - Bodies are read into memory, never onto an existing file; git
+//     checkouts go to fresh directories under the staging area and are
+//     removed by Close.
 //   - Errors say what happened without the source's credentials or the
 //     header values, and unwrap only to safe sentinels.
 package fetch
@@ -16,12 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -35,14 +34,6 @@ const defaultMaxFileSize = 10 << 20
 
 // maxRedirects is how many HTTP redirects one fetch follows.
 const maxRedirects = 10
-
-// watchInterval is how often the size of a download that butler cannot
-// limit while it streams (s3, gcs, file) is checked.
-const watchInterval = 100 * time.Millisecond
-
-// downloadName is the name of the fresh destination inside a fetch's
-// own staging directory.
-const downloadName = "download"
 
 // errTooLarge marks a fetch stopped by max_file_size.
 var errTooLarge = errors.New("larger than max_file_size")
@@ -298,46 +289,4 @@ func describe(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
-}
-
-// readInside reads the regular file rel below root without following
-// any symlink on the way, refusing anything larger than max.
-func readInside(root, rel string, max int64) ([]byte, error) {
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return nil, fmt.Errorf("open staging directory: %w", err)
-	}
-	defer func() { _ = r.Close() }()
-	parts := strings.Split(rel, "/")
-	for i := range parts {
-		p := strings.Join(parts[:i+1], "/")
-		fi, err := r.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, errorf(fs.ErrNotExist, "%s not found", rel)
-		case err != nil:
-			return nil, errorf(nil, "%s: %s", rel, describe(err))
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return nil, errorf(fs.ErrPermission, "%s is a symbolic link: butler does not follow symlinks", p)
-		case i < len(parts)-1 && !fi.IsDir():
-			return nil, errorf(fs.ErrNotExist, "%s not found", rel)
-		case i == len(parts)-1 && !fi.Mode().IsRegular():
-			return nil, errorf(fs.ErrPermission, "%s is not a regular file", rel)
-		case i == len(parts)-1 && fi.Size() > max:
-			return nil, tooLarge(max)
-		}
-	}
-	fh, err := r.Open(rel)
-	if err != nil {
-		return nil, errorf(nil, "%s: %s", rel, describe(err))
-	}
-	defer func() { _ = fh.Close() }()
-	data, err := io.ReadAll(io.LimitReader(fh, max+1))
-	if err != nil {
-		return nil, errorf(nil, "read %s: %s", rel, describe(err))
-	}
-	if int64(len(data)) > max {
-		return nil, tooLarge(max)
-	}
-	return data, nil
 }
