@@ -330,10 +330,10 @@ func (e *crashEnv) kill(delay time.Duration) (exited bool, took time.Duration, o
 }
 
 var (
-	// crashDestTemp is WriteFileAtomic's temporary name for base.
+	// crashDestTemp is atomicfile.WriteFile's temporary name for base.
 	crashDestTemp = regexp.MustCompile(`^\.(.+)\.tmp[0-9]+$`)
-	// crashTextTemp is textfile.WriteFile's temporary name for butler.prom.
-	crashTextTemp = regexp.MustCompile(`^\.butler\.prom\..*\.tmp$`)
+	// crashTextTemp is atomicfile.WriteFile's temporary name for butler.prom.
+	crashTextTemp = regexp.MustCompile(`^\.butler\.prom\.tmp[0-9]+$`)
 	// crashLKGEntry is what StoreLKG keeps beside the link.
 	crashLKGEntry = regexp.MustCompile(`^\.` + crashManager + `\.lkg(tmp)?-[0-9]+$`)
 )
@@ -589,9 +589,10 @@ func TestCrashSIGKILL(t *testing.T) {
 	rng.Shuffle(len(fractions), func(i, j int) { fractions[i], fractions[j] = fractions[j], fractions[i] })
 
 	phases := map[crashPhase]int{}
-	killed, normals := 0, 1+len(fulls) // runs killed; normal runs, the first ones included
-	torn := 0                          // kills after which something was not whole (the loop stops at the first)
-	var left crashLeft                 // kills that left temporary files, by place
+	runs, killed := 0, 0      // runs started to be killed, and those the kill ended
+	normals := 1 + len(fulls) // normal runs, the first ones included
+	torn := 0                 // kills after which something was not whole (the loop stops at the first)
+	var left crashLeft        // kills that left temporary files, by place
 	served := byte('A')
 	for i := range crashKills {
 		if t.Failed() {
@@ -608,6 +609,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		delay := time.Duration(fractions[i] * float64(full))
 		before := e.mark()
 		exited, took, out := e.kill(delay)
+		runs++
 		l := e.checkWhole(fmt.Sprintf("kill %d after %v", i, delay.Round(time.Millisecond)))
 		if t.Failed() {
 			torn++
@@ -655,5 +657,5 @@ func TestCrashSIGKILL(t *testing.T) {
 	t.Logf("kills that left temporary files: %d in dest, %d beside the textfile, %d beside the state file",
 		left.dest, left.textfile, left.state)
 	t.Logf("%d runs started to be killed: %d killed by SIGKILL, %d finished first; %d normal runs; %d files of %.1f MiB; torn: %d",
-		crashKills, killed, crashKills-killed, normals, len(crashPaths), float64(crashLines*crashLineLen)/(1<<20), torn)
+		runs, killed, runs-killed, normals, len(crashPaths), float64(crashLines*crashLineLen)/(1<<20), torn)
 }
