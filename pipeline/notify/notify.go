@@ -6,7 +6,8 @@
 //     bounded by its context and the channel's own timeout.
 //   - Mail is never sent over an unencrypted connection: a server without
 //     STARTTLS is an error.
-//   - Error texts hold no header value, URL credential or password.
+//   - Error texts hold no header value, URL credential or password, nor the
+//     base64 forms of the SMTP credentials a server may quote back.
 package notify
 
 import (
