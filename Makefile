@@ -11,7 +11,7 @@ COMMIT_TIME ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 DEB_DIR  ?= bin
 DEB_BUILD = $(DEB_DIR)/deb-build
 
-.PHONY: all build man deb test run demo lint bench bench-fleet install deps clean
+.PHONY: all build man deb test fuzz crash run demo lint bench bench-fleet install deps clean
 
 all: build
 
@@ -50,6 +50,7 @@ test: deps
 	$(GO) -C scripts/deb vet ./...
 	$(GO) -C scripts/deb test -count=1 ./...
 	scripts/check-alerts.sh
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=15s
 	@$(MAKE) --no-print-directory build >/dev/null
 	@if command -v prometheus >/dev/null || [ -n "$$CI" ]; then \
 		scripts/demo.sh >bin/demo.log 2>&1 && echo "demo: OK (log in bin/demo.log)" || { cat bin/demo.log; echo "demo: FAILED"; exit 1; }; \
@@ -57,6 +58,26 @@ test: deps
 
 deps:
 	scripts/test-deps.sh
+
+# Runs every fuzz target for FUZZTIME, one after another, on one core. Go
+# keeps what it learns in its cache; a failing input goes to the package's
+# testdata/fuzz/NAME/, to be kept as a regression seed once fixed.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := pipeline/config:FuzzParse pipeline/config:FuzzExpandEnv \
+	pipeline/render:FuzzRender pipeline/render:FuzzValidate \
+	pipeline/redact:FuzzURL pipeline/redact:FuzzScrub pipeline/state:FuzzParse
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 1 ./$$pkg; \
+	done
+
+# Kills butler sync with SIGKILL at random moments of N runs over files of
+# several MiB, checking after each kill that nothing is torn (make test kills 30).
+N ?= 1000
+crash:
+	BUTLER_CRASH_KILLS=$(N) $(GO) test -count=1 -run '^TestCrashSIGKILL$$' -v -timeout 6h .
 
 # Syncs the bundled example (testdata/example) offline into ./run; run it twice:
 # the first run writes, the second changes nothing.

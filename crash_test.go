@@ -35,9 +35,12 @@ import (
 var crashSeed = flag.Uint64("crash.seed", 0, "seed of the kill delays of TestCrashSIGKILL (0: from the clock)")
 
 const (
-	crashManager    = "crash"
-	crashKills      = 30
-	crashNormalEach = 3 // a normal run after every crashNormalEach kills
+	crashManager = "crash"
+	// crashKillsEnv sets the number of kills (`make crash N=1000`);
+	// crashKillsDefault is what `make test` does.
+	crashKillsEnv     = "BUTLER_CRASH_KILLS"
+	crashKillsDefault = 30
+	crashNormalEach   = 3 // a normal run after every crashNormalEach kills
 	// crashLines lines of crashLineLen bytes: about 3.7 MiB per file.
 	crashLines   = 60000
 	crashLineLen = 64
@@ -327,10 +330,10 @@ func (e *crashEnv) kill(delay time.Duration) (exited bool, took time.Duration, o
 }
 
 var (
-	// crashDestTemp is WriteFileAtomic's temporary name for base.
+	// crashDestTemp is atomicfile.WriteFile's temporary name for base.
 	crashDestTemp = regexp.MustCompile(`^\.(.+)\.tmp[0-9]+$`)
-	// crashTextTemp is textfile.WriteFile's temporary name for butler.prom.
-	crashTextTemp = regexp.MustCompile(`^\.butler\.prom\..*\.tmp$`)
+	// crashTextTemp is atomicfile.WriteFile's temporary name for butler.prom.
+	crashTextTemp = regexp.MustCompile(`^\.butler\.prom\.tmp[0-9]+$`)
 	// crashLKGEntry is what StoreLKG keeps beside the link.
 	crashLKGEntry = regexp.MustCompile(`^\.` + crashManager + `\.lkg(tmp)?-[0-9]+$`)
 )
@@ -539,10 +542,25 @@ func (e *crashEnv) stateTemps() int {
 	return len(m)
 }
 
+// crashKillCount is the number of kills: $BUTLER_CRASH_KILLS, or
+// crashKillsDefault.
+func crashKillCount(t *testing.T) int {
+	v := os.Getenv(crashKillsEnv)
+	if v == "" {
+		return crashKillsDefault
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a number of kills, at least 1", crashKillsEnv, v)
+	}
+	return n
+}
+
 func TestCrashSIGKILL(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills butler 30 times; skipped with -short")
+		t.Skip("kills butler many times; skipped with -short")
 	}
+	crashKills := crashKillCount(t)
 	e := crashNewEnv(t)
 	seed := *crashSeed
 	if seed == 0 {
@@ -566,12 +584,15 @@ func TestCrashSIGKILL(t *testing.T) {
 	t.Logf("first run %v, full runs %v", first.Round(time.Millisecond), fulls)
 	fractions := make([]float64, crashKills)
 	for i := range fractions {
-		fractions[i] = 1.15 * (float64(i) + rng.Float64()) / crashKills
+		fractions[i] = 1.15 * (float64(i) + rng.Float64()) / float64(crashKills)
 	}
 	rng.Shuffle(len(fractions), func(i, j int) { fractions[i], fractions[j] = fractions[j], fractions[i] })
 
 	phases := map[crashPhase]int{}
-	var left crashLeft // kills that left temporary files, by place
+	runs, killed := 0, 0      // runs started to be killed, and those the kill ended
+	normals := 1 + len(fulls) // normal runs, the first ones included
+	torn := 0                 // kills after which something was not whole (the loop stops at the first)
+	var left crashLeft        // kills that left temporary files, by place
 	served := byte('A')
 	for i := range crashKills {
 		if t.Failed() {
@@ -588,7 +609,11 @@ func TestCrashSIGKILL(t *testing.T) {
 		delay := time.Duration(fractions[i] * float64(full))
 		before := e.mark()
 		exited, took, out := e.kill(delay)
+		runs++
 		l := e.checkWhole(fmt.Sprintf("kill %d after %v", i, delay.Round(time.Millisecond)))
+		if t.Failed() {
+			torn++
+		}
 		after := e.mark()
 		ph := e.phase(before, after, l.dest)
 		if exited {
@@ -599,6 +624,9 @@ func TestCrashSIGKILL(t *testing.T) {
 			}
 		}
 		phases[ph]++
+		if !exited {
+			killed++
+		}
 		for _, c := range []struct{ n, sum *int }{{&l.dest, &left.dest}, {&l.textfile, &left.textfile}, {&l.state, &left.state}} {
 			if *c.n > 0 {
 				*c.sum++
@@ -609,6 +637,7 @@ func TestCrashSIGKILL(t *testing.T) {
 			t.Logf("output of the killed run:\n%s", out)
 		}
 		if i%crashNormalEach == crashNormalEach-1 || i == crashKills-1 {
+			normals++
 			before := e.mark()
 			took := e.sync(served)
 			if before.lkg != e.mark().lkg {
@@ -627,4 +656,6 @@ func TestCrashSIGKILL(t *testing.T) {
 	}
 	t.Logf("kills that left temporary files: %d in dest, %d beside the textfile, %d beside the state file",
 		left.dest, left.textfile, left.state)
+	t.Logf("%d runs started to be killed: %d killed by SIGKILL, %d finished first; %d normal runs; %d files of %.1f MiB; torn: %d",
+		runs, killed, runs-killed, normals, len(crashPaths), float64(crashLines*crashLineLen)/(1<<20), torn)
 }

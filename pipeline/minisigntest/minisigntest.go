@@ -31,7 +31,7 @@ func Tool(t testing.TB) string {
 type Pair struct {
 	Pub    string // the base64 line, "RW..."
 	PubTxt string // the whole minisign.pub file
-	ID     string // the key ID, as minisign prints it
+	ID     string // the key ID: 16 upper-case hex digits
 	Sec    string // path of the secret key, not encrypted
 }
 
@@ -50,7 +50,10 @@ func NewPair(t testing.TB, tool string) Pair {
 		t.Fatalf("minisign.pub: %q", text)
 	}
 	comment := strings.Fields(lines[0])
-	return Pair{Pub: lines[1], PubTxt: string(text), ID: comment[len(comment)-1], Sec: sec}
+	// minisign prints the key ID without its leading zeros.
+	id := strings.ToUpper(comment[len(comment)-1])
+	id = strings.Repeat("0", max(0, 16-len(id))) + id
+	return Pair{Pub: lines[1], PubTxt: string(text), ID: id, Sec: sec}
 }
 
 // Sign writes body to a file and signs it with `minisign -S`, with the

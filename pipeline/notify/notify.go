@@ -6,7 +6,8 @@
 //     bounded by its context and the channel's own timeout.
 //   - Mail is never sent over an unencrypted connection: a server without
 //     STARTTLS is an error.
-//   - Error texts hold no header value, URL credential or password.
+//   - Error texts hold no header value, URL credential or password, nor the
+//     base64 forms of the SMTP credentials a server may quote back.
 package notify
 
 import (
@@ -318,7 +319,7 @@ func (n *Webhook) Send(ctx context.Context, msg Message) error {
 // Send delivers msg once over SMTP with STARTTLS.
 func (n *Email) Send(ctx context.Context, msg Message) error {
 	e := &n.Config
-	scrub := redact.NewScrubber(e.Password)
+	scrub := redact.NewScrubber(EmailSecrets(*e)...)
 	port := e.Port
 	if port == 0 {
 		port = config.DefaultSMTPPort
@@ -406,6 +407,63 @@ func (n *Email) Send(ctx context.Context, msg Message) error {
 	// The server has accepted the message; a failed QUIT changes nothing.
 	_ = c.Quit()
 	return nil
+}
+
+// EmailSecrets returns what must never appear in a text about e: the
+// password (also as quoted by %q, which net/smtp uses for server replies),
+// and the base64 forms (standard and URL alphabets, padded and
+// not) of the AUTH PLAIN response "\x00user\x00password" that Send sends,
+// of the password and of the user name, so that a server quoting the
+// exchange back in an error reply leaks nothing. A password inside any
+// other base64 text is caught too: for each of the three byte offsets it
+// can start at, the characters of the encoding that depend on it alone are
+// known.
+func EmailSecrets(e config.Email) []string {
+	out := []string{e.Password}
+	if q := strconv.Quote(e.Password); q[1:len(q)-1] != e.Password {
+		out = append(out, q[1:len(q)-1])
+	}
+	if e.Password != "" {
+		out = append(out, notifyBase64Forms("\x00"+e.Username+"\x00"+e.Password)...)
+		out = append(out, notifyBase64Forms(e.Password)...)
+		out = append(out, notifyBase64Cores(e.Password)...)
+	}
+	if e.Username != "" {
+		out = append(out, notifyBase64Forms(e.Username)...)
+	}
+	return out
+}
+
+// notifyBase64Encodings are the alphabets a server may quote base64 in.
+var notifyBase64Encodings = []*base64.Encoding{
+	base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
+}
+
+// notifyBase64Forms returns s encoded in each of notifyBase64Encodings.
+func notifyBase64Forms(s string) []string {
+	out := make([]string, 0, len(notifyBase64Encodings))
+	for _, enc := range notifyBase64Encodings {
+		out = append(out, enc.EncodeToString([]byte(s)))
+	}
+	return out
+}
+
+// notifyBase64Cores returns, for s starting at each byte offset modulo 3 of
+// a base64 text, the run of characters that encode bits of s alone: one of
+// them is in any standard or URL base64 encoding of a text containing s.
+func notifyBase64Cores(s string) []string {
+	var out []string
+	for k := range 3 {
+		data := append(make([]byte, k), s...)
+		first := (8*k + 5) / 6       // first character made of s's bits only
+		last := (8*k + 8*len(s)) / 6 // one past the last such character
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			if text := enc.EncodeToString(data); last > first {
+				out = append(out, text[first:last])
+			}
+		}
+	}
+	return out
 }
 
 // notifyMail returns the message as sent after DATA (headers and body, CRLF

@@ -238,7 +238,9 @@ func NewScrubber(secrets ...string) *Scrubber {
 }
 
 // Add makes the Scrubber know more secrets. Empty values and values shorter
-// than 4 characters are ignored: they are ordinary words of any message.
+// than 4 characters are ignored: they are ordinary words of any message; so
+// are values that are part of the mask itself ("xxxx"), which every masked
+// text holds.
 // A header value of several words ("Bearer TOKEN") is also known by its
 // last word, which is the credential.
 func (s *Scrubber) Add(secrets ...string) {
@@ -250,7 +252,7 @@ func (s *Scrubber) Add(secrets ...string) {
 			candidates = append(candidates, f[len(f)-1])
 		}
 		for _, c := range candidates {
-			if len(c) < redactMinLen || s.secrets[c] {
+			if len(c) < redactMinLen || strings.Contains(Mask, c) || s.secrets[c] {
 				continue
 			}
 			s.secrets[c] = true
@@ -276,8 +278,20 @@ func (s *Scrubber) Scrub(text string) string {
 	}
 	sorted := s.sorted
 	s.mu.Unlock()
-	for _, v := range sorted {
-		text = strings.ReplaceAll(text, v, Mask)
+	// A mask next to the text around it can spell a secret again
+	// ("xxxxxy" in "xxxxxyy" becomes "xxxxxy"), and masking one secret can
+	// complete another: repeat until nothing changes. Each pass that
+	// changes something makes the text shorter or removes a byte other
+	// than the mask's (Add keeps no secret made of the mask's letters
+	// alone), so the passes end.
+	for {
+		before := text
+		for _, v := range sorted {
+			text = strings.ReplaceAll(text, v, Mask)
+		}
+		text = maskUserinfo(text)
+		if text == before {
+			return text
+		}
 	}
-	return maskUserinfo(text)
 }

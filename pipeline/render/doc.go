@@ -5,8 +5,11 @@
 //   - A name the template looks up that is not in its context is an error
 //     naming it, never an empty string; output is not HTML-escaped; partials,
 //     which would read local files, are refused.
+//   - A render is bounded: at most MaxOutput bytes and MaxSteps tag
+//     evaluations, so no template (sections nested over lists) runs for
+//     hours or takes gigabytes.
 //   - Validate checks syntax only: every YAML document of a stream parses
-//     without duplicate keys, JSON is one value without duplicate keys, text
-//     is UTF-8 without NUL bytes.
+//     without duplicate keys or an alias inside its own anchor, JSON is one
+//     value without duplicate keys, text is UTF-8 without NUL bytes.
 //   - Render and Validate are safe for concurrent use and touch no disk.
 package render

@@ -67,6 +67,10 @@ func TemplateData(vars map[string]any, manager string, environ []string, hostnam
 // its delimiters with a set-delimiter tag ({{=<% %>=}}).
 //
 // Content holding no opening delimiter is returned unchanged, byte for byte.
+// A template whose output would exceed MaxOutput bytes, or whose sections
+// nested over lists would evaluate more than MaxSteps tags, is an error
+// before it has used more than that: a few hundred bytes of nested sections
+// would otherwise take hours and gigabytes.
 // Render is safe for concurrent use.
 func Render(content []byte, data map[string]any, delims []string) ([]byte, error) {
 	open, closing, err := renderDelims(delims)
@@ -99,12 +103,43 @@ func Render(content []byte, data map[string]any, delims []string) ([]byte, error
 	if err := w.walk(tree, ""); err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
-	out.Grow(len(content) + len(content)/8)
-	if err := tmpl.FRender(&out, data); err != nil {
+	out := renderLimitWriter{limit: MaxOutput}
+	out.buf.Grow(min(len(content)+len(content)/8, MaxOutput))
+	err = tmpl.FRender(&out, data)
+	if out.exceeded {
+		// The library drops the write errors of variables: the flag, not
+		// err, is what tells.
+		return nil, fmt.Errorf("the rendered output exceeds %d MiB", MaxOutput>>20)
+	}
+	if err != nil {
 		return nil, err
 	}
-	return out.Bytes(), nil
+	return out.buf.Bytes(), nil
+}
+
+// Limits of a render.
+const (
+	// MaxOutput is the most bytes a template may render to.
+	MaxOutput = 64 << 20
+	// MaxSteps is the most tags a template may evaluate, counting each tag
+	// once per list item of the sections around it.
+	MaxSteps = 2_000_000
+)
+
+// renderLimitWriter collects output up to limit bytes, and refuses every
+// write past it.
+type renderLimitWriter struct {
+	buf      bytes.Buffer
+	limit    int
+	exceeded bool
+}
+
+func (w *renderLimitWriter) Write(p []byte) (int, error) {
+	if w.exceeded || w.buf.Len()+len(p) > w.limit {
+		w.exceeded = true
+		return 0, errors.New("output limit exceeded")
+	}
+	return w.buf.Write(p)
 }
 
 var renderStrictOnce sync.Once
@@ -191,11 +226,24 @@ func renderTree(tags []mustache.Tag) ([]renderNode, error) {
 // value; an inverted section renders only when the value is empty.
 type renderWalker struct {
 	chain []reflect.Value // the context stack, innermost last
+	steps int             // tags evaluated and list items entered so far
+}
+
+// step counts one unit of work against MaxSteps.
+func (w *renderWalker) step() error {
+	w.steps++
+	if w.steps > MaxSteps {
+		return fmt.Errorf("the template evaluates more than %d tags (sections nested over lists multiply): refused", MaxSteps)
+	}
+	return nil
 }
 
 func (w *renderWalker) walk(nodes []renderNode, section string) error {
 	for i := range nodes {
 		n := &nodes[i]
+		if err := w.step(); err != nil {
+			return err
+		}
 		v, ok := renderLookup(w.chain, n.name)
 		if !ok {
 			if section != "" {
@@ -244,6 +292,9 @@ func (w *renderWalker) section(n *renderNode, v reflect.Value) error {
 }
 
 func (w *renderWalker) push(v reflect.Value, n *renderNode) error {
+	if err := w.step(); err != nil {
+		return err
+	}
 	w.chain = append(w.chain, v)
 	err := w.walk(n.children, n.name)
 	w.chain = w.chain[:len(w.chain)-1]

@@ -50,7 +50,7 @@ func validateYAML(content []byte) error {
 		if err != nil {
 			return err
 		}
-		if err := validateYAMLKeys(&doc); err != nil {
+		if err := validateYAMLKeys(&doc, map[*yaml.Node]bool{}); err != nil {
 			return err
 		}
 	}
@@ -64,15 +64,26 @@ const validateYAMLSmall = 8
 // validateYAMLKeys refuses a mapping holding the same key twice. Keys are
 // compared as yaml v3 does when it decodes into Go values: same kind and same
 // text, so `1` and `"1"` count as the same key. Aliases are not followed, so
-// the walk stays linear however much the document aliases.
-func validateYAMLKeys(n *yaml.Node) error {
-	if n.Kind == yaml.MappingNode {
+// the walk stays linear however much the document aliases; an alias to a
+// node that contains it (&a [*a]) is refused, as no program decoding the
+// file could load it. anchored holds the anchored nodes above n.
+func validateYAMLKeys(n *yaml.Node, anchored map[*yaml.Node]bool) error {
+	switch n.Kind {
+	case yaml.MappingNode:
 		if err := validateYAMLMapping(n); err != nil {
 			return err
 		}
+	case yaml.AliasNode:
+		if anchored[n.Alias] {
+			return fmt.Errorf("yaml: line %d: anchor %q contains an alias to itself", n.Line, n.Value)
+		}
+	}
+	if n.Anchor != "" && !anchored[n] {
+		anchored[n] = true
+		defer delete(anchored, n)
 	}
 	for _, c := range n.Content {
-		if err := validateYAMLKeys(c); err != nil {
+		if err := validateYAMLKeys(c, anchored); err != nil {
 			return err
 		}
 	}

@@ -332,17 +332,25 @@ func (d *Dest) Apply(files []File) (*Snapshot, error) {
 		return nil, err
 	}
 	// The snapshot's entries follow the order of files, duplicates dropped:
-	// after a failure, the first len(seen) of them cover every path touched.
+	// after a failure, the first len(seen) of them cover every path replaced.
+	// A file whose write failed is as it was (WriteFile leaves it so), and
+	// rewriting it could only fail again, on a full disk say; when it did
+	// not exist, its entry is put back too, to remove the directories made
+	// for it.
 	seen := make(map[string]bool, len(files))
 	for _, f := range files {
-		seen[f.Path] = true
 		if err := atomicfile.WriteFile(d.root, f.Path, f.Data, f.Mode, DirMode); err != nil {
 			werr := err
-			if rerr := snap.restore(len(seen)); rerr != nil {
+			n := len(seen)
+			if !seen[f.Path] && !snap.entries[n].exists {
+				n++
+			}
+			if rerr := snap.restore(n); rerr != nil {
 				return nil, errors.Join(werr, fmt.Errorf("put back files written before: %w", rerr))
 			}
 			return nil, werr
 		}
+		seen[f.Path] = true
 	}
 	return snap, nil
 }

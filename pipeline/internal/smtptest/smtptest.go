@@ -16,6 +16,7 @@ import (
 	"log"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,11 @@ type Mail struct {
 // PLAIN with that user and Pass.
 type Backend struct {
 	User, Pass string
+	// Echo, when set, makes the server refuse every AUTH with a 535 reply
+	// whose text is Echo(response), response being the decoded SASL PLAIN
+	// response ("identity\x00user\x00password"): a server that quotes the
+	// exchange back, as some do in their error replies.
+	Echo func(response []byte) string
 
 	mu    sync.Mutex
 	mails []Mail
@@ -65,6 +71,9 @@ type session struct {
 func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
 
 func (s *session) Auth(string) (sasl.Server, error) {
+	if s.be.Echo != nil {
+		return echoServer{be: s.be}, nil
+	}
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		s.be.mu.Lock()
 		s.be.auths++
@@ -75,6 +84,20 @@ func (s *session) Auth(string) (sasl.Server, error) {
 		s.authed = true
 		return nil
 	}), nil
+}
+
+// echoServer refuses the SASL exchange, quoting its response back.
+type echoServer struct{ be *Backend }
+
+func (e echoServer) Next(response []byte) ([]byte, bool, error) {
+	e.be.mu.Lock()
+	e.be.auths++
+	e.be.mu.Unlock()
+	return nil, false, &smtp.SMTPError{
+		Code:         535,
+		EnhancedCode: smtp.EnhancedCode{5, 7, 8},
+		Message:      strings.NewReplacer("\r", " ", "\n", " ").Replace(e.be.Echo(response)),
+	}
 }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
