@@ -51,14 +51,15 @@ func listDir(ctx context.Context, lister Lister, d *config.Dir) ([]*config.File,
 	switch scheme {
 	case "file":
 		return listLocal(d)
-	case "s3", "gcs":
+	case "s3", "gcs", "git":
 		return listStore(ctx, lister, d)
 	}
-	return nil, fmt.Errorf("directory sources over %s cannot be listed by this version of butler: list the files one by one, or use an s3 or gcs prefix or a local directory", scheme)
+	return nil, fmt.Errorf("directory sources over %s cannot be listed: use an s3 or gcs prefix, a git subdirectory or a local directory", scheme)
 }
 
-// listStore lists an s3 or gcs prefix; each object is a file fetched from
-// its own source, conditionally like any other.
+// listStore lists an s3 or gcs prefix or a git subdirectory; each object is
+// a file fetched from its own source, conditionally like any other (the git
+// files of a run share one checkout).
 func listStore(ctx context.Context, lister Lister, d *config.Dir) ([]*config.File, error) {
 	names, err := lister.List(ctx, d.Source, 100*d.MaxFiles)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
 )
 
 // TestRunDirectorySource: a local directory of rules, filtered by include:
@@ -201,5 +202,41 @@ template = false
 				t.Error("an empty prefix wiped the rules")
 			}
 		})
+	}
+}
+
+// TestRunDirectoryInGit: a subdirectory of a real git repository at a ref as
+// a directory source; a file removed in a later commit is removed from dest.
+func TestRunDirectoryInGit(t *testing.T) {
+	repo := gitrepo.New(t)
+	repo.Write("prometheus/rules/a.yml", "groups: [a]\n")
+	repo.Write("prometheus/rules/b.yml", "groups: [b]\n")
+	repo.Write("README.md", "not under the directory\n")
+	repo.Commit("first")
+	e := newRunEnv(t)
+	text := strings.Replace(withoutRules(e, ""), "[managers.prom.reload]", fmt.Sprintf(`[[managers.prom.dirs]]
+source = "git::file://%s//prometheus/rules?ref=main"
+path = "rules"
+template = false
+
+[managers.prom.reload]`, repo.Dir), 1)
+	text = strings.Replace(text, "[butler]\n", "[butler]\nschemes = [\"http\", \"git\"]\n", 1)
+	cfg := e.parse(text)
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if got := e.read("rules/a.yml") + e.read("rules/b.yml"); got != "groups: [a]\ngroups: [b]\n" {
+		t.Fatalf("rules = %q", got)
+	}
+	if err := os.Remove(filepath.Join(repo.Dir, "prometheus", "rules", "b.yml")); err != nil {
+		t.Fatal(err)
+	}
+	repo.Commit("drop b")
+	_, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if fstest.Exists(t, filepath.Join(e.dest, "rules", "b.yml")) {
+		t.Error("rules/b.yml, removed in the repository, is still in dest")
+	}
+	if fstest.Exists(t, filepath.Join(e.dest, "rules", "README.md")) {
+		t.Error("a file outside the subdirectory was written")
 	}
 }
