@@ -399,7 +399,7 @@ func (r *managerRun) fetchOne(ctx context.Context, f *config.File, cond bool) (f
 		// ?checksum= holds for the body actually used, cached or not.
 		var body []byte
 		if body, err = c.Body(r.m.Name, got.key); err == nil {
-			err = res.Checksum.Check(body)
+			err = res.Checksum.Verify(body)
 			got.body = body
 		} else {
 			c.Forget(r.m.Name, got.key)

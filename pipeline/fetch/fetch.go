@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -186,7 +185,7 @@ type Result struct {
 	Bytes       int64 // body bytes received
 	// Checksum is the source's ?checksum=, when it has one and the body was
 	// not sent (NotModified): the caller checks it against its own copy.
-	Checksum *Checksum
+	Checksum *source.Checksum
 }
 
 // Get fetches one source as Fetch does, conditionally when req.If is set.
@@ -245,16 +244,6 @@ func contextError(ctx context.Context, err error) *failure {
 	return errorf(context.Canceled, "canceled")
 }
 
-// isContextEnd reports whether err is the end of ctx or a network
-// timeout.
-func isContextEnd(ctx context.Context, err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // tooLarge is the error for content larger than max bytes.
 func tooLarge(max int64) *failure {
 	size := fmt.Sprintf("%d bytes", max)
@@ -268,25 +257,4 @@ func tooLarge(max int64) *failure {
 		}
 	}
 	return errorf(errTooLarge, "larger than max_file_size %s", size)
-}
-
-// describe says what a transport-level error was, without the URL
-// that net/http and the SDKs put around it.
-func describe(err error) string {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return "no response: " + dns.Error()
-	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		if op.Op == "dial" {
-			return "no response: " + op.Error()
-		}
-		return "connection failed: " + op.Error()
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }

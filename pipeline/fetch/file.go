@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 	"github.com/butler-sre/butler/pipeline/source"
 )
 
@@ -37,7 +38,7 @@ func (f *Fetcher) getFile(src string) (Result, error) {
 		case errors.Is(err, syscall.ELOOP):
 			return Result{Status: http.StatusForbidden}, errorf(fs.ErrPermission, "file %s is a symbolic link: butler does not follow symlinks, name the target instead", p)
 		}
-		return Result{}, errorf(nil, "file %s: %s", p, describe(err))
+		return Result{}, errorf(nil, "file %s: %s", p, neterr.Describe(err))
 	}
 	// O_NOFOLLOW: the file itself may not be a symlink, even one swapped in
 	// between a check and the open.
@@ -63,7 +64,7 @@ func (f *Fetcher) getFile(src string) (Result, error) {
 		return Result{Status: http.StatusOK}, tooLarge(f.max)
 	}
 	res := Result{Status: http.StatusOK, Body: body, Bytes: int64(len(body))}
-	if err := sum.Check(body); err != nil {
+	if err := sum.Verify(body); err != nil {
 		return res, err
 	}
 	return res, nil

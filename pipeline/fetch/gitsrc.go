@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/butler-sre/butler/pipeline/fetch/git"
+	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 	"github.com/butler-sre/butler/pipeline/source"
 )
 
@@ -90,7 +91,7 @@ func (f *Fetcher) getGit(ctx context.Context, src string) (Result, error) {
 	}
 	co, err := f.checkout(ctx, s)
 	if err != nil {
-		if isContextEnd(ctx, err) {
+		if neterr.IsTimeout(ctx, err) {
 			return Result{}, contextError(ctx, err)
 		}
 		return Result{}, errorf(nil, "%s", err.Error())

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 )
 
 // getHTTP fetches an http(s) source straight into memory: one GET (never a
@@ -47,10 +49,10 @@ func (f *Fetcher) getHTTP(ctx context.Context, src string, req Request) (Result,
 			return Result{Status: resp.StatusCode}, errorf(nil, "http status %d: %s", resp.StatusCode, re.msg)
 		case errors.As(err, &re):
 			return Result{}, errorf(nil, "%s", re.msg)
-		case isContextEnd(ctx, err):
+		case neterr.IsTimeout(ctx, err):
 			return Result{}, contextError(ctx, err)
 		}
-		return Result{}, errorf(nil, "%s", describe(err))
+		return Result{}, errorf(nil, "%s", neterr.Describe(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	res := Result{
@@ -79,13 +81,13 @@ func (f *Fetcher) getHTTP(ctx context.Context, src string, req Request) (Result,
 		if errors.Is(err, errTooLarge) {
 			return res, tooLarge(f.max)
 		}
-		if isContextEnd(ctx, err) {
+		if neterr.IsTimeout(ctx, err) {
 			return Result{Bytes: res.Bytes}, contextError(ctx, err)
 		}
-		return res, errorf(nil, "http status %d: reading the body: %s", resp.StatusCode, describe(err))
+		return res, errorf(nil, "http status %d: reading the body: %s", resp.StatusCode, neterr.Describe(err))
 	}
 	if sum != nil {
-		if err := sum.Check(body); err != nil {
+		if err := sum.Verify(body); err != nil {
 			return res, err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/butler-sre/butler/pipeline/fetch/gcs"
+	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 	"github.com/butler-sre/butler/pipeline/fetch/s3"
 	"github.com/butler-sre/butler/pipeline/source"
 )
@@ -73,7 +74,7 @@ func (f *Fetcher) getObject(ctx context.Context, src, scheme string, req Request
 	switch {
 	case errors.Is(err, tooBig):
 		return res, tooLarge(f.max)
-	case err != nil && isContextEnd(ctx, err):
+	case err != nil && neterr.IsTimeout(ctx, err):
 		return Result{Status: status, Bytes: bytes}, contextError(ctx, err)
 	case err != nil:
 		var kind error
@@ -94,7 +95,7 @@ func (f *Fetcher) getObject(ctx context.Context, src, scheme string, req Request
 		res.Checksum = sum
 		return res, nil
 	}
-	if err := sum.Check(body); err != nil {
+	if err := sum.Verify(body); err != nil {
 		return res, err
 	}
 	res.Body = body
@@ -142,7 +143,7 @@ func (f *Fetcher) List(ctx context.Context, src string, limit int) ([]string, er
 		return nil, errorf(nil, "%s sources cannot be listed", scheme)
 	}
 	if err != nil {
-		if isContextEnd(ctx, err) {
+		if neterr.IsTimeout(ctx, err) {
 			return nil, contextError(ctx, err)
 		}
 		return nil, errorf(nil, "%s", err.Error())

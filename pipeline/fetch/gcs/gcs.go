@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,6 +39,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 
+	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 
@@ -251,10 +251,10 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	}
 	resp, err := c.send(ctx, c.objectURL(loc, cond), header)
 	switch {
-	case err != nil && isTimeout(ctx, err):
+	case err != nil && neterr.IsTimeout(ctx, err):
 		return Object{}, contextError(ctx, err)
 	case err != nil:
-		return Object{}, &failure{msg: scrub.Scrub("gcs: " + describe(err))}
+		return Object{}, &failure{msg: scrub.Scrub("gcs: " + neterr.Describe(err))}
 	}
 	defer func() { _ = resp.Body.Close() }()
 
@@ -270,11 +270,11 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	obj.Bytes = int64(len(body))
 	switch {
-	case err != nil && isTimeout(ctx, err):
+	case err != nil && neterr.IsTimeout(ctx, err):
 		obj.Status = 0
 		return obj, contextError(ctx, err)
 	case err != nil:
-		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("gcs status %d: read body: %s", obj.Status, describe(err)))}
+		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("gcs status %d: read body: %s", obj.Status, neterr.Describe(err)))}
 	case obj.Bytes > max:
 		return obj, tooLarge(obj.Status, max)
 	}
@@ -311,10 +311,10 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 		}
 		resp, err := c.send(ctx, c.endpoint+"/storage/v1/b/"+url.PathEscape(loc.Bucket)+"/o?"+q.Encode(), header)
 		switch {
-		case err != nil && isTimeout(ctx, err):
+		case err != nil && neterr.IsTimeout(ctx, err):
 			return nil, contextError(ctx, err)
 		case err != nil:
-			return nil, &failure{msg: scrub.Scrub("gcs: list: " + describe(err))}
+			return nil, &failure{msg: scrub.Scrub("gcs: list: " + neterr.Describe(err))}
 		}
 		if resp.StatusCode != http.StatusOK {
 			err := apiError(resp, scrub)
@@ -376,7 +376,7 @@ func (c *Client) send(ctx context.Context, u string, header http.Header) (*http.
 // another try.
 func retryable(ctx context.Context, resp *http.Response, err error) bool {
 	if err != nil {
-		return !isTimeout(ctx, err)
+		return !neterr.IsTimeout(ctx, err)
 	}
 	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
 }
@@ -459,7 +459,7 @@ func apiError(resp *http.Response, scrub *redact.Scrubber) *failure {
 
 // tokenError describes a failure to get an access token.
 func tokenError(ctx context.Context, err error) *failure {
-	if isTimeout(ctx, err) {
+	if neterr.IsTimeout(ctx, err) {
 		return contextError(ctx, err)
 	}
 	msg := "gcs: no Google credentials: "
@@ -483,19 +483,10 @@ func tokenError(ctx context.Context, err error) *failure {
 			}
 		}
 	default:
-		line, _, _ := strings.Cut(describe(err), "\n")
+		line, _, _ := strings.Cut(neterr.Describe(err), "\n")
 		msg += line
 	}
 	return &failure{msg: msg}
-}
-
-// isTimeout reports whether err is the end of ctx or a network timeout.
-func isTimeout(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // contextError describes a Get ended by its context or a timeout.
@@ -504,25 +495,4 @@ func contextError(ctx context.Context, err error) *failure {
 		return &failure{msg: "gcs: canceled", kind: context.Canceled}
 	}
 	return &failure{msg: "gcs: timed out", kind: context.DeadlineExceeded}
-}
-
-// describe says what a transport-level error was, without the URL that
-// net/http puts around it.
-func describe(err error) string {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return "no response: " + dns.Error()
-	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		if op.Op == "dial" {
-			return "no response: " + op.Error()
-		}
-		return "connection failed: " + op.Error()
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 )
 
 // credError is a failure to find credentials; its text says where butler
@@ -254,12 +256,12 @@ func (c *chain) instanceRole(ctx context.Context) (aws.CredentialsProvider, erro
 		}
 		var status interface{ HTTPStatusCode() int }
 		var op *net.OpError
-		why := describe(err)
+		why := neterr.Describe(err)
 		switch {
 		case errors.As(err, &status) && status.HTTPStatusCode() == http.StatusNotFound:
 			why = "the instance has none (instance metadata status 404)"
 		case errors.As(err, &op):
-			why = "instance metadata: " + describe(err)
+			why = "instance metadata: " + neterr.Describe(err)
 		case errors.Is(err, context.DeadlineExceeded):
 			why = "instance metadata: no answer within " + c.imdsTimeout.String()
 		}

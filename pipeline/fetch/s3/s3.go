@@ -28,9 +28,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -47,6 +45,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/hashicorp/go-cleanhttp"
 
+	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 
@@ -196,11 +195,11 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	body, err := io.ReadAll(io.LimitReader(out.Body, max+1))
 	obj.Bytes = int64(len(body))
 	switch {
-	case err != nil && isTimeout(ctx, err):
+	case err != nil && neterr.IsTimeout(ctx, err):
 		obj.Status = 0
 		return obj, contextError(ctx, err)
 	case err != nil:
-		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("s3 status %d: read body: %s", obj.Status, describe(err)))}
+		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("s3 status %d: read body: %s", obj.Status, neterr.Describe(err)))}
 	case obj.Bytes > max:
 		return obj, tooLarge(obj.Status, max)
 	}
@@ -303,14 +302,14 @@ func failed(ctx context.Context, err error, scrub *redact.Scrubber) (Object, err
 	switch {
 	case status == http.StatusNotModified:
 		return Object{Status: status, ETag: re.Response.Header.Get("ETag")}, nil
-	case status == 0 && isTimeout(ctx, err):
+	case status == 0 && neterr.IsTimeout(ctx, err):
 		return Object{}, contextError(ctx, err)
 	case status == 0:
 		var ce *credError
 		if errors.As(err, &ce) {
 			return Object{}, &failure{msg: scrub.Scrub("s3: " + ce.msg)}
 		}
-		return Object{}, &failure{msg: scrub.Scrub("s3: " + describe(err))}
+		return Object{}, &failure{msg: scrub.Scrub("s3: " + neterr.Describe(err))}
 	}
 	msg := fmt.Sprintf("s3 status %d", status)
 	var api smithy.APIError
@@ -332,40 +331,10 @@ func failed(ctx context.Context, err error, scrub *redact.Scrubber) (Object, err
 	return Object{Status: status}, &failure{msg: scrub.Scrub(msg), kind: kind}
 }
 
-// isTimeout reports whether err is the end of ctx or a network timeout.
-func isTimeout(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // contextError describes a Get ended by its context or a timeout.
 func contextError(ctx context.Context, err error) *failure {
 	if errors.Is(ctx.Err(), context.Canceled) || (ctx.Err() == nil && errors.Is(err, context.Canceled)) {
 		return &failure{msg: "s3: canceled", kind: context.Canceled}
 	}
 	return &failure{msg: "s3: timed out", kind: context.DeadlineExceeded}
-}
-
-// describe says what a transport-level error was, without the URL that
-// net/http and the SDK put around it.
-func describe(err error) string {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return "no response: " + dns.Error()
-	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		if op.Op == "dial" {
-			return "no response: " + op.Error()
-		}
-		return "connection failed: " + op.Error()
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
