@@ -322,7 +322,7 @@ func Parse(data []byte, name, baseDir string, lookupEnv func(string) (string, bo
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
 	}
 	c := &checker{name: name, baseDir: baseDir}
-	for _, p := range checkShapes(md, data) {
+	for _, p := range append(checkShapes(md, data), checkInlineExtended(data)...) {
 		c.errorf("%s", p)
 	}
 	undecoded := slices.DeleteFunc(md.Undecoded(), isVars)

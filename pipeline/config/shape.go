@@ -165,3 +165,44 @@ func tomlType(t string) string {
 func isVars(k toml.Key) bool {
 	return len(k) > 1 && k[0] == "vars" || len(k) > 3 && k[0] == "managers" && k[2] == "vars"
 }
+
+// checkInlineExtended refuses a key or table that adds to an inline table
+// defined earlier ("vars = { a = 1 }" then "vars.b = 2"): TOML forbids it,
+// and the TOML library lets it through. It is a scan of the lines: table
+// headers, "KEY = {" and dotted keys, outside multi-line strings.
+func checkInlineExtended(data []byte) []string {
+	var problems []string
+	inline := map[string]int{} // full key path -> line of its inline table
+	table := ""
+	inString := false
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.Count(t, `"""`)%2 == 1 || strings.Count(t, `'''`)%2 == 1 {
+			inString = !inString
+			continue
+		}
+		if inString || t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		full, opensInline := "", false
+		if h, ok := tableHeader(t); ok {
+			table, full = h, h
+		} else if key, rest, found := strings.Cut(t, "="); found && !strings.ContainsAny(key, `"'[{`) {
+			key = strings.TrimSpace(key)
+			full = key
+			if table != "" {
+				full = table + "." + key
+			}
+			opensInline = strings.HasPrefix(strings.TrimSpace(rest), "{")
+		}
+		for path, at := range inline {
+			if full != "" && strings.HasPrefix(full, path+".") {
+				problems = append(problems, fmt.Sprintf("line %d: %s adds to the inline table %s of line %d, which TOML forbids: write the key inside the braces", i+1, full, path, at))
+			}
+		}
+		if opensInline {
+			inline[full] = i + 1
+		}
+	}
+	return problems
+}
