@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -416,4 +417,50 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
+}
+
+// TestRunLastModifiedWithinTheSecond: a Last-Modified as recent as the
+// response's Date is no validator (a second change within that second would
+// keep it): the next fetch is unconditional and sees the change. An older
+// one makes the fetch conditional.
+func TestRunLastModifiedWithinTheSecond(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		age         time.Duration
+		conditional bool
+	}{{"same second", 0, false}, {"an hour ago", time.Hour, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			body, conditional := "groups: [v1]\n", 0
+			now := time.Now().UTC().Truncate(time.Second)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.Header.Get("If-Modified-Since") != "" {
+					conditional++
+				}
+				w.Header().Set("Date", now.Format(http.TimeFormat))
+				w.Header().Set("Last-Modified", now.Add(-tc.age).Format(http.TimeFormat))
+				fmt.Fprint(w, body)
+			}))
+			t.Cleanup(srv.Close)
+			e := newRunEnv(t)
+			cfg := e.parse(strings.Replace(e.config(""), e.remote.url("/rules/a.yml"), srv.URL+"/rules/a.yml", 1))
+			_, err := e.run(cfg, nil)
+			wantNoErr(t, err)
+			mu.Lock()
+			body = "groups: [v2]\n"
+			mu.Unlock()
+			_, err = e.run(cfg, nil)
+			wantNoErr(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			if got := conditional > 0; got != tc.conditional {
+				t.Errorf("conditional requests: %d, want some: %v", conditional, tc.conditional)
+			}
+			if got := e.read("rules/a.yml"); got != "groups: [v2]\n" {
+				t.Errorf("rules/a.yml = %q, want the change", got)
+			}
+		})
+	}
 }

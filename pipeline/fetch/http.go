@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 )
@@ -57,7 +58,7 @@ func (f *Fetcher) getHTTP(ctx context.Context, src string, req Request) (Result,
 	defer func() { _ = resp.Body.Close() }()
 	res := Result{
 		Status:     resp.StatusCode,
-		Validators: Validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")},
+		Validators: Validators{ETag: resp.Header.Get("ETag"), LastModified: strongLastModified(resp.Header)},
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotModified && !req.If.IsZero():
@@ -93,6 +94,27 @@ func (f *Fetcher) getHTTP(ctx context.Context, src string, req Request) (Result,
 	}
 	res.Body = body
 	return res, nil
+}
+
+// strongLastModified returns the response's Last-Modified when it can be
+// trusted as a validator (RFC 9110 section 8.8.2.2): at least a second
+// before the response's Date. A file changed twice within one second keeps
+// its Last-Modified, so a date that recent could hide the second change from
+// every later If-Modified-Since.
+func strongLastModified(h http.Header) string {
+	lm := h.Get("Last-Modified")
+	if lm == "" {
+		return ""
+	}
+	mod, err := http.ParseTime(lm)
+	if err != nil {
+		return ""
+	}
+	date, err := http.ParseTime(h.Get("Date"))
+	if err != nil || date.Sub(mod) < time.Second {
+		return ""
+	}
+	return lm
 }
 
 // readLimited reads a body of at most max bytes, sized for what was announced.
