@@ -30,9 +30,6 @@ type Deps struct {
 	// Signals are caught from the start of the process; nil: sync catches
 	// them itself (tests).
 	Signals *Signals
-	// ConfigLoaded, when set, is told how many files the configuration
-	// names once it is loaded (main tunes the garbage collector to it).
-	ConfigLoaded func(files int)
 
 	logger *slog.Logger // set from --log-level and --log-format
 }
@@ -213,13 +210,6 @@ func loadConfigFallback(ctx context.Context, cmd *cli.Command, d *Deps, fallback
 		}
 	default:
 		l.cfg, err = config.LoadFile(loc, d.LookupEnv)
-	}
-	if l.cfg != nil && d.ConfigLoaded != nil {
-		files := 0
-		for _, m := range l.cfg.Managers {
-			files += len(m.Files) + 100*len(m.Dirs) // a directory counts as many files
-		}
-		d.ConfigLoaded(files)
 	}
 	if l.cfg != nil {
 		var textfile *string
