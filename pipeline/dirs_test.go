@@ -17,6 +17,7 @@ import (
 
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
+	"github.com/butler-sre/butler/pipeline/minisigntest"
 )
 
 // TestRunDirectorySource: a local directory of rules, filtered by include:
@@ -239,4 +240,45 @@ template = false
 	if fstest.Exists(t, filepath.Join(e.dest, "rules", "README.md")) {
 		t.Error("a file outside the subdirectory was written")
 	}
+}
+
+// TestRunSignedDirectory: with [verify], every file of a directory source
+// needs its own signature beside it (the .minisig files are not files of
+// the manager); one file without one fails the manager and writes nothing.
+func TestRunSignedDirectory(t *testing.T) {
+	tool := minisigntest.Tool(t)
+	key := minisigntest.NewPair(t, tool)
+	e := newRunEnv(t)
+	src := filepath.Join(e.dir, "store", "rules")
+	sign := func(name, body string) {
+		fstest.WriteFile(t, filepath.Join(src, name), body, 0o644)
+		sig := minisigntest.Sign(t, tool, key, []byte(body))
+		fstest.WriteFile(t, filepath.Join(src, name+".minisig"), string(sig), 0o644)
+	}
+	sign("a.yml", "groups: [a]\n")
+	sign("b.yml", "groups: [b]\n")
+	e.remote.set("/prometheus.yml.minisig", string(minisigntest.Sign(t, tool, key, []byte(e.remote.files["/prometheus.yml"]))))
+	text := strings.Replace(withoutRules(e, fmt.Sprintf("[managers.prom.verify]\nminisign_keys = [%q]\n", key.Pub)), "[managers.prom.reload]", fmt.Sprintf(`[[managers.prom.dirs]]
+source = %q
+path = "rules"
+template = false
+
+[managers.prom.reload]`, src), 1)
+	cfg := e.parse(text)
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	if e.read("rules/a.yml")+e.read("rules/b.yml") != "groups: [a]\ngroups: [b]\n" {
+		t.Fatal("the signed directory was not applied")
+	}
+	if fstest.Exists(t, filepath.Join(e.dest, "rules", "a.yml.minisig")) {
+		t.Error("a signature file was written as a file of the manager")
+	}
+	before := fstest.Tree(t, e.dest)
+	fstest.WriteFile(t, filepath.Join(src, "c.yml"), "groups: [unsigned]\n", 0o644)
+	res, err := e.run(cfg, nil)
+	wantFailed(t, err)
+	if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "rules/c.yml") || !strings.Contains(mr.Err.Error(), "signature") {
+		t.Errorf("result %+v, want a fetch failure naming rules/c.yml and its signature", mr)
+	}
+	fstest.SameTree(t, e.dest, before)
 }
