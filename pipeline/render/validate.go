@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // Validate checks that content is well-formed in format:
-//   - "yml" or "yaml": every document of the stream parses, and no mapping
-//     holds the same key twice; errors give the line. An empty stream (an
+//   - "yml" or "yaml": every document of the stream parses, no mapping
+//     holds the same key twice, an explicitly tagged scalar (!!int, !!binary
+//     ...) has a value of its type, a merge key ("<<") merges mappings, and no
+//     alias lies inside its own anchor; errors give the line. An empty stream (an
 //     empty file, or only comments) is valid YAML and passes: whether the
 //     program accepts it is for its own check command to say.
 //   - "json": exactly one JSON value in UTF-8, followed by nothing but
@@ -73,6 +76,13 @@ func validateYAMLKeys(n *yaml.Node, anchored map[*yaml.Node]bool) error {
 		if err := validateYAMLMapping(n); err != nil {
 			return err
 		}
+		if err := validateYAMLMerges(n); err != nil {
+			return err
+		}
+	case yaml.ScalarNode:
+		if err := validateYAMLTagged(n); err != nil {
+			return err
+		}
 	case yaml.AliasNode:
 		if anchored[n.Alias] {
 			return fmt.Errorf("yaml: line %d: anchor %q contains an alias to itself", n.Line, n.Value)
@@ -85,6 +95,54 @@ func validateYAMLKeys(n *yaml.Node, anchored map[*yaml.Node]bool) error {
 	for _, c := range n.Content {
 		if err := validateYAMLKeys(c, anchored); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// validateYAMLTags are the tags whose values must have a form of their own:
+// an explicit "!!int abc" or "!!binary 0" parses, but no program can decode it.
+var validateYAMLTags = map[string]bool{
+	"!!binary": true, "!!bool": true, "!!float": true, "!!int": true, "!!null": true, "!!timestamp": true,
+}
+
+// validateYAMLTagged refuses a scalar given one of validateYAMLTags
+// explicitly whose value is not of that type, as decoding it would.
+func validateYAMLTagged(n *yaml.Node) error {
+	if n.Style&yaml.TaggedStyle == 0 || !validateYAMLTags[n.Tag] {
+		return nil // an implicit tag is what the value resolved to
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return fmt.Errorf("yaml: line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// validateYAMLMerges refuses a merge key ("<<") whose value is not a
+// mapping or a sequence of mappings (directly or through aliases), which
+// decoding refuses.
+func validateYAMLMerges(n *yaml.Node) error {
+	isMap := func(v *yaml.Node) bool {
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		return v.Kind == yaml.MappingNode
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!merge" {
+			continue
+		}
+		ok := isMap(v)
+		if v.Kind == yaml.SequenceNode {
+			ok = true
+			for _, item := range v.Content {
+				ok = ok && isMap(item)
+			}
+		}
+		if !ok {
+			return fmt.Errorf("yaml: line %d: map merge requires map or sequence of maps as the value", k.Line)
 		}
 	}
 	return nil
