@@ -561,7 +561,7 @@ func configScrubber(cfg *config.Config) *redact.Scrubber {
 		}
 	}
 	if e := cfg.Notify.Email; e != nil {
-		s.Add(e.Password)
+		s.Add(notify.EmailSecrets(*e)...)
 	}
 	s.Add(redact.Secrets(cfg.Notify.PingURL)...)
 	return s
