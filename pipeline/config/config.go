@@ -690,13 +690,8 @@ func (c *checker) file(where string, m *Manager, r *rawFile, schemes []string) *
 		return nil
 	}
 	f.Source = resolved
-	f.Path = r.Path
-	if f.Path == "" {
-		f.Path = source.BaseName(r.Source)
-		if f.Path == "" {
-			c.errorf("%s: cannot tell a file name from source %s: set path", where, redact.URL(r.Source))
-			return nil
-		}
+	if f.Path, ok = c.destPath(where, "file", r.Path, r.Source); !ok {
+		return nil
 	}
 	where = fmt.Sprintf("%s (%s)", where, f.Path)
 	if err := checkRelPath(f.Path); err != nil {
@@ -883,6 +878,20 @@ func within(a, b string) bool {
 }
 
 // checkRelPath refuses paths that could leave the manager's directory.
+// destPath is the path under dest that an entry names: its path, or else
+// the base name of its source; false (with the error recorded) when neither
+// gives one. kind ("file", "directory") words the error.
+func (c *checker) destPath(where, kind, p, src string) (string, bool) {
+	if p != "" {
+		return p, true
+	}
+	if p = source.BaseName(src); p == "" {
+		c.errorf("%s: cannot tell a %s name from source %s: set path", where, kind, redact.URL(src))
+		return "", false
+	}
+	return p, true
+}
+
 func checkRelPath(p string) error {
 	if filepath.IsAbs(p) || strings.HasPrefix(p, "/") {
 		return fmt.Errorf("%q must be relative to dest", p)

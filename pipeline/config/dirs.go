@@ -162,13 +162,8 @@ func (c *checker) dir(where string, r *rawDir, schemes []string) *Dir {
 		return nil
 	}
 	d.Source = resolved
-	d.Path = r.Path
-	if d.Path == "" {
-		d.Path = source.BaseName(r.Source)
-		if d.Path == "" {
-			c.errorf("%s: cannot tell a directory name from source %s: set path", where, redact.URL(r.Source))
-			return nil
-		}
+	if d.Path, ok = c.destPath(where, "directory", r.Path, r.Source); !ok {
+		return nil
 	}
 	where = fmt.Sprintf("%s (%s)", where, d.Path)
 	if err := checkRelPath(d.Path); err != nil {

@@ -116,6 +116,7 @@ func TestDirsErrors(t *testing.T) {
 		{"https source", configDirs("[[managers.m.dirs]]\nsource = \"https://h/rules/\"\n"),
 			[]string{"manager m: dir #1", "http(s) cannot list a directory", "s3", "gcs", "git::URL//dir", "local directory"}},
 		{"http source", configDirs("[[managers.m.dirs]]\nsource = \"http://h/rules/\"\n"), []string{"http(s) cannot list a directory"}},
+		{"no directory name", configDirs("[[managers.m.dirs]]\nsource = \"file:///\"\n"), []string{"manager m: dir #1: cannot tell a directory name from source file:///: set path"}},
 		{"no source", configDirs("[[managers.m.dirs]]\npath = \"rules\"\n"), []string{"manager m: dir #1: source is required"}},
 		{"scheme not allowed", "[managers.m]\ndest = \"/srv/m\"\n[[managers.m.dirs]]\nsource = \"git::https://h/r.git//rules\"\n", []string{`scheme "git" is not allowed`}},
 		{"bad glob", dir("include = [\"*.yml\", \"[a-\"]\n"), []string{"dir #1 (rules): include \"[a-\"", "not a glob"}},
