@@ -9,31 +9,15 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/tools/txtar"
-
 	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/internal/badinput"
 )
 
 // fuzzSeeds returns the butler.toml of every bad-input case and every
 // configuration shipped as an example.
 func fuzzSeeds(f *testing.F) [][]byte {
 	f.Helper()
-	var out [][]byte
-	cases, err := filepath.Glob("../../testdata/badinput/*.txtar")
-	if err != nil || len(cases) == 0 {
-		f.Fatalf("no bad-input cases: %v", err)
-	}
-	for _, p := range cases {
-		arch, err := txtar.ParseFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range arch.Files {
-			if file.Name == "butler.toml" {
-				out = append(out, file.Data)
-			}
-		}
-	}
+	out := badinput.Files(f, func(name string) bool { return name == "butler.toml" })
 	examples, _ := filepath.Glob("../../scripts/examples/*.toml")
 	for _, p := range append(examples, "../../testdata/example/butler.toml") {
 		data, err := os.ReadFile(p)

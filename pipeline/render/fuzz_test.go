@@ -12,7 +12,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/tools/txtar"
+
+	"github.com/butler-sre/butler/pipeline/internal/badinput"
 )
 
 // fuzzFiles returns the remote files of every bad-input case and the files
@@ -20,22 +21,9 @@ import (
 // text of every kind butler meets.
 func fuzzFiles(f *testing.F) [][]byte {
 	f.Helper()
-	var out [][]byte
-	cases, err := filepath.Glob("../../testdata/badinput/*.txtar")
-	if err != nil || len(cases) == 0 {
-		f.Fatalf("no bad-input cases: %v", err)
-	}
-	for _, p := range cases {
-		arch, err := txtar.ParseFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range arch.Files {
-			if strings.HasPrefix(file.Name, "remote/") || strings.HasPrefix(file.Name, "dest/") {
-				out = append(out, file.Data)
-			}
-		}
-	}
+	out := badinput.Files(f, func(name string) bool {
+		return strings.HasPrefix(name, "remote/") || strings.HasPrefix(name, "dest/")
+	})
 	for _, dir := range []string{"../../testdata/example/remote", "../../testdata/e2e", "../../testdata/demo", "../../testdata/notify", "../../testdata/status"} {
 		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {

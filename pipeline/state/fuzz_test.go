@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/tools/txtar"
-
 	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/internal/badinput"
 )
 
 // fuzzSeeds returns state files: those of earlier releases kept under
@@ -29,18 +28,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		}
 		out = append(out, data)
 	}
-	cases, _ := filepath.Glob("../../testdata/badinput/*.txtar")
-	for _, p := range cases {
-		arch, err := txtar.ParseFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range arch.Files {
-			if strings.HasPrefix(file.Name, "state/") {
-				out = append(out, file.Data)
-			}
-		}
-	}
+	out = append(out, badinput.Files(f, func(name string) bool { return strings.HasPrefix(name, "state/") })...)
 	if len(out) < 3 {
 		f.Fatalf("%d seed state files; want those of testdata/state and testdata/badinput", len(out))
 	}
