@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/butler-sre/butler/pipeline/internal/casefile"
 )
 
 func configEnv(vars map[string]string) func(string) (string, bool) {
@@ -207,18 +209,25 @@ func TestConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := LoadFile(configWrite(t, tt.text), configEnv(map[string]string{"X": "x"}))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not wrap ErrInvalid: %v", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
+			wantInvalid(t, err, tt.want...)
 		})
+	}
+}
+
+// wantInvalid fails t unless err is a refusal of the configuration: it
+// wraps ErrInvalid and holds each of want.
+func wantInvalid(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("error does not wrap ErrInvalid: %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
 	}
 }
 
@@ -307,42 +316,37 @@ func configOneFile(source, extra string) string {
 		"[managers.m]\ndest = \"/srv/m\"\n[[managers.m.files]]\nsource = \"" + source + "\"\n" + extra
 }
 
+// parseOneFile parses configOneFile(source, extra) with the configuration
+// in dir ("" when it is not a local file) and returns its file.
+func parseOneFile(t *testing.T, dir, source, extra string) (*File, error) {
+	t.Helper()
+	cfg, err := Parse([]byte(configOneFile(source, extra)), "butler.toml", dir, configEnv(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Manager("m").Files[0], nil
+}
+
+// filePath is the path of f, "" when there is none.
+func filePath(f *File) string {
+	if f == nil {
+		return ""
+	}
+	return f.Path
+}
+
 // TestDefaultPath checks that a file without path is written under the last
 // element of its source, whatever the source's form.
 func TestDefaultPath(t *testing.T) {
-	tests := []struct {
-		name    string
-		source  string
-		want    string
-		wantErr string
-	}{
-		{name: "https", source: "https://h/p/prometheus.yml", want: "prometheus.yml"},
-		{name: "query dropped", source: "https://h/p/prometheus.yml?checksum=sha256:ab", want: "prometheus.yml"},
-		{name: "s3 forced getter", source: "s3::https://s3.amazonaws.com/bucket/rules/a.yml", want: "a.yml"},
-		{name: "git subdirectory", source: "git::https://h/repo.git//dir/site.conf?ref=main", want: "site.conf"},
-		{name: "absolute file", source: "/abs/file.json", want: "file.json"},
-		{name: "relative file", source: "remote/x.txt", want: "x.txt"},
-		{name: "no file name", source: "https://h/", wantErr: "cannot tell a file name"},
-		{name: "source ending in ..", source: "https://h/x/..", wantErr: `must not contain ".."`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(configOneFile(tt.source, "")), "butler.toml", t.TempDir(), configEnv(nil))
-			if tt.wantErr != "" {
-				if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Parse error = %v, want one wrapping ErrInvalid containing %q", err, tt.wantErr)
-				}
-				if !strings.Contains(err.Error(), "manager m: file #1") {
-					t.Errorf("error %q does not name the manager and file", err)
-				}
+	for _, tc := range casefile.Load(t, "testdata/default-path.txt", 2) {
+		source, want := tc.Fields[0], tc.Fields[1]
+		t.Run(tc.Name, func(t *testing.T) {
+			f, err := parseOneFile(t, t.TempDir(), source, "")
+			if wantErr, ok := casefile.WantErr(want); ok {
+				wantInvalid(t, err, wantErr, "manager m: file #1")
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := cfg.Manager("m").Files[0].Path; got != tt.want {
-				t.Errorf("path = %q, want %q", got, tt.want)
-			}
+			casefile.Check(t, filePath(f), err, want, "path")
 		})
 	}
 }
@@ -351,53 +355,15 @@ func TestDefaultPath(t *testing.T) {
 // dest by name, that the error names the manager and the file, and that an
 // accepted path is stored clean.
 func TestFilePathRules(t *testing.T) {
-	tests := []struct {
-		path    string
-		want    string // the stored path when accepted
-		wantErr string
-	}{
-		{path: "..", wantErr: `must not contain ".."`},
-		{path: "../etc/passwd", wantErr: `must not contain ".."`},
-		{path: "a/../../x", wantErr: `must not contain ".."`},
-		{path: "a/..", wantErr: `must not contain ".."`},
-		{path: "a/../b.yml", wantErr: `must not contain ".."`},
-		{path: "/etc/passwd", wantErr: "must be relative to dest"},
-		{path: "/", wantErr: "must be relative to dest"},
-		{path: ".", wantErr: "does not name a file"},
-		{path: "./", wantErr: "does not name a file"},
-		{path: "a/./..", wantErr: `must not contain ".."`},
-		{path: "./a.yml", want: "a.yml"},
-		{path: "a//b.yml", want: "a/b.yml"},
-		{path: "a/./b.yml", want: "a/b.yml"},
-		{path: "rules/", want: "rules"},
-		{path: "..hidden.yml", want: "..hidden.yml"},
-		{path: "a/...", want: "a/..."},
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			text := configOneFile("https://h/a.yml", fmt.Sprintf("path = %q\n", tt.path))
-			cfg, err := Parse([]byte(text), "butler.toml", "", configEnv(nil))
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := cfg.Manager("m").Files[0].Path; got != tt.want {
-					t.Errorf("path = %q, want %q", got, tt.want)
-				}
+	for _, tc := range casefile.Load(t, "testdata/file-path.txt", 1) {
+		path, want := tc.Name, tc.Fields[0]
+		t.Run(path, func(t *testing.T) {
+			f, err := parseOneFile(t, "", "https://h/a.yml", fmt.Sprintf("path = %q\n", path))
+			if wantErr, ok := casefile.WantErr(want); ok {
+				wantInvalid(t, err, fmt.Sprintf("butler.toml: manager m: file #1 (%s): path: ", path), wantErr)
 				return
 			}
-			if err == nil {
-				t.Fatalf("path %q accepted", tt.path)
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not wrap ErrInvalid: %v", err)
-			}
-			where := fmt.Sprintf("butler.toml: manager m: file #1 (%s): path: ", tt.path)
-			for _, w := range []string{where, tt.wantErr} {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
+			casefile.Check(t, filePath(f), err, want, "path")
 		})
 	}
 }
@@ -448,33 +414,19 @@ func TestFormatFromPath(t *testing.T) {
 // TestFileFormat checks the format a file gets: the one set, in any case
 // ("yaml" is "yml"), or else the one of its path's extension.
 func TestFileFormat(t *testing.T) {
-	tests := []struct {
-		name   string
-		path   string
-		format string
-		want   string
-	}{
-		{name: "from .yml", path: "p.yml", want: "yml"},
-		{name: "from .YAML", path: "p.YAML", want: "yml"},
-		{name: "from .Json", path: "d.Json", want: "json"},
-		{name: "from another extension", path: "site.conf", want: "text"},
-		{name: "set overrides the extension", path: "p.yml", format: "text", want: "text"},
-		{name: "yaml is yml", path: "p.txt", format: "yaml", want: "yml"},
-		{name: "set in upper case", path: "p.txt", format: "JSON", want: "json"},
-		{name: "YAML is yml", path: "p.txt", format: "YAML", want: "yml"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			extra := fmt.Sprintf("path = %q\n", tt.path)
-			if tt.format != "" {
-				extra += fmt.Sprintf("format = %q\n", tt.format)
+	for _, tc := range casefile.Load(t, "testdata/file-format.txt", 3) {
+		path, format, want := tc.Fields[0], tc.Fields[1], tc.Fields[2]
+		t.Run(tc.Name, func(t *testing.T) {
+			extra := fmt.Sprintf("path = %q\n", path)
+			if format != "" {
+				extra += fmt.Sprintf("format = %q\n", format)
 			}
-			cfg, err := Parse([]byte(configOneFile("https://h/src", extra)), "butler.toml", "", configEnv(nil))
+			f, err := parseOneFile(t, "", "https://h/src", extra)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := cfg.Manager("m").Files[0].Format; got != tt.want {
-				t.Errorf("format = %q, want %q", got, tt.want)
+			if f.Format != want {
+				t.Errorf("format = %q, want %q", f.Format, want)
 			}
 		})
 	}

@@ -1,11 +1,12 @@
 package config
 
 import (
-	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/internal/casefile"
 )
 
 // Two minisign public keys: SPEC section 12's example and the one of the
@@ -155,17 +156,7 @@ func TestDirsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(tt.text), "butler.toml", "", configEnv(nil))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not wrap ErrInvalid: %v", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
+			wantInvalid(t, err, tt.want...)
 		})
 	}
 }
@@ -218,38 +209,24 @@ func TestDirMatches(t *testing.T) {
 
 func TestDirFile(t *testing.T) {
 	d := &Dir{Path: "rules", Template: true, Delims: []string{"[[", "]]"}, Mode: 0o600, MaxFiles: 10}
-	tests := []struct {
-		rel, format string
-		wantPath    string
-		wantFormat  string
-		wantErr     string
-	}{
-		{rel: "a.yml", wantPath: "rules/a.yml", wantFormat: "yml"},
-		{rel: "team/b.JSON", wantPath: "rules/team/b.JSON", wantFormat: "json"},
-		{rel: "./c.conf", wantPath: "rules/c.conf", wantFormat: "text"},
-		{rel: "c.conf", format: "yml", wantPath: "rules/c.conf", wantFormat: "yml"},
-		{rel: "../escape.yml", wantErr: `must not contain ".."`},
-		{rel: "x/../../escape.yml", wantErr: `must not contain ".."`},
-		{rel: "/etc/passwd", wantErr: "must be relative"},
-		{rel: ".", wantErr: "does not name a file"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.rel, func(t *testing.T) {
+	for _, tc := range casefile.Load(t, "testdata/dir-file.txt", 3) {
+		rel, format, wantPath, wantFormat := tc.Name, tc.Fields[0], tc.Fields[1], tc.Fields[2]
+		t.Run(rel, func(t *testing.T) {
 			dd := *d
-			dd.Format = tt.format
-			f, err := dd.File(tt.rel, "s3::https://h/b/rules/"+tt.rel)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "dir rules") {
-					t.Fatalf("File(%q) = %+v, %v; want an error saying %q", tt.rel, f, err, tt.wantErr)
+			dd.Format = format
+			f, err := dd.File(rel, "s3::https://h/b/rules/"+rel)
+			if casefile.Check(t, filePath(f), err, wantPath, "File(%q).Path", rel) {
+				if !strings.Contains(err.Error(), "dir rules") {
+					t.Errorf("File(%q): error %q does not name the dir", rel, err)
 				}
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
+			if f == nil {
+				return
 			}
-			if f.Path != tt.wantPath || f.Format != tt.wantFormat || f.Source != "s3::https://h/b/rules/"+tt.rel ||
+			if f.Format != wantFormat || f.Source != "s3::https://h/b/rules/"+rel ||
 				!f.Template || f.Mode != 0o600 || !slices.Equal(f.Delims, d.Delims) {
-				t.Errorf("File(%q) = %+v", tt.rel, f)
+				t.Errorf("File(%q) = %+v", rel, f)
 			}
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -145,7 +144,7 @@ func TestParseFilePath(t *testing.T) {
 			if err == nil {
 				path = s.URL.Path
 			}
-			casefile.Check(t, fmt.Sprintf("Parse(%q).URL.Path", src), path, err, want)
+			casefile.Check(t, path, err, want, "Parse(%q).URL.Path", src)
 		})
 	}
 }

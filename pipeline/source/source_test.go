@@ -1,7 +1,6 @@
 package source
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +14,7 @@ func TestScheme(t *testing.T) {
 		src, want := tc.Fields[0], tc.Fields[1]
 		t.Run(tc.Name, func(t *testing.T) {
 			got, err := Scheme(src)
-			if casefile.Check(t, fmt.Sprintf("Scheme(%q)", src), got, err, want) {
+			if casefile.Check(t, got, err, want, "Scheme(%q)", src) {
 				for _, s := range []string{"topsecretpw", "tok-secret-1"} {
 					if strings.Contains(err.Error(), s) {
 						t.Errorf("error %q contains the secret %q", err, s)
@@ -35,7 +34,7 @@ func TestResolve(t *testing.T) {
 		src, base, want := tc.Fields[0], tc.Fields[1], strings.ReplaceAll(tc.Fields[2], "{abs-conf}", absConf)
 		t.Run(tc.Name, func(t *testing.T) {
 			got, err := Resolve(src, base)
-			casefile.Check(t, fmt.Sprintf("Resolve(%q, %q)", src, base), got, err, want)
+			casefile.Check(t, got, err, want, "Resolve(%q, %q)", src, base)
 		})
 	}
 }
@@ -88,7 +87,7 @@ func TestDetect(t *testing.T) {
 		src, pwd, want := tc.Fields[0], tc.Fields[1], tc.Fields[2]
 		t.Run(tc.Name, func(t *testing.T) {
 			got, _, err := Detect(src, pwd)
-			casefile.Check(t, fmt.Sprintf("Detect(%q, %q)", src, pwd), got, err, want)
+			casefile.Check(t, got, err, want, "Detect(%q, %q)", src, pwd)
 		})
 	}
 }

@@ -101,13 +101,14 @@ func WantErr(want string) (text string, ok bool) {
 	return strings.CutPrefix(want, errPrefix)
 }
 
-// Check fails t unless the result got, err of call (which names it in the
-// messages) is the wanted one: an error containing TEXT for "error: TEXT",
-// which stops the test when it is not so; otherwise no error and got equal
-// to want. It reports whether an error was wanted, for the caller's further
-// checks of err.
-func Check(t testing.TB, call, got string, err error, want string) (errWanted bool) {
+// Check fails t unless the result got, err of a call is the wanted one:
+// an error containing TEXT for "error: TEXT", which stops the test when it
+// is not so; otherwise no error and got equal to want. The messages name
+// the call by format and args, as fmt.Sprintf does. Check reports whether
+// an error was wanted, for the caller's further checks of err.
+func Check(t testing.TB, got string, err error, want string, format string, args ...any) (errWanted bool) {
 	t.Helper()
+	call := fmt.Sprintf(format, args...)
 	if text, ok := WantErr(want); ok {
 		if err == nil || !strings.Contains(err.Error(), text) {
 			t.Fatalf("%s = %q, %v; want an error containing %q", call, got, err, text)

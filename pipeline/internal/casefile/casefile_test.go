@@ -54,10 +54,10 @@ func TestCheck(t *testing.T) {
 	if _, ok := WantErr("boom"); ok {
 		t.Error(`WantErr("boom") wants an error`)
 	}
-	if Check(t, "f()", "x", nil, "x") {
+	if Check(t, "x", nil, "x", "f()") {
 		t.Error("Check of a value wanted an error")
 	}
-	if !Check(t, "f()", "", errors.New("it went boom"), "error: boom") {
+	if !Check(t, "", errors.New("it went boom"), "error: boom", "f(%d)", 1) {
 		t.Error("Check of an error did not want one")
 	}
 }
