@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -208,6 +209,8 @@ type rawManager struct {
 	CritAfter    string         `toml:"crit_after"`
 }
 
+// rawFile is a [[managers.NAME.files]] entry; a [[managers.NAME.dirs]]
+// entry has the same keys and more (see rawDir).
 type rawFile struct {
 	Source   string            `toml:"source"`
 	Path     string            `toml:"path"`
@@ -675,40 +678,71 @@ func (c *checker) notify(r rawNotify) Notify {
 }
 
 func (c *checker) file(where string, m *Manager, r *rawFile, schemes []string) *File {
-	if r == nil || r.Source == "" {
-		c.errorf("%s: source is required", where)
-		return nil
-	}
-	f := &File{
-		Template: r.Template == nil || *r.Template,
-		Delims:   r.Delims,
-		Mode:     0o644,
-		Headers:  r.Headers,
-	}
-	resolved, scheme, ok := c.source(where, r.Source, schemes)
+	resolved, scheme, ok := c.entrySource(where, r, schemes)
 	if !ok {
 		return nil
 	}
-	f.Source = resolved
-	if f.Path, ok = c.destPath(where, "file", r.Path, r.Source); !ok {
+	p, where, ok := c.entryPath(where, "file", r)
+	if !ok {
 		return nil
 	}
-	where = fmt.Sprintf("%s (%s)", where, f.Path)
-	if err := checkRelPath(f.Path); err != nil {
-		c.errorf("%s: path: %v", where, err)
-		return nil
+	f := &File{
+		Source:   resolved,
+		Path:     filepath.ToSlash(filepath.Clean(p)),
+		Template: r.Template == nil || *r.Template,
+		Delims:   r.Delims,
+		Headers:  r.Headers,
 	}
-	f.Path = filepath.ToSlash(filepath.Clean(f.Path))
-	f.Format = FormatFromPath(f.Path)
+	var format string
+	format, f.Mode = c.entryKeys(where, scheme, r, f.Template)
+	f.Format = cmp.Or(format, FormatFromPath(f.Path))
+	return f
+}
+
+// entrySource checks the source of a [[files]] or [[dirs]] entry (see
+// source), which must be set.
+func (c *checker) entrySource(where string, r *rawFile, schemes []string) (resolved, scheme string, ok bool) {
+	if r == nil || r.Source == "" {
+		c.errorf("%s: source is required", where)
+		return "", "", false
+	}
+	return c.source(where, r.Source, schemes)
+}
+
+// entryPath is the path under dest of a [[files]] or [[dirs]] entry (see
+// destPath), refused when it could leave dest, and where with that path
+// added; false (with the error recorded) when there is none. kind ("file",
+// "directory") words the errors.
+func (c *checker) entryPath(where, kind string, r *rawFile) (p, at string, ok bool) {
+	if p, ok = c.destPath(where, kind, r.Path, r.Source); !ok {
+		return "", "", false
+	}
+	at = fmt.Sprintf("%s (%s)", where, p)
+	if err := checkRelPath(p); err != nil {
+		msg := err.Error()
+		if kind == "directory" {
+			msg = strings.Replace(msg, "does not name a file", "does not name a directory under dest", 1)
+		}
+		c.errorf("%s: path: %s", at, msg)
+		return "", "", false
+	}
+	return p, at, true
+}
+
+// entryKeys checks the format, delims, mode and headers keys of a [[files]]
+// or [[dirs]] entry whose source has scheme: it returns the format set (""
+// when none is) and the mode (0644 when none is). Only http(s) sources are
+// sent headers.
+func (c *checker) entryKeys(where, scheme string, r *rawFile, template bool) (format string, mode os.FileMode) {
 	if r.Format != "" {
-		f.Format = c.format(where, r.Format)
+		format = c.format(where, r.Format)
 	}
-	c.delims(where, f.Template, r.Delims)
-	f.Mode = c.mode(where, r.Mode, f.Mode)
+	c.delims(where, template, r.Delims)
+	mode = c.mode(where, r.Mode, 0o644)
 	if len(r.Headers) > 0 && scheme != "http" && scheme != "https" {
 		c.errorf("%s: headers are only sent to http(s) sources, not %s", where, scheme)
 	}
-	return f
+	return format, mode
 }
 
 // source checks a source of files or dirs: its scheme is known and allowed,
@@ -877,7 +911,6 @@ func within(a, b string) bool {
 	return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/")
 }
 
-// checkRelPath refuses paths that could leave the manager's directory.
 // destPath is the path under dest that an entry names: its path, or else
 // the base name of its source; false (with the error recorded) when neither
 // gives one. kind ("file", "directory") words the error.
@@ -892,6 +925,7 @@ func (c *checker) destPath(where, kind, p, src string) (string, bool) {
 	return p, true
 }
 
+// checkRelPath refuses paths that could leave the manager's directory.
 func checkRelPath(p string) error {
 	if filepath.IsAbs(p) || strings.HasPrefix(p, "/") {
 		return fmt.Errorf("%q must be relative to dest", p)

@@ -45,17 +45,12 @@ type Verify struct {
 	Suffix string
 }
 
+// rawDir is a [[managers.NAME.dirs]] entry: the keys of a file's and these.
 type rawDir struct {
-	Source     string            `toml:"source"`
-	Path       string            `toml:"path"`
-	Include    []string          `toml:"include"`
-	Format     string            `toml:"format"`
-	Template   *bool             `toml:"template"`
-	Delims     []string          `toml:"delims"`
-	Mode       string            `toml:"mode"`
-	Headers    map[string]string `toml:"headers"`
-	MaxFiles   *int              `toml:"max_files"`
-	AllowEmpty bool              `toml:"allow_empty"`
+	rawFile
+	Include    []string `toml:"include"`
+	MaxFiles   *int     `toml:"max_files"`
+	AllowEmpty bool     `toml:"allow_empty"`
 }
 
 type rawVerify struct {
@@ -140,19 +135,10 @@ func (v *Verify) SignatureSource(src string) string {
 
 // dir checks one [[managers.NAME.dirs]] entry.
 func (c *checker) dir(where string, r *rawDir, schemes []string) *Dir {
-	if r == nil || r.Source == "" {
-		c.errorf("%s: source is required", where)
-		return nil
+	if r == nil {
+		r = &rawDir{}
 	}
-	d := &Dir{
-		Template:   r.Template == nil || *r.Template,
-		Delims:     r.Delims,
-		Mode:       0o644,
-		Headers:    r.Headers,
-		MaxFiles:   DefaultMaxFiles,
-		AllowEmpty: r.AllowEmpty,
-	}
-	resolved, scheme, ok := c.source(where, r.Source, schemes)
+	resolved, scheme, ok := c.entrySource(where, &r.rawFile, schemes)
 	if !ok {
 		return nil
 	}
@@ -161,30 +147,26 @@ func (c *checker) dir(where string, r *rawDir, schemes []string) *Dir {
 			where, redact.URL(r.Source))
 		return nil
 	}
-	d.Source = resolved
-	if d.Path, ok = c.destPath(where, "directory", r.Path, r.Source); !ok {
+	p, where, ok := c.entryPath(where, "directory", &r.rawFile)
+	if !ok {
 		return nil
 	}
-	where = fmt.Sprintf("%s (%s)", where, d.Path)
-	if err := checkRelPath(d.Path); err != nil {
-		c.errorf("%s: path: %v", where, strings.Replace(err.Error(), "does not name a file", "does not name a directory under dest", 1))
-		return nil
+	d := &Dir{
+		Source:     resolved,
+		Path:       path.Clean(strings.ReplaceAll(p, `\`, "/")),
+		Include:    r.Include,
+		Template:   r.Template == nil || *r.Template,
+		Delims:     r.Delims,
+		Headers:    r.Headers,
+		MaxFiles:   DefaultMaxFiles,
+		AllowEmpty: r.AllowEmpty,
 	}
-	d.Path = path.Clean(strings.ReplaceAll(d.Path, `\`, "/"))
 	for _, g := range r.Include {
 		if err := checkGlob(g); err != nil {
 			c.errorf("%s: include %q: %v", where, g, err)
 		}
 	}
-	d.Include = r.Include
-	if r.Format != "" {
-		d.Format = c.format(where, r.Format)
-	}
-	c.delims(where, d.Template, r.Delims)
-	d.Mode = c.mode(where, r.Mode, d.Mode)
-	if len(r.Headers) > 0 {
-		c.errorf("%s: headers are only sent to http(s) sources, not %s", where, scheme)
-	}
+	d.Format, d.Mode = c.entryKeys(where, scheme, &r.rawFile, d.Template)
 	if r.MaxFiles != nil {
 		if *r.MaxFiles < 1 {
 			c.errorf("%s: max_files must be at least 1, not %d", where, *r.MaxFiles)

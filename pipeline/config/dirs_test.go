@@ -234,19 +234,11 @@ func TestDirFile(t *testing.T) {
 
 func TestSignatureSource(t *testing.T) {
 	v := &Verify{Suffix: ".minisig"}
-	tests := []struct{ src, want string }{
-		{"https://h/p/a.yml", "https://h/p/a.yml.minisig"},
-		{"https://h/p/a.yml?x=1&checksum=sha256:ab&y=2", "https://h/p/a.yml.minisig?x=1&y=2"},
-		{"https://h/p/a.yml?checksum=sha256:ab", "https://h/p/a.yml.minisig"},
-		{"s3::https://s3.amazonaws.com/b/a.yml?region=eu&aws_access_key_id=K", "s3::https://s3.amazonaws.com/b/a.yml.minisig?region=eu&aws_access_key_id=K"},
-		{"git::https://h/r.git//rules/a.yml?ref=v1", "git::https://h/r.git//rules/a.yml.minisig?ref=v1"},
-		{"/etc/cfg/a.yml", "/etc/cfg/a.yml.minisig"},
-		{"gcs::https://www.googleapis.com/storage/v1/b/a.yml", "gcs::https://www.googleapis.com/storage/v1/b/a.yml.minisig"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.src, func(t *testing.T) {
-			if got := v.SignatureSource(tt.src); got != tt.want {
-				t.Errorf("SignatureSource(%q) = %q, want %q", tt.src, got, tt.want)
+	for _, tc := range casefile.Load(t, "testdata/signature-source.txt", 1) {
+		src, want := tc.Name, tc.Fields[0]
+		t.Run(src, func(t *testing.T) {
+			if got := v.SignatureSource(src); got != want {
+				t.Errorf("SignatureSource(%q) = %q, want %q", src, got, want)
 			}
 		})
 	}

@@ -118,9 +118,9 @@ func expectedType(key toml.Key) (reflect.Type, bool) {
 		switch t.Kind() {
 		case reflect.Struct:
 			found := false
-			for j := range t.NumField() {
-				if t.Field(j).Tag.Get("toml") == part {
-					t, found = t.Field(j).Type, true
+			for _, f := range reflect.VisibleFields(t) {
+				if !f.Anonymous && f.Tag.Get("toml") == part {
+					t, found = f.Type, true
 					break
 				}
 			}
