@@ -338,34 +338,30 @@ func filePath(f *File) string {
 // TestDefaultPath checks that a file without path is written under the last
 // element of its source, whatever the source's form.
 func TestDefaultPath(t *testing.T) {
-	for _, tc := range casefile.Load(t, "testdata/default-path.txt", 2) {
+	casefile.Run(t, "testdata/default-path.txt", 2, func(t *testing.T, tc casefile.Case) {
 		source, want := tc.Fields[0], tc.Fields[1]
-		t.Run(tc.Name, func(t *testing.T) {
-			f, err := parseOneFile(t, t.TempDir(), source, "")
-			if wantErr, ok := casefile.WantErr(want); ok {
-				wantInvalid(t, err, wantErr, "manager m: file #1")
-				return
-			}
-			casefile.Check(t, filePath(f), err, want, "path")
-		})
-	}
+		f, err := parseOneFile(t, t.TempDir(), source, "")
+		if wantErr, ok := casefile.WantErr(want); ok {
+			wantInvalid(t, err, wantErr, "manager m: file #1")
+			return
+		}
+		casefile.Check(t, filePath(f), err, want, "path")
+	})
 }
 
 // TestFilePathRules checks that a file's path cannot leave its manager's
 // dest by name, that the error names the manager and the file, and that an
 // accepted path is stored clean.
 func TestFilePathRules(t *testing.T) {
-	for _, tc := range casefile.Load(t, "testdata/file-path.txt", 1) {
+	casefile.Run(t, "testdata/file-path.txt", 1, func(t *testing.T, tc casefile.Case) {
 		path, want := tc.Name, tc.Fields[0]
-		t.Run(path, func(t *testing.T) {
-			f, err := parseOneFile(t, "", "https://h/a.yml", fmt.Sprintf("path = %q\n", path))
-			if wantErr, ok := casefile.WantErr(want); ok {
-				wantInvalid(t, err, fmt.Sprintf("butler.toml: manager m: file #1 (%s): path: ", path), wantErr)
-				return
-			}
-			casefile.Check(t, filePath(f), err, want, "path")
-		})
-	}
+		f, err := parseOneFile(t, "", "https://h/a.yml", fmt.Sprintf("path = %q\n", path))
+		if wantErr, ok := casefile.WantErr(want); ok {
+			wantInvalid(t, err, fmt.Sprintf("butler.toml: manager m: file #1 (%s): path: ", path), wantErr)
+			return
+		}
+		casefile.Check(t, filePath(f), err, want, "path")
+	})
 }
 
 func TestCleanPathsCollide(t *testing.T) {
@@ -414,20 +410,18 @@ func TestFormatFromPath(t *testing.T) {
 // TestFileFormat checks the format a file gets: the one set, in any case
 // ("yaml" is "yml"), or else the one of its path's extension.
 func TestFileFormat(t *testing.T) {
-	for _, tc := range casefile.Load(t, "testdata/file-format.txt", 3) {
+	casefile.Run(t, "testdata/file-format.txt", 3, func(t *testing.T, tc casefile.Case) {
 		path, format, want := tc.Fields[0], tc.Fields[1], tc.Fields[2]
-		t.Run(tc.Name, func(t *testing.T) {
-			extra := fmt.Sprintf("path = %q\n", path)
-			if format != "" {
-				extra += fmt.Sprintf("format = %q\n", format)
-			}
-			f, err := parseOneFile(t, "", "https://h/src", extra)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f.Format != want {
-				t.Errorf("format = %q, want %q", f.Format, want)
-			}
-		})
-	}
+		extra := fmt.Sprintf("path = %q\n", path)
+		if format != "" {
+			extra += fmt.Sprintf("format = %q\n", format)
+		}
+		f, err := parseOneFile(t, "", "https://h/src", extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Format != want {
+			t.Errorf("format = %q, want %q", f.Format, want)
+		}
+	})
 }

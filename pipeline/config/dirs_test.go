@@ -209,37 +209,33 @@ func TestDirMatches(t *testing.T) {
 
 func TestDirFile(t *testing.T) {
 	d := &Dir{Path: "rules", Template: true, Delims: []string{"[[", "]]"}, Mode: 0o600, MaxFiles: 10}
-	for _, tc := range casefile.Load(t, "testdata/dir-file.txt", 3) {
+	casefile.Run(t, "testdata/dir-file.txt", 3, func(t *testing.T, tc casefile.Case) {
 		rel, format, wantPath, wantFormat := tc.Name, tc.Fields[0], tc.Fields[1], tc.Fields[2]
-		t.Run(rel, func(t *testing.T) {
-			dd := *d
-			dd.Format = format
-			f, err := dd.File(rel, "s3::https://h/b/rules/"+rel)
-			if casefile.Check(t, filePath(f), err, wantPath, "File(%q).Path", rel) {
-				if !strings.Contains(err.Error(), "dir rules") {
-					t.Errorf("File(%q): error %q does not name the dir", rel, err)
-				}
-				return
+		dd := *d
+		dd.Format = format
+		f, err := dd.File(rel, "s3::https://h/b/rules/"+rel)
+		if casefile.Check(t, filePath(f), err, wantPath, "File(%q).Path", rel) {
+			if !strings.Contains(err.Error(), "dir rules") {
+				t.Errorf("File(%q): error %q does not name the dir", rel, err)
 			}
-			if f == nil {
-				return
-			}
-			if f.Format != wantFormat || f.Source != "s3::https://h/b/rules/"+rel ||
-				!f.Template || f.Mode != 0o600 || !slices.Equal(f.Delims, d.Delims) {
-				t.Errorf("File(%q) = %+v", rel, f)
-			}
-		})
-	}
+			return
+		}
+		if f == nil {
+			return
+		}
+		if f.Format != wantFormat || f.Source != "s3::https://h/b/rules/"+rel ||
+			!f.Template || f.Mode != 0o600 || !slices.Equal(f.Delims, d.Delims) {
+			t.Errorf("File(%q) = %+v", rel, f)
+		}
+	})
 }
 
 func TestSignatureSource(t *testing.T) {
 	v := &Verify{Suffix: ".minisig"}
-	for _, tc := range casefile.Load(t, "testdata/signature-source.txt", 1) {
+	casefile.Run(t, "testdata/signature-source.txt", 1, func(t *testing.T, tc casefile.Case) {
 		src, want := tc.Name, tc.Fields[0]
-		t.Run(src, func(t *testing.T) {
-			if got := v.SignatureSource(src); got != want {
-				t.Errorf("SignatureSource(%q) = %q, want %q", src, got, want)
-			}
-		})
-	}
+		if got := v.SignatureSource(src); got != want {
+			t.Errorf("SignatureSource(%q) = %q, want %q", src, got, want)
+		}
+	})
 }

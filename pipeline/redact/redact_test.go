@@ -4,43 +4,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/internal/casefile"
 )
 
 func TestRedactURL(t *testing.T) {
-	cases := []struct {
-		name string
-		in   string
-		want string
-	}{
-		{name: "user and password", in: "https://user:pass@cfg.example.com/p.yml", want: "https://user:xxxxx@cfg.example.com/p.yml"},
-		{name: "escaped password", in: "https://user:p%40ss%2Fw@cfg.example.com/p.yml", want: "https://user:xxxxx@cfg.example.com/p.yml"},
-		{name: "user name alone is a token", in: "https://ghp_T0KEN@cfg.example.com/p.yml", want: "https://xxxxx@cfg.example.com/p.yml"},
-		{name: "git user of ssh kept", in: "git::ssh://git@github.com/o/r.git//p.yml", want: "git::ssh://git@github.com/o/r.git//p.yml"},
-		{name: "raw @ in the password", in: "http://u:abc@SECRET@h/x.yml", want: "http://u:xxxxx@h/x.yml"},
-		{name: "quoted in an error", in: `Get "http://u:pw@h/x": refused`, want: `Get "http://u:xxxxx@h/x": refused`},
-		{name: "s3 keys", in: "s3::https://s3.amazonaws.com/b/k.yml?aws_access_key_id=AKID&aws_access_key_secret=SE%2FCRET&region=eu-west-1", want: "s3::https://s3.amazonaws.com/b/k.yml?aws_access_key_id=xxxxx&aws_access_key_secret=xxxxx&region=eu-west-1"},
-		{name: "s3 session token", in: "s3::http://127.0.0.1:9000/b/k?aws_access_token=TOK", want: "s3::http://127.0.0.1:9000/b/k?aws_access_token=xxxxx"},
-		{name: "git sshkey", in: "git::ssh://git@github.com/o/r.git//p.yml?sshkey=LS0tLS1CRUdJTi==&ref=main", want: "git::ssh://git@github.com/o/r.git//p.yml?sshkey=xxxxx&ref=main"},
-		{name: "scp-like git sshkey", in: "git@github.com:o/r.git?sshkey=LS0tLS1C", want: "git@github.com:o/r.git?sshkey=xxxxx"},
-		{name: "tokens and signatures", in: "https://h/p?token=a&Access_Token=b&X-Amz-Signature=c&X-Amz-Credential=d&X-Amz-Security-Token=e&sig=f&key=g&password=h&client_secret=i&page=2", want: "https://h/p?token=xxxxx&Access_Token=xxxxx&X-Amz-Signature=xxxxx&X-Amz-Credential=xxxxx&X-Amz-Security-Token=xxxxx&sig=xxxxx&key=xxxxx&password=xxxxx&client_secret=xxxxx&page=2"},
-		{name: "fragment kept", in: "https://h/p?token=abc#part", want: "https://h/p?token=xxxxx#part"},
-		{name: "exact name first", in: "https://h/p?key=g&page=2", want: "https://h/p?key=xxxxx&page=2"},
-		{name: "escaped parameter name", in: "https://h/p?%6Bey=g&acc%65ss_token=t", want: "https://h/p?%6Bey=xxxxx&acc%65ss_token=xxxxx"},
-		{name: "parameter without value", in: "https://h/p?token&x=1", want: "https://h/p?token&x=1"},
-		{name: "nested URL password", in: "https://h/p.yml?checksum=file:https://u:pw@h/SUMS", want: "https://h/p.yml?checksum=file:https://u:xxxxx@h/SUMS"},
-		{name: "password and query together", in: "git::https://u:pw@h/r.git?token=t", want: "git::https://u:xxxxx@h/r.git?token=xxxxx"},
-		{name: "plain URL unchanged", in: "https://h/p.yml?page=2&x=y", want: "https://h/p.yml?page=2&x=y"},
-		{name: "absolute path unchanged", in: "/etc/butler/p.yml", want: "/etc/butler/p.yml"},
-		{name: "not a URL unchanged", in: "not a url: at all", want: "not a url: at all"},
-		{name: "empty", in: "", want: ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := URL(tc.in); got != tc.want {
-				t.Errorf("URL(%q)\n got %q\nwant %q", tc.in, got, tc.want)
-			}
-		})
-	}
+	casefile.Run(t, "testdata/url.txt", 2, func(t *testing.T, tc casefile.Case) {
+		in, want := tc.Fields[0], tc.Fields[1]
+		if got := URL(in); got != want {
+			t.Errorf("URL(%q)\n got %q\nwant %q", in, got, want)
+		}
+	})
 }
 
 func TestSecrets(t *testing.T) {

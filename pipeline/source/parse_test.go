@@ -71,54 +71,52 @@ func TestParse(t *testing.T) {
 	}
 	expand := strings.NewReplacer("{md5}", md5V1, "{sha1}", sha1V1, "{sha256}", sha256V1, "{sha512}", sha512V1,
 		"{key}", b64, "{key-escaped}", url.QueryEscape(b64)).Replace
-	for _, tc := range casefile.Load(t, "testdata/parse.txt", 2) {
+	casefile.Run(t, "testdata/parse.txt", 2, func(t *testing.T, tc casefile.Case) {
 		src, want := expand(tc.Fields[0]), expand(tc.Fields[1])
-		t.Run(tc.Name, func(t *testing.T) {
-			got, err := Parse(src)
-			if wantErr, ok := casefile.WantErr(want); ok {
-				if err == nil || !strings.Contains(err.Error(), wantErr) {
-					t.Fatalf("Parse(%q) = %+v, %v; want an error containing %q", src, got, err, wantErr)
-				}
-				for _, s := range []string{"topsecretpw", "tok-secret-1", "PRIVATE-KEY-MATERIAL"} {
-					if strings.Contains(err.Error(), s) {
-						t.Errorf("error %q contains the secret %q", err, s)
-					}
-				}
-				return
+		got, err := Parse(src)
+		if wantErr, ok := casefile.WantErr(want); ok {
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Fatalf("Parse(%q) = %+v, %v; want an error containing %q", src, got, err, wantErr)
 			}
-			if err != nil {
-				t.Fatalf("Parse(%q): %v", src, err)
-			}
-			w := readParseWant(t, want)
-			checks := []struct {
-				field     string
-				got, want any
-			}{
-				{"Scheme", got.Scheme, w.scheme},
-				{"URL", got.URL.String(), w.url},
-				{"Subdir", got.Subdir, w.subdir},
-				{"Ref", got.Ref, w.ref},
-				{"Depth", got.Depth, w.depth},
-				{"Bucket", got.Bucket, w.bucket},
-				{"Object", got.Object, w.object},
-				{"Region", got.Region, w.region},
-				{"Endpoint", got.Endpoint, w.endpoint},
-				{"Query", got.Query.Encode(), w.query.Encode()},
-				{"Checksum", checksumString(got.Checksum), w.checksum},
-			}
-			for _, c := range checks {
-				if c.got != c.want {
-					t.Errorf("Parse(%q).%s = %v, want %v", src, c.field, c.got, c.want)
+			for _, s := range []string{"topsecretpw", "tok-secret-1", "PRIVATE-KEY-MATERIAL"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q contains the secret %q", err, s)
 				}
 			}
-			if !bytes.Equal(got.SSHKey, w.sshKey) {
-				t.Errorf("Parse(%q).SSHKey = %q, want %q", src, got.SSHKey, w.sshKey)
+			return
+		}
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", src, err)
+		}
+		w := readParseWant(t, want)
+		checks := []struct {
+			field     string
+			got, want any
+		}{
+			{"Scheme", got.Scheme, w.scheme},
+			{"URL", got.URL.String(), w.url},
+			{"Subdir", got.Subdir, w.subdir},
+			{"Ref", got.Ref, w.ref},
+			{"Depth", got.Depth, w.depth},
+			{"Bucket", got.Bucket, w.bucket},
+			{"Object", got.Object, w.object},
+			{"Region", got.Region, w.region},
+			{"Endpoint", got.Endpoint, w.endpoint},
+			{"Query", got.Query.Encode(), w.query.Encode()},
+			{"Checksum", checksumString(got.Checksum), w.checksum},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("Parse(%q).%s = %v, want %v", src, c.field, c.got, c.want)
 			}
-			if got.Scheme == "file" && got.URL.RawPath != "" {
-				t.Errorf("file URL %q has a RawPath: URL.Path must be the path to read", got.URL)
-			}
-		})
-	}
+		}
+		if !bytes.Equal(got.SSHKey, w.sshKey) {
+			t.Errorf("Parse(%q).SSHKey = %q, want %q", src, got.SSHKey, w.sshKey)
+		}
+		if got.Scheme == "file" && got.URL.RawPath != "" {
+			t.Errorf("file URL %q has a RawPath: URL.Path must be the path to read", got.URL)
+		}
+	})
 }
 
 // checksumString is "TYPE:HEX", "file:SOURCE" or "".
@@ -136,15 +134,13 @@ func checksumString(c *Checksum) string {
 // TestParseFilePath checks that URL.Path of a file source is the path as
 // it was written, spaces and all.
 func TestParseFilePath(t *testing.T) {
-	for _, tc := range casefile.Load(t, "testdata/parse-path.txt", 2) {
+	casefile.Run(t, "testdata/parse-path.txt", 2, func(t *testing.T, tc casefile.Case) {
 		src, want := tc.Fields[0], tc.Fields[1]
-		t.Run(tc.Name, func(t *testing.T) {
-			var path string
-			s, err := Parse(src)
-			if err == nil {
-				path = s.URL.Path
-			}
-			casefile.Check(t, path, err, want, "Parse(%q).URL.Path", src)
-		})
-	}
+		var path string
+		s, err := Parse(src)
+		if err == nil {
+			path = s.URL.Path
+		}
+		casefile.Check(t, path, err, want, "Parse(%q).URL.Path", src)
+	})
 }

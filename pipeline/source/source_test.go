@@ -10,19 +10,17 @@ import (
 )
 
 func TestScheme(t *testing.T) {
-	for _, tc := range casefile.Load(t, "testdata/scheme.txt", 2) {
+	casefile.Run(t, "testdata/scheme.txt", 2, func(t *testing.T, tc casefile.Case) {
 		src, want := tc.Fields[0], tc.Fields[1]
-		t.Run(tc.Name, func(t *testing.T) {
-			got, err := Scheme(src)
-			if casefile.Check(t, got, err, want, "Scheme(%q)", src) {
-				for _, s := range []string{"topsecretpw", "tok-secret-1"} {
-					if strings.Contains(err.Error(), s) {
-						t.Errorf("error %q contains the secret %q", err, s)
-					}
+		got, err := Scheme(src)
+		if casefile.Check(t, got, err, want, "Scheme(%q)", src) {
+			for _, s := range []string{"topsecretpw", "tok-secret-1"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q contains the secret %q", err, s)
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestResolve(t *testing.T) {
@@ -30,13 +28,11 @@ func TestResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range casefile.Load(t, "testdata/resolve.txt", 3) {
+	casefile.Run(t, "testdata/resolve.txt", 3, func(t *testing.T, tc casefile.Case) {
 		src, base, want := tc.Fields[0], tc.Fields[1], strings.ReplaceAll(tc.Fields[2], "{abs-conf}", absConf)
-		t.Run(tc.Name, func(t *testing.T) {
-			got, err := Resolve(src, base)
-			casefile.Check(t, got, err, want, "Resolve(%q, %q)", src, base)
-		})
-	}
+		got, err := Resolve(src, base)
+		casefile.Check(t, got, err, want, "Resolve(%q, %q)", src, base)
+	})
 }
 
 func TestKnownSchemes(t *testing.T) {
@@ -83,11 +79,9 @@ func TestKnownSchemes(t *testing.T) {
 
 // TestDetect pins the expanded form of each shorthand (testdata/detect.txt).
 func TestDetect(t *testing.T) {
-	for _, tc := range casefile.Load(t, "testdata/detect.txt", 3) {
+	casefile.Run(t, "testdata/detect.txt", 3, func(t *testing.T, tc casefile.Case) {
 		src, pwd, want := tc.Fields[0], tc.Fields[1], tc.Fields[2]
-		t.Run(tc.Name, func(t *testing.T) {
-			got, _, err := Detect(src, pwd)
-			casefile.Check(t, got, err, want, "Detect(%q, %q)", src, pwd)
-		})
-	}
+		got, _, err := Detect(src, pwd)
+		casefile.Check(t, got, err, want, "Detect(%q, %q)", src, pwd)
+	})
 }

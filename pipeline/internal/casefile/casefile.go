@@ -64,6 +64,15 @@ func Load(tb testing.TB, path string, n int) []Case {
 	return cases
 }
 
+// Run runs test as a subtest of t for each case of the file at path (see
+// Load), named by the case.
+func Run(t *testing.T, path string, n int, test func(t *testing.T, c Case)) {
+	t.Helper()
+	for _, c := range Load(t, path, n) {
+		t.Run(c.Name, func(t *testing.T) { test(t, c) })
+	}
+}
+
 // split splits a line into its fields, unquoting those that are literals.
 func split(line string) ([]string, error) {
 	var fields []string
