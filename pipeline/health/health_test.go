@@ -262,45 +262,40 @@ func TestWorst(t *testing.T) {
 	}
 }
 
+// problemsOf returns the problems written "manager/LEVEL", as Level
+// prints the level.
+func problemsOf(t *testing.T, specs []string) []Problem {
+	t.Helper()
+	var ps []Problem
+	for _, s := range specs {
+		m, name, _ := strings.Cut(s, "/")
+		levels := []Level{OK, Warning, Critical, Unknown}
+		i := slices.IndexFunc(levels, func(l Level) bool { return l.String() == name })
+		if i < 0 {
+			t.Fatalf("problem %q: no level %q", s, name)
+		}
+		ps = append(ps, Problem{Manager: m, Level: levels[i]})
+	}
+	return ps
+}
+
 func TestSortProblems(t *testing.T) {
 	tests := []struct {
 		name string
-		in   []Problem
-		want []string // "manager/level", in order
+		in   []string // "manager/level", as want
+		want []string // in order
 	}{
 		{name: "empty"},
-		{
-			name: "worst first: critical, warning, unknown",
-			in: []Problem{
-				{Manager: "a", Level: Unknown},
-				{Manager: "b", Level: Warning},
-				{Manager: "c", Level: Critical},
-			},
-			want: []string{"c/CRITICAL", "b/WARNING", "a/UNKNOWN"},
-		},
-		{
-			name: "same level by name",
-			in: []Problem{
-				{Manager: "prometheus", Level: Warning},
-				{Manager: "alertmanager", Level: Warning},
-				{Manager: "nginx", Level: Warning},
-			},
-			want: []string{"alertmanager/WARNING", "nginx/WARNING", "prometheus/WARNING"},
-		},
-		{
-			name: "level before name",
-			in: []Problem{
-				{Manager: "a", Level: Warning},
-				{Manager: "z", Level: Critical},
-				{Manager: "b", Level: Critical},
-				{Manager: "c", Level: Unknown},
-			},
-			want: []string{"b/CRITICAL", "z/CRITICAL", "a/WARNING", "c/UNKNOWN"},
-		},
+		{name: "worst first: critical, warning, unknown", in: []string{"a/UNKNOWN", "b/WARNING", "c/CRITICAL"},
+			want: []string{"c/CRITICAL", "b/WARNING", "a/UNKNOWN"}},
+		{name: "same level by name", in: []string{"prometheus/WARNING", "alertmanager/WARNING", "nginx/WARNING"},
+			want: []string{"alertmanager/WARNING", "nginx/WARNING", "prometheus/WARNING"}},
+		{name: "level before name", in: []string{"a/WARNING", "z/CRITICAL", "b/CRITICAL", "c/UNKNOWN"},
+			want: []string{"b/CRITICAL", "z/CRITICAL", "a/WARNING", "c/UNKNOWN"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ps := slices.Clone(tt.in)
+			ps := problemsOf(t, tt.in)
 			SortProblems(ps)
 			var got []string
 			for _, p := range ps {
