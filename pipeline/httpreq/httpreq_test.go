@@ -58,15 +58,39 @@ func TestNew(t *testing.T) {
 	})
 }
 
-func TestNewHostReachesServer(t *testing.T) {
-	var mu sync.Mutex
-	var hosts []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hosts = append(hosts, r.Host)
-		mu.Unlock()
+// seenServer is a test server that keeps what see says of each request it
+// receives.
+type seenServer struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []string
+}
+
+// newSeenServer starts a seenServer that answers with h, closed when the
+// test ends.
+func newSeenServer(t *testing.T, see func(*http.Request) string, h http.HandlerFunc) *seenServer {
+	s := &seenServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.seen = append(s.seen, see(r))
+		s.mu.Unlock()
+		h(w, r)
 	}))
-	defer srv.Close()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// take returns what the server has seen since the last take.
+func (s *seenServer) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := s.seen
+	s.seen = nil
+	return seen
+}
+
+func TestNewHostReachesServer(t *testing.T) {
+	srv := newSeenServer(t, func(r *http.Request) string { return r.Host }, func(http.ResponseWriter, *http.Request) {})
 	req, err := New(context.Background(), http.MethodGet, srv.URL, nil, map[string]string{"Host": "prometheus.internal"})
 	if err != nil {
 		t.Fatal(err)
@@ -76,32 +100,22 @@ func TestNewHostReachesServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(hosts) != 1 || hosts[0] != "prometheus.internal" {
+	if hosts := srv.take(); len(hosts) != 1 || hosts[0] != "prometheus.internal" {
 		t.Errorf("server saw hosts %q, want one prometheus.internal", hosts)
 	}
 }
 
 func TestClient(t *testing.T) {
-	var mu sync.Mutex
-	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		paths = append(paths, r.URL.Path)
-		mu.Unlock()
+	srv := newSeenServer(t, func(r *http.Request) string { return r.URL.Path }, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/moved" {
 			http.Redirect(w, r, "/elsewhere", http.StatusFound)
 			return
 		}
 		_, _ = io.WriteString(w, "arrived")
-	}))
-	defer srv.Close()
+	})
 
 	t.Run("nil does not follow a redirect", func(t *testing.T) {
-		mu.Lock()
-		paths = nil
-		mu.Unlock()
+		srv.take()
 		resp, err := Client(nil).Get(srv.URL + "/moved")
 		if err != nil {
 			t.Fatal(err)
@@ -110,9 +124,7 @@ func TestClient(t *testing.T) {
 		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/elsewhere" {
 			t.Errorf("got %d Location %q, want the 302 itself", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if len(paths) != 1 || paths[0] != "/moved" {
+		if paths := srv.take(); len(paths) != 1 || paths[0] != "/moved" {
 			t.Errorf("server saw %q, want only /moved", paths)
 		}
 	})
