@@ -14,6 +14,7 @@ import (
 
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/internal/casefile"
 )
 
 // openTemp opens a new state directory in the test's temporary directory,
@@ -228,14 +229,8 @@ func TestParse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st, err := Parse([]byte(tt.data))
-			if tt.errPart != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
-					t.Fatalf("Parse = %v, want an error containing %q", err, tt.errPart)
-				}
+			if casefile.CheckErr(t, err, tt.errPart, "Parse") {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if st.Managers == nil {
 				t.Fatal("Managers is nil")

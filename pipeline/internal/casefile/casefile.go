@@ -129,3 +129,21 @@ func Check(t testing.TB, got string, err error, want string, format string, args
 	}
 	return false
 }
+
+// CheckErr fails t unless err is the error wanted: one containing want, or
+// none when want is "", stopping the test when it is not so. The messages
+// name the call by format and args, as fmt.Sprintf does. CheckErr reports
+// whether an error was wanted, when the call has no result to check.
+func CheckErr(t testing.TB, err error, want string, format string, args ...any) (errWanted bool) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("%s: %v", fmt.Sprintf(format, args...), err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s = %v, want an error containing %q", fmt.Sprintf(format, args...), err, want)
+	}
+	return true
+}

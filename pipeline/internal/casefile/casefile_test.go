@@ -60,4 +60,10 @@ func TestCheck(t *testing.T) {
 	if !Check(t, "", errors.New("it went boom"), "error: boom", "f(%d)", 1) {
 		t.Error("Check of an error did not want one")
 	}
+	if CheckErr(t, nil, "", "f()") {
+		t.Error("CheckErr of no error wanted one")
+	}
+	if !CheckErr(t, errors.New("it went boom"), "boom", "f()") {
+		t.Error("CheckErr of an error did not want one")
+	}
 }
