@@ -710,8 +710,8 @@ func (c *checker) entrySource(where string, r *rawFile, schemes []string) (resol
 }
 
 // entryPath is the path under dest of a [[files]] or [[dirs]] entry (see
-// destPath), refused when it could leave dest, and where with that path
-// added; false (with the error recorded) when there is none. kind ("file",
+// destPath) and where with that path added; false (with the error
+// recorded) when there is none or it could leave dest. kind ("file",
 // "directory") words the errors.
 func (c *checker) entryPath(where, kind string, r *rawFile) (p, at string, ok bool) {
 	if p, ok = c.destPath(where, kind, r.Path, r.Source); !ok {
