@@ -498,10 +498,10 @@ func (e *crashEnv) checkInStep(v byte, out *bytes.Buffer) {
 	}
 	for _, want := range []struct {
 		name   string
-		labels map[string]string
+		labels textfile.Labels
 	}{
 		{"butler_run_success", nil},
-		{"butler_manager_success", map[string]string{"manager": crashManager}},
+		{"butler_manager_success", textfile.L("manager", crashManager)},
 	} {
 		fam, _ := textfile.Find(fams, want.name)
 		if got, ok := fam.Value(want.labels); !ok || got != 1 {

@@ -874,8 +874,8 @@ func (b *e2eButler) metrics(t *testing.T) map[string]float64 {
 	for _, fam := range fams {
 		for _, s := range fam.Series {
 			parts := make([]string, 0, len(s.Labels))
-			for k, v := range s.Labels {
-				parts = append(parts, fmt.Sprintf("%s=%q", k, v))
+			for _, l := range s.Labels {
+				parts = append(parts, fmt.Sprintf("%s=%q", l.Name, l.Value))
 			}
 			sort.Strings(parts)
 			key := fam.Name

@@ -157,7 +157,7 @@ func (e *signalEnv) file(manager, name string) string {
 	return string(b)
 }
 
-func (e *signalEnv) metric(name string, labels map[string]string) float64 {
+func (e *signalEnv) metric(name string, labels textfile.Labels) float64 {
 	e.t.Helper()
 	fams, err := textfile.ReadFile(e.textfile)
 	if err != nil {
@@ -224,7 +224,7 @@ func TestSignals(t *testing.T) {
 		if got := e.file("reloading", "fast.yml"); got != "fast: 1\n" {
 			t.Errorf("file of the finished reload = %q", got)
 		}
-		if v := e.metric("butler_reload_status", map[string]string{"manager": "reloading"}); v != 200 {
+		if v := e.metric("butler_reload_status", textfile.L("manager", "reloading")); v != 200 {
 			t.Errorf("reload status = %v, want 200: the reload was let finish", v)
 		}
 		if v := e.metric("butler_run_success", nil); v != 0 {
@@ -250,7 +250,7 @@ func TestSignals(t *testing.T) {
 		if got := e.file("reloading", "fast.yml"); got != "fast: 1\n" {
 			t.Errorf("half-applied manager: file = %q, want the version from before the run", got)
 		}
-		if v := e.metric("butler_reload_status", map[string]string{"manager": "reloading"}); v != 0 {
+		if v := e.metric("butler_reload_status", textfile.L("manager", "reloading")); v != 0 {
 			t.Errorf("reload status = %v, want 0", v)
 		}
 		e.assertClean()

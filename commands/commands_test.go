@@ -201,7 +201,7 @@ func TestSyncConfigErrorWritesMetrics(t *testing.T) {
 	}
 	// The manager series of the last good run are still there.
 	f, _ = textfile.Find(fams, "butler_reload_status")
-	if v, ok := f.Value(map[string]string{"manager": "app"}); !ok || v != 200 {
+	if v, ok := f.Value(textfile.L("manager", "app")); !ok || v != 200 {
 		t.Errorf("manager series lost: %v %v", v, ok)
 	}
 

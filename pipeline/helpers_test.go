@@ -284,11 +284,7 @@ func (e *runEnv) lookup(name string, labels ...string) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	l := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		l[labels[i]] = labels[i+1]
-	}
-	return f.Value(l)
+	return f.Value(textfile.L(labels...))
 }
 
 func wantNoErr(t *testing.T, err error) {

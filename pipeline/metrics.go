@@ -58,18 +58,15 @@ type metricSet struct {
 	families map[string]*textfile.Family
 }
 
-func (s *metricSet) add(m metricSpec, value float64, labels ...string) {
+// add adds a series; series may share labels (textfile never changes them).
+func (s *metricSet) add(m metricSpec, value float64, labels textfile.Labels) {
 	f, ok := s.families[m.name]
 	if !ok {
 		f = &textfile.Family{Name: m.name, Help: m.help, Type: m.typ}
 		s.families[m.name] = f
 		s.order = append(s.order, m)
 	}
-	l := make(map[string]string, len(labels)/2)
-	for i := 0; i+1 < len(labels); i += 2 {
-		l[labels[i]] = labels[i+1]
-	}
-	f.Series = append(f.Series, textfile.Series{Labels: l, Value: value})
+	f.Series = append(f.Series, textfile.Series{Labels: labels, Value: value})
 }
 
 // Metrics turns the state into metric families.
@@ -77,66 +74,67 @@ func Metrics(st *state.State, build BuildInfo) []textfile.Family {
 	s := &metricSet{families: map[string]*textfile.Family{}}
 	for name, ms := range st.Managers {
 		for path, fs := range ms.Files {
-			l := []string{"manager", name, "file", path}
+			// One label set for every series of the file, sorted as written.
+			l := textfile.L("file", path, "manager", name)
 			if fs.Fetched {
-				s.add(mRemoteStatus, float64(fs.RemoteStatus), l...)
+				s.add(mRemoteStatus, float64(fs.RemoteStatus), l)
 			}
 			if !fs.RemoteTime.IsZero() {
-				s.add(mRemoteTime, unixSeconds(fs.RemoteTime), l...)
+				s.add(mRemoteTime, unixSeconds(fs.RemoteTime), l)
 			}
 			if fs.Rendered {
-				s.add(mMustache, boolValue(fs.Mustache), l...)
-				s.add(mRender, boolValue(fs.Valid), append(l, "method", fs.Method)...)
+				s.add(mMustache, boolValue(fs.Mustache), l)
+				s.add(mRender, boolValue(fs.Valid), textfile.L("file", path, "manager", name, "method", fs.Method))
 			}
 			if fs.Written {
-				s.add(mWrite, boolValue(fs.WriteOK), l...)
+				s.add(mWrite, boolValue(fs.WriteOK), l)
 			}
-			s.add(mFetches, float64(fs.FetchesTotal), l...)
-			s.add(mFetchFailures, float64(fs.FetchFailuresTotal), l...)
-			s.add(mNotModified, float64(fs.NotModifiedTotal), l...)
+			s.add(mFetches, float64(fs.FetchesTotal), l)
+			s.add(mFetchFailures, float64(fs.FetchFailuresTotal), l)
+			s.add(mNotModified, float64(fs.NotModifiedTotal), l)
 			if fs.Verified {
-				s.add(mVerify, boolValue(fs.VerifyOK), l...)
+				s.add(mVerify, boolValue(fs.VerifyOK), l)
 			}
-			s.add(mBytes, float64(fs.BytesTotal), l...)
+			s.add(mBytes, float64(fs.BytesTotal), l)
 		}
-		l := []string{"manager", name}
+		l := textfile.L("manager", name)
 		if ms.Reloaded {
-			s.add(mReloadStatus, float64(ms.ReloadStatus), l...)
+			s.add(mReloadStatus, float64(ms.ReloadStatus), l)
 		}
 		if !ms.ReloadTime.IsZero() {
-			s.add(mReloadTime, unixSeconds(ms.ReloadTime), l...)
+			s.add(mReloadTime, unixSeconds(ms.ReloadTime), l)
 		}
 		if !ms.LKGTime.IsZero() {
-			s.add(mLKG, unixSeconds(ms.LKGTime), l...)
+			s.add(mLKG, unixSeconds(ms.LKGTime), l)
 		}
-		s.add(mManagerSuccess, boolValue(ms.InStep), l...)
+		s.add(mManagerSuccess, boolValue(ms.InStep), l)
 		if !ms.HealthSince.IsZero() {
-			s.add(mHealth, float64(ms.Health), l...)
+			s.add(mHealth, float64(ms.Health), l)
 		}
-		s.add(mReloads, float64(ms.ReloadsTotal), l...)
-		s.add(mReloadFailures, float64(ms.ReloadFailuresTotal), l...)
-		s.add(mLKGRestores, float64(ms.LKGRestoresTotal), l...)
+		s.add(mReloads, float64(ms.ReloadsTotal), l)
+		s.add(mReloadFailures, float64(ms.ReloadFailuresTotal), l)
+		s.add(mLKGRestores, float64(ms.LKGRestoresTotal), l)
 	}
 	if !st.Run.Start.IsZero() {
-		s.add(mLastRun, unixSeconds(st.Run.Start))
-		s.add(mRunDuration, st.Run.Duration.Seconds())
-		s.add(mRunSuccess, boolValue(st.Run.Success))
+		s.add(mLastRun, unixSeconds(st.Run.Start), nil)
+		s.add(mRunDuration, st.Run.Duration.Seconds(), nil)
+		s.add(mRunSuccess, boolValue(st.Run.Success), nil)
 	}
 	if !st.Run.LastSuccess.IsZero() {
-		s.add(mLastSuccess, unixSeconds(st.Run.LastSuccess))
+		s.add(mLastSuccess, unixSeconds(st.Run.LastSuccess), nil)
 	}
 	if d, ok := health.ExpectedInterval(st.RunStarts); ok {
-		s.add(mInterval, d.Seconds())
+		s.add(mInterval, d.Seconds(), nil)
 	}
 	for _, ch := range []string{"webhook", "email"} {
 		if n, ok := st.Notify.Failures[ch]; ok {
-			s.add(mNotifyFailures, float64(n), "channel", ch)
+			s.add(mNotifyFailures, float64(n), textfile.L("channel", ch))
 		}
 	}
 	if st.ConfigFetched != nil {
-		s.add(mConfigFetch, boolValue(*st.ConfigFetched))
+		s.add(mConfigFetch, boolValue(*st.ConfigFetched), nil)
 	}
-	s.add(mBuildInfo, 1, "version", build.Version, "revision", build.Revision, "goversion", build.GoVersion)
+	s.add(mBuildInfo, 1, textfile.L("goversion", build.GoVersion, "revision", build.Revision, "version", build.Version))
 
 	out := make([]textfile.Family, 0, len(s.order))
 	for _, m := range s.order {

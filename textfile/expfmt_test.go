@@ -26,13 +26,8 @@ func expfmtText(t *testing.T, fams []Family) string {
 		}
 		for _, s := range f.Series {
 			m := &dto.Metric{}
-			names := make([]string, 0, len(s.Labels))
-			for n := range s.Labels {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			for _, n := range names {
-				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(n), Value: proto.String(s.Labels[n])})
+			for _, l := range slices.SortedFunc(slices.Values(s.Labels), compareNames) {
+				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
 			}
 			if f.Type == Counter {
 				m.Counter = &dto.Counter{Value: proto.Float64(s.Value)}
@@ -64,9 +59,9 @@ func TestEncodeMatchesExpfmt(t *testing.T) {
 		for fi := range 1 + rng.IntN(4) {
 			f := Family{Name: fmt.Sprintf("m_%d_%d", n, fi), Help: texts[rng.IntN(len(texts))] + "h", Type: Type(1 + rng.IntN(2))}
 			for si := range rng.IntN(6) {
-				l := map[string]string{"i": fmt.Sprint(si)}
+				l := L("i", fmt.Sprint(si))
 				if rng.IntN(2) == 0 {
-					l["text"] = texts[rng.IntN(len(texts))]
+					l = append(l, Label{"text", texts[rng.IntN(len(texts))]})
 				}
 				f.Series = append(f.Series, Series{Labels: l, Value: values[rng.IntN(len(values))]})
 			}
@@ -94,7 +89,7 @@ func BenchmarkEncode8000(b *testing.B) {
 	for fi := range 10 {
 		f := Family{Name: fmt.Sprintf("butler_metric_%d", fi), Help: "help", Type: Gauge}
 		for si := range 800 {
-			f.Series = append(f.Series, Series{Labels: map[string]string{"manager": "m", "file": fmt.Sprintf("f%d.yml", si)}, Value: 1763780000.5})
+			f.Series = append(f.Series, Series{Labels: L("manager", "m", "file", fmt.Sprintf("f%d.yml", si)), Value: 1763780000.5})
 		}
 		fams = append(fams, f)
 	}

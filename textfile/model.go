@@ -3,7 +3,6 @@ package textfile
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/prometheus/common/model"
@@ -39,11 +38,38 @@ type Family struct {
 	Series []Series
 }
 
-// Series is one sample of a family: its label set and its value. A label with
-// an empty value is the same as no label at all, as in Prometheus.
+// Series is one sample of a family: its labels and its value.
 type Series struct {
-	Labels map[string]string
+	Labels Labels
 	Value  float64
+}
+
+// Label is one label of a series.
+type Label struct{ Name, Value string }
+
+// Labels are the labels of a series, in any order. A label with an empty
+// value is the same as no label at all, as in Prometheus. Series may share
+// one Labels: the package never changes them.
+type Labels []Label
+
+// L returns the labels of name, value pairs, in the order given:
+// L("manager", "m", "file", "a.yml"). A name without a value is dropped.
+func L(pairs ...string) Labels {
+	ls := make(Labels, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		ls = append(ls, Label{pairs[i], pairs[i+1]})
+	}
+	return ls
+}
+
+// Get returns the value of the label called name, "" when there is none.
+func (ls Labels) Get(name string) string {
+	for _, l := range ls {
+		if l.Name == name {
+			return l.Value
+		}
+	}
+	return ""
 }
 
 // Find returns the family called name.
@@ -58,7 +84,7 @@ func Find(fams []Family, name string) (Family, bool) {
 
 // Value returns the value of the series whose label set is exactly labels
 // (labels with empty values are ignored on both sides).
-func (f Family) Value(labels map[string]string) (float64, bool) {
+func (f Family) Value(labels Labels) (float64, bool) {
 	want := seriesKey(labels)
 	for _, s := range f.Series {
 		if slices.Equal(seriesKey(s.Labels), want) {
@@ -68,30 +94,47 @@ func (f Family) Value(labels map[string]string) (float64, bool) {
 	return 0, false
 }
 
-// labelPair is one label of a series key.
-type labelPair struct{ name, value string }
-
 // seriesKey is the identity of a series: its labels sorted by name, without
-// those whose value is empty.
-func seriesKey(labels map[string]string) []labelPair {
-	key := make([]labelPair, 0, len(labels))
-	for _, name := range slices.Sorted(maps.Keys(labels)) {
-		if v := labels[name]; v != "" {
-			key = append(key, labelPair{name, v})
+// those whose value is empty. It returns labels itself when they are that
+// already, else a sorted copy.
+func seriesKey(labels Labels) Labels {
+	if isKey(labels) {
+		return labels
+	}
+	key := make(Labels, 0, len(labels))
+	for _, l := range labels {
+		if l.Value != "" {
+			key = append(key, l)
 		}
 	}
+	slices.SortFunc(key, compareNames)
 	return key
 }
 
-// compareKeys orders series keys pair by pair, name before value.
-func compareKeys(a, b []labelPair) int {
-	return slices.CompareFunc(a, b, func(x, y labelPair) int {
-		return cmp.Or(cmp.Compare(x.name, y.name), cmp.Compare(x.value, y.value))
+// isKey reports whether labels are sorted by name, with no name twice and
+// no empty value.
+func isKey(labels Labels) bool {
+	for i, l := range labels {
+		if l.Value == "" || (i > 0 && labels[i-1].Name >= l.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// compareNames orders labels by name.
+func compareNames(a, b Label) int { return cmp.Compare(a.Name, b.Name) }
+
+// compareKeys orders series keys label by label, name before value.
+func compareKeys(a, b Labels) int {
+	return slices.CompareFunc(a, b, func(x, y Label) int {
+		return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Value, y.Value))
 	})
 }
 
 // sortedCopy returns the families sorted by name, each with its series sorted
-// by label set, without touching the caller's slices. Families without series
+// by label set and their labels by name, without touching the caller's
+// slices. Families without series
 // are left out.
 func sortedCopy(fams []Family) []Family {
 	out := make([]Family, 0, len(fams))
@@ -100,11 +143,12 @@ func sortedCopy(fams []Family) []Family {
 			continue
 		}
 		type keyed struct {
-			key []labelPair
+			key Labels
 			s   Series
 		}
 		ks := make([]keyed, len(f.Series))
 		for i, s := range f.Series {
+			s.Labels = slices.SortedFunc(slices.Values(s.Labels), compareNames)
 			ks[i] = keyed{seriesKey(s.Labels), s}
 		}
 		slices.SortFunc(ks, func(a, b keyed) int { return compareKeys(a.key, b.key) })
@@ -134,12 +178,10 @@ func validate(fams []Family) error {
 		if f.Type != Gauge && f.Type != Counter {
 			return fmt.Errorf("metric %s: unsupported type %v", f.Name, f.Type)
 		}
-		keys := make([][]labelPair, 0, len(f.Series))
+		keys := make([]Labels, 0, len(f.Series))
 		for _, s := range f.Series {
-			for name := range s.Labels {
-				if err := validateLabelName(name); err != nil {
-					return fmt.Errorf("metric %s: %w", f.Name, err)
-				}
+			if err := validateLabels(s.Labels); err != nil {
+				return fmt.Errorf("metric %s: %w", f.Name, err)
 			}
 			keys = append(keys, seriesKey(s.Labels))
 		}
@@ -147,6 +189,22 @@ func validate(fams []Family) error {
 		for i := 1; i < len(keys); i++ {
 			if compareKeys(keys[i-1], keys[i]) == 0 {
 				return fmt.Errorf("metric %s: duplicate series %s", f.Name, formatKey(keys[i]))
+			}
+		}
+	}
+	return nil
+}
+
+// validateLabels accepts the labels of one series: legacy names not
+// reserved by Prometheus, no name twice.
+func validateLabels(labels Labels) error {
+	for i, l := range labels {
+		if err := validateLabelName(l.Name); err != nil {
+			return err
+		}
+		for _, before := range labels[:i] {
+			if before.Name == l.Name {
+				return fmt.Errorf("label %q given twice", l.Name)
 			}
 		}
 	}
@@ -165,13 +223,13 @@ func validateLabelName(name string) error {
 }
 
 // formatKey renders a series key for error messages, e.g. {a="x",b="y"}.
-func formatKey(key []labelPair) string {
+func formatKey(key Labels) string {
 	b := []byte{'{'}
-	for i, p := range key {
+	for i, l := range key {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = fmt.Appendf(b, "%s=%q", p.name, p.value)
+		b = fmt.Appendf(b, "%s=%q", l.Name, l.Value)
 	}
 	return string(append(b, '}'))
 }

@@ -48,13 +48,20 @@ func Encode(w io.Writer, fams []Family) error {
 		}
 	}
 	slices.SortFunc(sorted, func(a, b Family) int { return cmp.Compare(a.Name, b.Name) })
-	var buf bytes.Buffer
-	for _, f := range sorted {
-		rows, err := sortedRows(f)
-		if err != nil {
+	// Every family is checked before anything is written; the size the
+	// checks add up lets the text be made in one buffer, grown once.
+	rows := make([][]row, len(sorted))
+	size := 0
+	for i, f := range sorted {
+		var err error
+		if rows[i], err = sortedRows(f); err != nil {
 			return err
 		}
-		writeFamily(&buf, f, rows)
+		size += familySize(f, rows[i])
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	for i, f := range sorted {
+		writeFamily(buf, f, rows[i])
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
@@ -63,41 +70,47 @@ func Encode(w io.Writer, fams []Family) error {
 // row is a series ready to write: all its labels sorted by name, and its
 // identity (the labels without those whose value is empty).
 type row struct {
-	labels []labelPair
-	key    []labelPair
+	labels Labels
+	key    Labels
 	value  float64
 }
 
 // sortedRows checks the label names of f's series and returns them sorted by
-// identity; two series with one identity are an error.
-func sortedRows(f Family) ([]*row, error) {
-	all := make([]row, len(f.Series))
-	rows := make([]*row, len(f.Series))
+// identity; two series with one identity are an error. Labels that are
+// sorted already are used as they are, not copied.
+func sortedRows(f Family) ([]row, error) {
+	rows := make([]row, len(f.Series))
 	for i, s := range f.Series {
-		labels := make([]labelPair, 0, len(s.Labels))
-		empty := false
-		for name, value := range s.Labels {
-			if err := validateLabelName(name); err != nil {
-				return nil, fmt.Errorf("metric %s: %w", f.Name, err)
-			}
-			labels = append(labels, labelPair{name, value})
-			empty = empty || value == ""
+		if err := validateLabels(s.Labels); err != nil {
+			return nil, fmt.Errorf("metric %s: %w", f.Name, err)
 		}
-		slices.SortFunc(labels, func(a, b labelPair) int { return cmp.Compare(a.name, b.name) })
-		key := labels
-		if empty {
-			key = slices.DeleteFunc(slices.Clone(labels), func(p labelPair) bool { return p.value == "" })
+		labels := s.Labels
+		if !slices.IsSortedFunc(labels, compareNames) {
+			labels = slices.SortedFunc(slices.Values(labels), compareNames)
 		}
-		all[i] = row{labels: labels, key: key, value: s.Value}
-		rows[i] = &all[i]
+		rows[i] = row{labels: labels, key: seriesKey(labels), value: s.Value}
 	}
-	slices.SortFunc(rows, func(a, b *row) int { return compareKeys(a.key, b.key) })
+	slices.SortFunc(rows, func(a, b row) int { return compareKeys(a.key, b.key) })
 	for i := 1; i < len(rows); i++ {
 		if compareKeys(rows[i-1].key, rows[i].key) == 0 {
 			return nil, fmt.Errorf("metric %s: duplicate series %s", f.Name, formatKey(rows[i].key))
 		}
 	}
 	return rows, nil
+}
+
+// familySize is about the length of f's text, never much less: the HELP and
+// TYPE lines, and every row's name, labels and a value of 24 bytes (the
+// longest float64 in Go's shortest form). Escapes may add a little.
+func familySize(f Family, rows []row) int {
+	n := 2*len(f.Name) + len(f.Help) + 32
+	for _, r := range rows {
+		n += len(f.Name) + 28
+		for _, l := range r.labels {
+			n += len(l.Name) + len(l.Value) + 4
+		}
+	}
+	return n
 }
 
 // The escaping of the text format: HELP texts escape backslash and line
@@ -112,7 +125,7 @@ var (
 // the two together): butler writes thousands of series every run, and going
 // through the protobuf model cost more than the rest of a run that found
 // nothing changed.
-func writeFamily(buf *bytes.Buffer, f Family, rows []*row) {
+func writeFamily(buf *bytes.Buffer, f Family, rows []row) {
 	buf.WriteString("# HELP ")
 	buf.WriteString(f.Name)
 	buf.WriteByte(' ')
@@ -131,9 +144,9 @@ func writeFamily(buf *bytes.Buffer, f Family, rows []*row) {
 			} else {
 				buf.WriteByte(',')
 			}
-			buf.WriteString(p.name)
+			buf.WriteString(p.Name)
 			buf.WriteString(`="`)
-			_, _ = valueEscaper.WriteString(buf, p.value)
+			_, _ = valueEscaper.WriteString(buf, p.Value)
 			buf.WriteByte('"')
 		}
 		if len(r.labels) > 0 {
@@ -230,10 +243,7 @@ func fromDTO(mf *dto.MetricFamily) (Family, error) {
 			s.Value = m.GetCounter().GetValue()
 		}
 		for _, lp := range m.GetLabel() {
-			if s.Labels == nil {
-				s.Labels = make(map[string]string, len(m.GetLabel()))
-			}
-			s.Labels[lp.GetName()] = lp.GetValue()
+			s.Labels = append(s.Labels, Label{lp.GetName(), lp.GetValue()})
 		}
 		fam.Series = append(fam.Series, s)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,46 +30,46 @@ func goldenCases() []goldenCase {
 	return []goldenCase{
 		{"ordering", []Family{
 			{Name: "butler_write", Help: "1 when the last write succeeded.", Type: Gauge, Series: []Series{
-				{Labels: map[string]string{"manager": "prometheus", "file": "rules/b.yml"}, Value: 1},
-				{Labels: map[string]string{"manager": "alertmanager", "file": "alertmanager.yml"}, Value: 0},
-				{Labels: map[string]string{"file": "rules/a.yml", "manager": "prometheus"}, Value: 1},
-				{Labels: map[string]string{"manager": "prometheus", "file": "prometheus.yml"}, Value: 1},
+				{Labels: L("manager", "prometheus", "file", "rules/b.yml"), Value: 1},
+				{Labels: L("manager", "alertmanager", "file", "alertmanager.yml"), Value: 0},
+				{Labels: L("file", "rules/a.yml", "manager", "prometheus"), Value: 1},
+				{Labels: L("manager", "prometheus", "file", "prometheus.yml"), Value: 1},
 			}},
 			{Name: "butler_run_success", Help: "1 when this run exited 0.", Type: Gauge, Series: []Series{
 				{Value: 1},
 			}},
 			{Name: "butler_cfg_render", Help: "1 when the rendered content is valid for its method.", Type: Gauge, Series: []Series{
-				{Labels: map[string]string{"method": "yml", "manager": "prometheus", "file": "prometheus.yml"}, Value: 1},
-				{Labels: map[string]string{"method": "json", "manager": "grafana", "file": "dash.json"}, Value: 0},
+				{Labels: L("method", "yml", "manager", "prometheus", "file", "prometheus.yml"), Value: 1},
+				{Labels: L("method", "json", "manager", "grafana", "file", "dash.json"), Value: 0},
 			}},
 			{Name: "butler_manager_success", Help: "1 when the manager is in step after this run.", Type: Gauge, Series: []Series{
-				{Labels: map[string]string{"manager": "prometheus"}, Value: 1},
-				{Labels: map[string]string{"manager": "alertmanager"}, Value: 0},
-				{Labels: map[string]string{"manager": "Zed"}, Value: 1},
+				{Labels: L("manager", "prometheus"), Value: 1},
+				{Labels: L("manager", "alertmanager"), Value: 0},
+				{Labels: L("manager", "Zed"), Value: 1},
 			}},
 		}},
 		{"counters_and_gauges", []Family{
 			{Name: "butler_remote_fetches_total", Help: "Fetches attempted.", Type: Counter, Series: []Series{
-				{Labels: map[string]string{"manager": "prometheus", "file": "prometheus.yml"}, Value: 1234},
-				{Labels: map[string]string{"manager": "prometheus", "file": "rules.yml"}, Value: 0},
+				{Labels: L("manager", "prometheus", "file", "prometheus.yml"), Value: 1234},
+				{Labels: L("manager", "prometheus", "file", "rules.yml"), Value: 0},
 			}},
 			{Name: "butler_reload_failures_total", Help: "Reloads that failed.", Type: Counter, Series: []Series{
-				{Labels: map[string]string{"manager": "prometheus"}, Value: 3},
+				{Labels: L("manager", "prometheus"), Value: 3},
 			}},
 			{Name: "butler_remote_status", Help: "Response code of the last fetch.", Type: Gauge, Series: []Series{
-				{Labels: map[string]string{"manager": "prometheus", "file": "prometheus.yml"}, Value: 200},
-				{Labels: map[string]string{"manager": "prometheus", "file": "rules.yml"}, Value: 404},
+				{Labels: L("manager", "prometheus", "file", "prometheus.yml"), Value: 200},
+				{Labels: L("manager", "prometheus", "file", "rules.yml"), Value: 404},
 			}},
 			{Name: "butler_build_info", Help: "Build information; always 1.", Type: Gauge, Series: []Series{
-				{Labels: map[string]string{"version": "1.0.0", "revision": "", "goversion": "go1.26.8"}, Value: 1},
+				{Labels: L("version", "1.0.0", "revision", "", "goversion", "go1.26.8"), Value: 1},
 			}},
 		}},
 		{"escaping", []Family{
 			{Name: "butler_write", Help: "Help with a backslash \\ and a\nnewline.", Type: Gauge, Series: []Series{
-				{Labels: map[string]string{"manager": "m", "file": `say "hi".yml`}, Value: 1},
-				{Labels: map[string]string{"manager": "m", "file": `C:\conf\x.yml`}, Value: 1},
-				{Labels: map[string]string{"manager": "m", "file": "two\nlines.yml"}, Value: 0},
-				{Labels: map[string]string{"manager": "m", "file": "ünïcode {x=1}, #.yml"}, Value: 1},
+				{Labels: L("manager", "m", "file", `say "hi".yml`), Value: 1},
+				{Labels: L("manager", "m", "file", `C:\conf\x.yml`), Value: 1},
+				{Labels: L("manager", "m", "file", "two\nlines.yml"), Value: 0},
+				{Labels: L("manager", "m", "file", "ünïcode {x=1}, #.yml"), Value: 1},
 			}},
 		}},
 		{"empty_family", []Family{
@@ -78,13 +79,13 @@ func goldenCases() []goldenCase {
 		}},
 		{"large_values", []Family{
 			{Name: "butler_remote_time", Help: "Unix time of the last successful fetch.", Type: Gauge, Series: []Series{
-				{Labels: map[string]string{"manager": "a"}, Value: 1763780000},
-				{Labels: map[string]string{"manager": "b"}, Value: 1763780123},
-				{Labels: map[string]string{"manager": "c"}, Value: 1763780123.456789},
-				{Labels: map[string]string{"manager": "d"}, Value: 1 << 53},
-				{Labels: map[string]string{"manager": "e"}, Value: 0.1},
-				{Labels: map[string]string{"manager": "f"}, Value: -1.5e-9},
-				{Labels: map[string]string{"manager": "g"}, Value: math.MaxFloat64},
+				{Labels: L("manager", "a"), Value: 1763780000},
+				{Labels: L("manager", "b"), Value: 1763780123},
+				{Labels: L("manager", "c"), Value: 1763780123.456789},
+				{Labels: L("manager", "d"), Value: 1 << 53},
+				{Labels: L("manager", "e"), Value: 0.1},
+				{Labels: L("manager", "f"), Value: -1.5e-9},
+				{Labels: L("manager", "g"), Value: math.MaxFloat64},
 			}},
 		}},
 	}
@@ -172,13 +173,7 @@ func invalidCases() []struct {
 		return Family{Name: name, Help: "h", Type: Gauge, Series: series}
 	}
 	one := Series{Value: 1}
-	labelled := func(kv ...string) Series {
-		s := Series{Labels: map[string]string{}, Value: 1}
-		for i := 0; i < len(kv); i += 2 {
-			s.Labels[kv[i]] = kv[i+1]
-		}
-		return s
-	}
+	labelled := func(kv ...string) Series { return Series{Labels: L(kv...), Value: 1} }
 	return []struct {
 		name    string
 		fams    []Family
@@ -192,6 +187,7 @@ func invalidCases() []struct {
 		{"label name with colon", []Family{gauge("m", labelled("a:b", "x"))}, `invalid label name "a:b"`},
 		{"label name with dot", []Family{gauge("m", labelled("a.b", "x"))}, `invalid label name "a.b"`},
 		{"reserved label name", []Family{gauge("m", labelled("__name__", "x"))}, `reserved label name "__name__"`},
+		{"label name twice", []Family{gauge("m", labelled("a", "1", "b", "2", "a", "3"))}, `label "a" given twice`},
 		{"duplicate family", []Family{gauge("m", one), gauge("n", one), gauge("m", labelled("a", "1"))}, "duplicate metric family m"},
 		{"duplicate family one empty", []Family{gauge("m", one), gauge("m")}, "duplicate metric family m"},
 		{"duplicate series no labels", []Family{gauge("m", one, one)}, "metric m: duplicate series {}"},
@@ -201,6 +197,26 @@ func invalidCases() []struct {
 			`metric m: duplicate series {a="1"}`},
 		{"empty help", []Family{{Name: "m", Type: Gauge, Series: []Series{one}}}, "metric m: empty help text"},
 		{"zero type", []Family{{Name: "m", Help: "h", Series: []Series{one}}}, "metric m: unsupported type Type(0)"},
+	}
+}
+
+// TestEncodeKeepsLabels checks that Encode sorts labels for its output only:
+// series may share one Labels, which it never reorders.
+func TestEncodeKeepsLabels(t *testing.T) {
+	shared := L("manager", "m", "file", "a.yml")
+	fams := []Family{
+		{Name: "x", Help: "h", Type: Gauge, Series: []Series{{Labels: shared, Value: 1}}},
+		{Name: "y", Help: "h", Type: Gauge, Series: []Series{{Labels: shared, Value: 2}}},
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, fams); err != nil {
+		t.Fatal(err)
+	}
+	if want := L("manager", "m", "file", "a.yml"); !slices.Equal(shared, want) {
+		t.Errorf("labels after Encode = %v, want %v as given", shared, want)
+	}
+	if !strings.Contains(buf.String(), `x{file="a.yml",manager="m"} 1`) {
+		t.Errorf("Encode wrote\n%s\nwant the labels sorted by name", buf.String())
 	}
 }
 
@@ -365,16 +381,16 @@ func TestFindAndValue(t *testing.T) {
 	tests := []struct {
 		name   string
 		fam    Family
-		labels map[string]string
+		labels Labels
 		want   float64
 		found  bool
 	}{
-		{"exact labels", status, map[string]string{"manager": "prometheus", "file": "rules.yml"}, 404, true},
-		{"other series", status, map[string]string{"file": "prometheus.yml", "manager": "prometheus"}, 200, true},
-		{"subset of labels", status, map[string]string{"manager": "prometheus"}, 0, false},
-		{"extra label", status, map[string]string{"manager": "prometheus", "file": "rules.yml", "x": "1"}, 0, false},
+		{"exact labels", status, L("manager", "prometheus", "file", "rules.yml"), 404, true},
+		{"other series", status, L("file", "prometheus.yml", "manager", "prometheus"), 200, true},
+		{"subset of labels", status, L("manager", "prometheus"), 0, false},
+		{"extra label", status, L("manager", "prometheus", "file", "rules.yml", "x", "1"), 0, false},
 		{"no labels", status, nil, 0, false},
-		{"empty value same as absent", info, map[string]string{"version": "1.0.0", "goversion": "go1.26.8"}, 1, true},
+		{"empty value same as absent", info, L("version", "1.0.0", "goversion", "go1.26.8"), 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,7 +446,7 @@ func BenchmarkEncode(b *testing.B) {
 		f := Family{Name: name, Help: "h", Type: Gauge}
 		for m := range 50 {
 			for i := range 20 {
-				labels := map[string]string{"manager": fmt.Sprintf("manager%02d", m), "file": fmt.Sprintf("/etc/app/conf.d/file%02d.yml", i)}
+				labels := L("manager", fmt.Sprintf("manager%02d", m), "file", fmt.Sprintf("/etc/app/conf.d/file%02d.yml", i))
 				f.Series = append(f.Series, Series{Labels: labels, Value: 1763780000 + float64(i)})
 			}
 		}
@@ -439,7 +455,7 @@ func BenchmarkEncode(b *testing.B) {
 	for _, name := range managerFamilies {
 		f := Family{Name: name, Help: "h", Type: Gauge}
 		for m := range 50 {
-			f.Series = append(f.Series, Series{Labels: map[string]string{"manager": "manager" + strconv.Itoa(m)}, Value: 200})
+			f.Series = append(f.Series, Series{Labels: L("manager", "manager"+strconv.Itoa(m)), Value: 200})
 		}
 		fams = append(fams, f)
 	}

@@ -72,31 +72,63 @@ func CleanRel(rel string) (string, error) {
 // a symlink, whether it points inside or outside root. Components that do not
 // exist yet are fine: they will be made as plain directories.
 func CheckNoSymlink(root *os.Root, rel string) error {
+	_, err := LstatNoSymlink(root, rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// LstatNoSymlink is CheckNoSymlink that also returns what is at rel, with
+// one Lstat a component: the FileInfo of rel itself (not followed), or an
+// error wrapping fs.ErrNotExist when rel or one of its parents is missing.
+func LstatNoSymlink(root *os.Root, rel string) (fs.FileInfo, error) {
 	clean, err := CleanRel(rel)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	parts := strings.Split(clean, "/")
-	for i := range parts {
-		p := strings.Join(parts[:i+1], "/")
-		fi, err := root.Lstat(p)
+	var fi fs.FileInfo
+	for i := 0; ; {
+		j := strings.IndexByte(clean[i:], '/')
+		p := clean
+		if j >= 0 {
+			p = clean[:i+j]
+		}
+		fi, err = root.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return nil // nothing further down exists, so no symlink either
+			return nil, fmt.Errorf("path %q: %w", rel, fs.ErrNotExist) // nothing further down exists, so no symlink either
 		}
 		if err != nil {
-			return fmt.Errorf("path %q: %w", rel, err)
+			return nil, fmt.Errorf("path %q: %w", rel, err)
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("path %q: %s is a symlink; butler does not write through symlinks", rel, p)
+			return nil, fmt.Errorf("path %q: %s is a symlink; butler does not write through symlinks", rel, p)
 		}
+		if j < 0 {
+			return fi, nil
+		}
+		i += j + 1
 	}
-	return nil
 }
 
 // WriteFile replaces name (relative to root) with data and mode. Missing
 // parent directories are created with dirMode (see MkdirAll). On any failure
 // the temporary file is removed and name is left as it was.
-func WriteFile(root *os.Root, name string, data []byte, mode, dirMode os.FileMode) (err error) {
+func WriteFile(root *os.Root, name string, data []byte, mode, dirMode os.FileMode) error {
+	return write(root, name, data, mode, dirMode, true)
+}
+
+// Replace is WriteFile without the fsyncs: readers still see the old
+// content or the new, never a mix, but after a crash the file may hold
+// either, or be missing if it was new. It is for files that matter only
+// while a run lasts, such as the marker of a running sync, which a crash
+// makes stale anyway.
+func Replace(root *os.Root, name string, data []byte, mode, dirMode os.FileMode) error {
+	return write(root, name, data, mode, dirMode, false)
+}
+
+// write is WriteFile, durable or not.
+func write(root *os.Root, name string, data []byte, mode, dirMode os.FileMode, durable bool) (err error) {
 	rel, err := CleanRel(name)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -138,8 +170,10 @@ func WriteFile(root *os.Root, name string, data []byte, mode, dirMode os.FileMod
 	}
 	// Without this fsync the rename can reach the disk before the data does,
 	// and a crash leaves an empty or partial file under the target's name.
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", name, err)
+	if durable {
+		if err = f.Sync(); err != nil {
+			return fmt.Errorf("write %s: sync: %w", name, err)
+		}
 	}
 	closed = true
 	if err = f.Close(); err != nil {
@@ -147,6 +181,9 @@ func WriteFile(root *os.Root, name string, data []byte, mode, dirMode os.FileMod
 	}
 	if err = root.Rename(tmp, rel); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if !durable {
+		return nil
 	}
 	// The rename is durable only once the directory entry is on disk, and so
 	// is each directory created above.
@@ -388,7 +425,9 @@ func RemoveStale(root *os.Root, names []string) error {
 			}
 			continue
 		}
-		entries, err := d.ReadDir(-1)
+		// Names only: where the file system gives no entry types, ReadDir
+		// would stat every entry, and a dest may hold thousands.
+		names, err := d.Readdirnames(-1)
 		_ = d.Close()
 		if errors.Is(err, syscall.ENOTDIR) {
 			continue // a file where the directory should be: the write reports it
@@ -397,12 +436,16 @@ func RemoveStale(root *os.Root, names []string) error {
 			errs = append(errs, fmt.Errorf("remove stale temporary files in %s: %w", dir, err))
 			continue
 		}
-		for _, e := range entries {
-			base, ok := IsTemp(e.Name())
-			if !ok || !want[base] || !e.Type().IsRegular() {
+		for _, name := range names {
+			base, ok := IsTemp(name)
+			if !ok || !want[base] {
 				continue
 			}
-			if err := root.Remove(path.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			p := path.Join(dir, name)
+			if fi, err := root.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("remove stale temporary file: %w", err))
 			}
 		}

@@ -673,7 +673,11 @@ func (d *Dir) WriteMarker(start time.Time, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return d.WriteFile(markerName, data)
+	// Atomic, so status never reads half a marker, but not durable: after
+	// a crash the marker is stale whether or not it reached the disk, and
+	// every run would pay two fsyncs for it.
+	_ = atomicfile.RemoveStale(d.root, []string{markerName})
+	return atomicfile.Replace(d.root, markerName, data, fileMode, dirMode)
 }
 
 // RemoveMarker clears the mark of WriteMarker.

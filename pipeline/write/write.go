@@ -385,14 +385,12 @@ type Stat struct {
 // Stat returns the Stat of the regular file at rel; ok is false when there is
 // no regular file there (or the file system gives no such details).
 func (d *Dest) Stat(rel string) (st Stat, ok bool, err error) {
-	if err := d.Check(rel); err != nil {
-		return Stat{}, false, err
-	}
 	if d.root == nil {
-		return Stat{}, false, nil
+		return Stat{}, false, d.Check(rel)
 	}
-	fi, err := d.root.Lstat(rel)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+	// What Check checks, and the stat of rel, in one Lstat a component.
+	fi, err := atomicfile.LstatNoSymlink(d.root, rel)
+	if errors.Is(err, fs.ErrNotExist) {
 		return Stat{}, false, nil
 	}
 	if err != nil {
