@@ -140,11 +140,11 @@ func TestCredentialChain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := s.rec.last(t)
+			r := s.rec.Last(t)
 			if id, _ := scope(t, r); id != tc.wantKey {
 				t.Errorf("signed by %s, want %s", id, tc.wantKey)
 			}
-			if tok := r.header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
+			if tok := r.Header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
 				t.Errorf("X-Amz-Security-Token %q, want %q", tok, tc.wantToken)
 			}
 		})
@@ -249,11 +249,11 @@ func TestInstanceRole(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Get %d: %v", i, err)
 					}
-					r := s.rec.last(t)
+					r := s.rec.Last(t)
 					if id, _ := scope(t, r); id != tc.wantKey {
 						t.Errorf("Get %d signed by %s, want %s", i, id, tc.wantKey)
 					}
-					if tok := r.header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
+					if tok := r.Header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
 						t.Errorf("Get %d: X-Amz-Security-Token %q, want %q", i, tok, tc.wantToken)
 					}
 				}
