@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/command"
+	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 
@@ -247,12 +247,7 @@ func TestHTTPNoResponse(t *testing.T) {
 	defer hang.Close()
 	defer close(release)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String() + "/-/reload"
-	_ = ln.Close()
+	refused := "http://" + nettest.ClosedAddr(t) + "/-/reload"
 
 	tests := []struct {
 		name         string

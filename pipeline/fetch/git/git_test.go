@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/butler-sre/butler/pipeline/fetch/git"
 	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
+	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/source"
 )
 
@@ -115,12 +115,7 @@ func TestCheckoutRefs(t *testing.T) {
 func TestCheckoutErrors(t *testing.T) {
 	repo := gitrepo.Sample(t)
 	first := revParse(t, repo, "v1")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	_ = ln.Close()
+	closed := nettest.ClosedAddr(t)
 	cases := []struct {
 		name    string
 		src     string
