@@ -17,6 +17,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/butler-sre/butler/pipeline/internal/loctest"
 	"github.com/butler-sre/butler/pipeline/internal/nettest"
 )
 
@@ -69,11 +70,7 @@ func withKeys() string {
 // location parses a source the way a user writes it, after "s3::".
 func location(t *testing.T, src string) Location {
 	t.Helper()
-	u, err := url.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loc, err := ParseLocation(u, nil)
+	loc, err := ParseLocation(loctest.URL(t, src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
