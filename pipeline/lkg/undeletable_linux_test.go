@@ -4,9 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/internal/undeletable"
 	"github.com/butler-sre/butler/pipeline/write"
@@ -16,12 +16,9 @@ import (
 // removed after the switch, Store says so; the new copy is the one loaded,
 // and the next Store removes the leftover.
 func TestLKGStoreReportsUndeletableOldVersion(t *testing.T) {
-	parent := t.TempDir()
-	dir := filepath.Join(parent, "m")
+	parent, dir := lkgTestDir(t)
 	v1 := []write.File{{Path: "a.yml", Data: []byte("v1"), Mode: 0o644}}
-	if err := Store(dir, v1); err != nil {
-		t.Fatal(err)
-	}
+	lkgTestStore(t, dir, v1)
 	oldVersion, err := os.Readlink(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -29,10 +26,7 @@ func TestLKGStoreReportsUndeletableOldVersion(t *testing.T) {
 	undo := undeletable.Make(t, filepath.Join(parent, oldVersion, "a.yml"))
 
 	v2 := []write.File{{Path: "a.yml", Data: []byte("v2"), Mode: 0o644}}
-	err = Store(dir, v2)
-	if err == nil || !strings.Contains(err.Error(), "remove old copy") {
-		t.Fatalf("Store = %v, want an error saying the old copy was not removed", err)
-	}
+	errtest.Want(t, "Store", Store(dir, v2), "remove old copy")
 	lkgTestLoad(t, dir, v2)
 	if names := fstest.Names(t, parent); !slices.Contains(names, oldVersion) {
 		t.Fatalf("parent holds %q: the old version went after all", names)
@@ -40,11 +34,7 @@ func TestLKGStoreReportsUndeletableOldVersion(t *testing.T) {
 
 	undo()
 	v3 := []write.File{{Path: "a.yml", Data: []byte("v3"), Mode: 0o644}}
-	if err := Store(dir, v3); err != nil {
-		t.Fatal(err)
-	}
+	lkgTestStore(t, dir, v3)
 	lkgTestLoad(t, dir, v3)
-	if names := fstest.Names(t, parent); len(names) != 2 {
-		t.Errorf("parent holds %q, want the link and one version", names)
-	}
+	lkgTestOneVersion(t, parent)
 }

@@ -97,27 +97,21 @@ func TestRemoveRefuses(t *testing.T) {
 		{
 			name: "symlinked directory to outside", path: "link/victim.yml",
 			setup: func(t *testing.T, dest, outside string) {
-				if err := os.Symlink(outside, filepath.Join(dest, "link")); err != nil {
-					t.Fatal(err)
-				}
+				fstest.Symlink(t, outside, filepath.Join(dest, "link"))
 			},
 			errPart: "link is a symlink",
 		},
 		{
 			name: "symlinked directory inside dest", path: "alias/c.yml",
 			setup: func(t *testing.T, dest, outside string) {
-				if err := os.Symlink("other", filepath.Join(dest, "alias")); err != nil {
-					t.Fatal(err)
-				}
+				fstest.Symlink(t, "other", filepath.Join(dest, "alias"))
 			},
 			errPart: "alias is a symlink",
 		},
 		{
 			name: "the file is a symlink", path: "victim.yml",
 			setup: func(t *testing.T, dest, outside string) {
-				if err := os.Symlink(filepath.Join(outside, "victim.yml"), filepath.Join(dest, "victim.yml")); err != nil {
-					t.Fatal(err)
-				}
+				fstest.Symlink(t, filepath.Join(outside, "victim.yml"), filepath.Join(dest, "victim.yml"))
 			},
 			errPart: "victim.yml is a symlink",
 		},
@@ -162,9 +156,7 @@ func TestRemoveSymlinkSwappedIn(t *testing.T) {
 	if err := os.Rename(filepath.Join(dest, "other"), filepath.Join(dest, "moved")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(outside, filepath.Join(dest, "other")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, outside, filepath.Join(dest, "other"))
 	before := fstest.Tree(t, outside)
 	if _, err := d.Remove([]string{"other/c.yml"}); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Fatalf("Remove = %v, want a refusal naming the symlink", err)

@@ -7,10 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
@@ -78,19 +78,8 @@ func TestOpen(t *testing.T) {
 // refuse (which paths those are is tested there, once), on a dest that exists
 // and on one that does not yet; dest itself may be a symlink.
 func TestCheck(t *testing.T) {
-	base := t.TempDir()
-	dest := filepath.Join(base, "dest")
-	outside := filepath.Join(base, "outside")
-	fstest.WriteFile(t, filepath.Join(outside, "secret"), "s", 0o600)
-	fstest.WriteFile(t, filepath.Join(dest, "real", "x.yml"), "x", 0o644)
-	if err := os.Symlink(outside, filepath.Join(dest, "outdir")); err != nil {
-		t.Fatal(err)
-	}
-	destLink := filepath.Join(base, "destlink")
-	if err := os.Symlink(dest, destLink); err != nil {
-		t.Fatal(err)
-	}
-	missing := filepath.Join(base, "missing")
+	dest, destLink, _ := fstest.Escape(t, "dest")
+	missing := filepath.Join(filepath.Dir(dest), "missing")
 
 	tests := []struct {
 		name    string
@@ -108,15 +97,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := openDest(t, tt.dest).Check(tt.rel)
-			switch {
-			case tt.errPart == "" && err != nil:
-				t.Fatalf("Check(%q) = %v, want no error", tt.rel, err)
-			case tt.errPart != "" && err == nil:
-				t.Fatalf("Check(%q) accepted the path", tt.rel)
-			case tt.errPart != "" && !strings.Contains(err.Error(), tt.errPart):
-				t.Errorf("error %q does not contain %q", err, tt.errPart)
-			}
+			errtest.Want(t, fmt.Sprintf("Check(%q)", tt.rel), openDest(t, tt.dest).Check(tt.rel), tt.errPart)
 		})
 	}
 }
@@ -128,9 +109,7 @@ func TestRead(t *testing.T) {
 	fstest.WriteFile(t, filepath.Join(dest, "a.yml"), "a", 0o644)
 	fstest.WriteFile(t, filepath.Join(dest, "rules", "b.yml"), "b", 0o600)
 	fstest.WriteFile(t, filepath.Join(dest, "plain"), "p", 0o644)
-	if err := os.Symlink(filepath.Join(base, "outside"), filepath.Join(dest, "out")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, filepath.Join(base, "outside"), filepath.Join(dest, "out"))
 	tests := []struct {
 		name    string
 		dest    string
@@ -198,8 +177,7 @@ func TestDryRunCreatesNothing(t *testing.T) {
 // 0755 whatever the umask, so that a manager running as another user can read
 // its configuration.
 func TestApplyCreatesDest(t *testing.T) {
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
+	fstest.Umask(t, 0o077)
 	base := t.TempDir()
 	dest := filepath.Join(base, "etc", "prometheus")
 	d := openDest(t, dest)
@@ -269,12 +247,8 @@ func TestChanged(t *testing.T) {
 	fstest.WriteFile(t, filepath.Join(dest, "rules", "a.yml"), "a", 0o644)
 	fstest.WriteFile(t, filepath.Join(dest, "mode.yml"), "m", 0o600)
 	fstest.WriteFile(t, filepath.Join(dest, "plain"), "p", 0o644)
-	if err := os.Mkdir(filepath.Join(dest, "dir.yml"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(dest, "same.yml"), filepath.Join(dest, "link.yml")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Mkdir(t, filepath.Join(dest, "dir.yml"), 0o755)
+	fstest.Symlink(t, filepath.Join(dest, "same.yml"), filepath.Join(dest, "link.yml"))
 
 	tests := []struct {
 		name    string
@@ -439,9 +413,7 @@ func TestApplyFailure(t *testing.T) {
 		{
 			name: "symlink leading out",
 			setup: func(t *testing.T, dest string) {
-				if err := os.Symlink(filepath.Join(filepath.Dir(dest), "outside"), filepath.Join(dest, "etc")); err != nil {
-					t.Fatal(err)
-				}
+				fstest.Symlink(t, filepath.Join(filepath.Dir(dest), "outside"), filepath.Join(dest, "etc"))
 			},
 			files: []File{
 				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
@@ -608,9 +580,7 @@ func TestSymlinkToOutsideDest(t *testing.T) {
 		if err := os.Rename(filepath.Join(dest, "sub"), filepath.Join(dest, "moved")); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(outside, filepath.Join(dest, "sub")); err != nil {
-			t.Fatal(err)
-		}
+		fstest.Symlink(t, outside, filepath.Join(dest, "sub"))
 	}
 	files := []File{
 		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
