@@ -205,8 +205,8 @@ func TestUpdate(t *testing.T) {
 	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	files := []File{
-		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
-		{Path: "rules/sub/new.yml", Data: []byte("new\n"), Mode: 0o644},
+		file("top.yml", "new top\n"),
+		file("rules/sub/new.yml", "new\n"),
 		{Path: "fresh/n.yml", Data: []byte("n\n"), Mode: 0o600},
 	}
 	snap, err := d.Update(files, []string{"rules/sub/b.yml", "rules/a.yml", "other/c.yml"})
@@ -232,7 +232,7 @@ func TestUpdateRefusesPathWrittenAndRemoved(t *testing.T) {
 	dest := removeTestDest(t)
 	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
-	files := []File{{Path: "top.yml", Data: []byte("new\n"), Mode: 0o644}, {Path: "rules/a.yml", Data: []byte("x\n"), Mode: 0o644}}
+	files := []File{file("top.yml", "new\n"), file("rules/a.yml", "x\n")}
 	_, err := d.Update(files, []string{"other/c.yml", "./rules/a.yml"})
 	if err == nil || !strings.Contains(err.Error(), "rules/a.yml") || !strings.Contains(err.Error(), "also written") {
 		t.Fatalf("Update = %v, want a refusal naming rules/a.yml", err)

@@ -25,6 +25,9 @@ func openDest(t *testing.T, dir string) *Dest {
 	return d
 }
 
+// file is a File of mode 0644 holding data.
+func file(path, data string) File { return File{Path: path, Data: []byte(data), Mode: 0o644} }
+
 // paths returns the Path of each file.
 func paths(files []File) []string {
 	out := make([]string, len(files))
@@ -150,10 +153,7 @@ func TestRead(t *testing.T) {
 func TestDryRunCreatesNothing(t *testing.T) {
 	base := t.TempDir()
 	dest := filepath.Join(base, "etc", "prometheus")
-	files := []File{
-		{Path: "prometheus.yml", Data: []byte("p"), Mode: 0o644},
-		{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644},
-	}
+	files := []File{file("prometheus.yml", "p"), file("rules/a.yml", "a")}
 	d := openDest(t, dest)
 	changed, err := d.Changed(files)
 	if err != nil || fmt.Sprint(changed) != "[prometheus.yml rules/a.yml]" {
@@ -181,7 +181,7 @@ func TestApplyCreatesDest(t *testing.T) {
 	base := t.TempDir()
 	dest := filepath.Join(base, "etc", "prometheus")
 	d := openDest(t, dest)
-	files := []File{{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644}}
+	files := []File{file("rules/a.yml", "a")}
 	snap, err := d.Apply(files)
 	if err != nil {
 		t.Fatal(err)
@@ -256,43 +256,19 @@ func TestChanged(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
-		{name: "all the same", files: []File{
-			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
-			{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644},
-		}},
-		{name: "content differs, same size", files: []File{
-			{Path: "same.yml", Data: []byte("SAME"), Mode: 0o644},
-		}, want: []string{"same.yml"}},
-		{name: "content differs in size", files: []File{
-			{Path: "rules/a.yml", Data: []byte("ab"), Mode: 0o644},
-		}, want: []string{"rules/a.yml"}},
-		{name: "mode differs", files: []File{
-			{Path: "mode.yml", Data: []byte("m"), Mode: 0o644},
-		}, want: []string{"mode.yml"}},
-		{name: "missing file", files: []File{
-			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
-			{Path: "new.yml", Data: []byte("n"), Mode: 0o644},
-		}, want: []string{"new.yml"}},
-		{name: "missing directory", files: []File{
-			{Path: "new/a.yml", Data: []byte("n"), Mode: 0o644},
-		}, want: []string{"new/a.yml"}},
-		{name: "parent is a regular file", files: []File{
-			{Path: "plain/a.yml", Data: []byte("n"), Mode: 0o644},
-		}, want: []string{"plain/a.yml"}},
+		{name: "all the same", files: []File{file("same.yml", "same"), file("rules/a.yml", "a")}},
+		{name: "content differs, same size", files: []File{file("same.yml", "SAME")}, want: []string{"same.yml"}},
+		{name: "content differs in size", files: []File{file("rules/a.yml", "ab")}, want: []string{"rules/a.yml"}},
+		{name: "mode differs", files: []File{file("mode.yml", "m")}, want: []string{"mode.yml"}},
+		{name: "missing file", files: []File{file("same.yml", "same"), file("new.yml", "n")}, want: []string{"new.yml"}},
+		{name: "missing directory", files: []File{file("new/a.yml", "n")}, want: []string{"new/a.yml"}},
+		{name: "parent is a regular file", files: []File{file("plain/a.yml", "n")}, want: []string{"plain/a.yml"}},
 		{name: "directory in the way", files: []File{
 			{Path: "dir.yml", Data: []byte(""), Mode: 0o755},
 		}, want: []string{"dir.yml"}},
-		{name: "order kept", files: []File{
-			{Path: "z.yml", Data: nil, Mode: 0o644},
-			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
-			{Path: "a.yml", Data: nil, Mode: 0o644},
-		}, want: []string{"z.yml", "a.yml"}},
-		{name: "symlink refused", files: []File{
-			{Path: "link.yml", Data: []byte("same"), Mode: 0o644},
-		}, wantErr: "symlink"},
-		{name: "hostile path refused", files: []File{
-			{Path: "../x", Data: nil, Mode: 0o644},
-		}, wantErr: `".."`},
+		{name: "order kept", files: []File{file("z.yml", ""), file("same.yml", "same"), file("a.yml", "")}, want: []string{"z.yml", "a.yml"}},
+		{name: "symlink refused", files: []File{file("link.yml", "same")}, wantErr: "symlink"},
+		{name: "hostile path refused", files: []File{file("../x", "")}, wantErr: `".."`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,8 +294,8 @@ func TestApplyAndRestore(t *testing.T) {
 	fstest.WriteFile(t, filepath.Join(dest, "prometheus.yml"), "old\n", 0o600)
 	fstest.WriteFile(t, filepath.Join(dest, "rules", "keep.yml"), "keep\n", 0o644)
 	files := []File{
-		{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-		{Path: "rules/new.yml", Data: []byte("rule\n"), Mode: 0o644},
+		file("prometheus.yml", "new\n"),
+		file("rules/new.yml", "rule\n"),
 		{Path: "extra/deep/x.yml", Data: []byte("x\n"), Mode: 0o640},
 	}
 	d := openDest(t, dest)
@@ -353,6 +329,20 @@ func TestApplyAndRestore(t *testing.T) {
 }
 
 func TestApplyFailure(t *testing.T) {
+	// The setups: a regular file named blocker, a directory where rules.yml
+	// should go, a symlink etc leading out of dest.
+	blocker := func(t *testing.T, dest string) {
+		fstest.WriteFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
+	}
+	rulesDir := func(t *testing.T, dest string) {
+		if err := os.MkdirAll(filepath.Join(dest, "rules.yml", "x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	etcOut := func(t *testing.T, dest string) {
+		fstest.Symlink(t, filepath.Join(filepath.Dir(dest), "outside"), filepath.Join(dest, "etc"))
+	}
+	prom := file("prometheus.yml", "new\n")
 	tests := []struct {
 		name    string
 		setup   func(t *testing.T, dest string)
@@ -363,64 +353,11 @@ func TestApplyFailure(t *testing.T) {
 		// may have been written at all.
 		midway bool
 	}{
-		{
-			name: "second file's parent is a regular file",
-			setup: func(t *testing.T, dest string) {
-				fstest.WriteFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "blocker/b.yml", Data: []byte("b\n"), Mode: 0o644},
-				{Path: "last.yml", Data: []byte("l\n"), Mode: 0o644},
-			},
-			wantErr: "write blocker/b.yml",
-			midway:  true,
-		},
-		{
-			name: "third file's parent is a regular file, new directories before",
-			setup: func(t *testing.T, dest string) {
-				fstest.WriteFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "fresh/dir/new.yml", Data: []byte("n\n"), Mode: 0o644},
-				{Path: "blocker/deeper/c.yml", Data: []byte("c\n"), Mode: 0o644},
-			},
-			wantErr: "write blocker/deeper/c.yml",
-			midway:  true,
-		},
-		{
-			name: "directory where a file should go",
-			setup: func(t *testing.T, dest string) {
-				if err := os.MkdirAll(filepath.Join(dest, "rules.yml", "x"), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "rules.yml", Data: []byte("r\n"), Mode: 0o644},
-			},
-			wantErr: "rules.yml",
-		},
-		{
-			name: "hostile path",
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "../escape.yml", Data: []byte("x\n"), Mode: 0o644},
-			},
-			wantErr: "../escape.yml",
-		},
-		{
-			name: "symlink leading out",
-			setup: func(t *testing.T, dest string) {
-				fstest.Symlink(t, filepath.Join(filepath.Dir(dest), "outside"), filepath.Join(dest, "etc"))
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "etc/butler-test.yml", Data: []byte("x\n"), Mode: 0o644},
-			},
-			wantErr: "symlink",
-		},
+		{name: "second file's parent is a regular file", setup: blocker, files: []File{prom, file("blocker/b.yml", "b\n"), file("last.yml", "l\n")}, wantErr: "write blocker/b.yml", midway: true},
+		{name: "third file's parent is a regular file, new directories before", setup: blocker, files: []File{prom, file("fresh/dir/new.yml", "n\n"), file("blocker/deeper/c.yml", "c\n")}, wantErr: "write blocker/deeper/c.yml", midway: true},
+		{name: "directory where a file should go", setup: rulesDir, files: []File{prom, file("rules.yml", "r\n")}, wantErr: "rules.yml"},
+		{name: "hostile path", files: []File{prom, file("../escape.yml", "x\n")}, wantErr: "../escape.yml"},
+		{name: "symlink leading out", setup: etcOut, files: []File{prom, file("etc/butler-test.yml", "x\n")}, wantErr: "symlink"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -518,7 +455,7 @@ func TestSnapshotRestoreReportsEachPath(t *testing.T) {
 
 func TestApplyNewFileOnlyThenRestoreKeepsForeignFiles(t *testing.T) {
 	dest := t.TempDir()
-	snap, err := openDest(t, dest).Apply([]File{{Path: "conf.d/a.conf", Data: []byte("a"), Mode: 0o644}})
+	snap, err := openDest(t, dest).Apply([]File{file("conf.d/a.conf", "a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -582,12 +519,7 @@ func TestSymlinkToOutsideDest(t *testing.T) {
 		}
 		fstest.Symlink(t, outside, filepath.Join(dest, "sub"))
 	}
-	files := []File{
-		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
-		{Path: "sub/a.yml", Data: []byte("new a\n"), Mode: 0o644},
-		{Path: "sub/new.yml", Data: []byte("new\n"), Mode: 0o644},
-		{Path: "sub/deep/n.yml", Data: []byte("n\n"), Mode: 0o644},
-	}
+	files := []File{file("top.yml", "new top\n"), file("sub/a.yml", "new a\n"), file("sub/new.yml", "new\n"), file("sub/deep/n.yml", "n\n")}
 	// refused checks that every entry point refuses the paths through sub.
 	refused := func(t *testing.T, d *Dest) {
 		t.Helper()
