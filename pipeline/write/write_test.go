@@ -54,14 +54,9 @@ func TestOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := Open(tt.dir)
-			if tt.errPart != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
-					t.Fatalf("Open(%q) = %v, want an error containing %q", tt.dir, err, tt.errPart)
-				}
-				return
-			}
+			errtest.Want(t, fmt.Sprintf("Open(%q)", tt.dir), err, tt.errPart)
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			if d.Dir() != filepath.Clean(tt.dir) {
 				t.Errorf("Dir() = %q, want %q", d.Dir(), filepath.Clean(tt.dir))
@@ -273,14 +268,9 @@ func TestChanged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := openDest(t, dest).Changed(tt.files)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Changed error = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
+			errtest.Want(t, "Changed", err, tt.wantErr)
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("Changed = %q, want %q", got, tt.want)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
 )
 
 func TestParseProfile(t *testing.T) {
@@ -131,14 +133,9 @@ func TestCredentialChain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := New(Options{Getenv: testEnv(t, tc.env)})
 			_, err := c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"+tc.query), Conditions{}, 10)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
-				return
-			}
+			errtest.Want(t, "Get", err, tc.wantErr)
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			r := s.rec.Last(t)
 			if id, _ := scope(t, r); id != tc.wantKey {
