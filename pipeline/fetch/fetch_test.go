@@ -25,6 +25,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/source"
 )
@@ -81,17 +83,9 @@ func (tc fetchCase) check(t *testing.T, f *Fetcher, timeout time.Duration) error
 	if status != tc.wantStatus {
 		t.Errorf("status = %d, want %d", status, tc.wantStatus)
 	}
-	if tc.wantErr == "" {
-		if err != nil || string(data) != tc.wantBody {
-			t.Fatalf("data %q, err %v; want %q", data, err, tc.wantBody)
-		}
-		return nil
-	}
-	if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-		t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-	}
-	if tc.wantKind != nil && !errors.Is(err, tc.wantKind) {
-		t.Errorf("error %v is not %v", err, tc.wantKind)
+	errtest.Want(t, "Fetch", err, tc.wantErr, tc.wantKind)
+	if err == nil && string(data) != tc.wantBody {
+		t.Fatalf("data %q, want %q", data, tc.wantBody)
 	}
 	return err
 }
@@ -658,9 +652,7 @@ func TestFetchFile(t *testing.T) {
 	gz := gzipped(t, []byte("b: 2\n"))
 	gzPath := write("rules.yml.gz", gz)
 	link := filepath.Join(dir, "link.yml")
-	if err := os.Symlink(ok, link); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, ok, link)
 	relative, err := source.Resolve("conf/ok.yml", dir)
 	if err != nil {
 		t.Fatal(err)
@@ -745,9 +737,7 @@ func gitRepo(t *testing.T) string {
 	git("init", "-q")
 	write("root.yml", "root: 1\n")
 	write("prometheus/rules/common.yml", "version: 1\n")
-	if err := os.Symlink("root.yml", filepath.Join(repo, "link.yml")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, "root.yml", filepath.Join(repo, "link.yml"))
 	git("add", "-A")
 	git("commit", "-q", "-m", "first")
 	git("tag", "v1")

@@ -3,14 +3,16 @@
 package errtest
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
 
 // Want fails the test now unless err is what want asks for: no error when
-// want is "", else an error whose text contains want. call names what gave
-// err, for the message ("CleanRel(\"a\")").
-func Want(t testing.TB, call string, err error, want string) {
+// want is "", else an error whose text contains want and that is (by
+// errors.Is) each of the kinds that is not nil. call names what gave err,
+// for the message ("CleanRel(\"a\")").
+func Want(t testing.TB, call string, err error, want string, kinds ...error) {
 	t.Helper()
 	switch {
 	case want == "" && err != nil:
@@ -19,5 +21,10 @@ func Want(t testing.TB, call string, err error, want string) {
 		t.Fatalf("%s gave no error, want one containing %q", call, want)
 	case want != "" && !strings.Contains(err.Error(), want):
 		t.Fatalf("%s: error %q does not contain %q", call, err, want)
+	}
+	for _, kind := range kinds {
+		if err != nil && kind != nil && !errors.Is(err, kind) {
+			t.Fatalf("%s: error %v is not %v", call, err, kind)
+		}
 	}
 }
