@@ -15,10 +15,11 @@ package loctest
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
 // Parse is a ParseLocation: it parses u, with its query q (nil for u's
@@ -34,12 +35,9 @@ type Case struct {
 // fails the test.
 func Read(t testing.TB, path string) []Case {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, _ := fstest.Read(t, path)
 	var cases []Case
-	for i, line := range strings.Split(string(data), "\n") {
+	for i, line := range strings.Split(data, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
