@@ -386,8 +386,6 @@ func TestFetchHTTPNoResponse(t *testing.T) {
 	srv, _ := recordingServer(t, mux)
 	t.Cleanup(func() { close(release) }) // runs before srv.Close
 
-	refused := "http://" + nettest.ClosedAddr(t) + "/x.yml"
-
 	cases := []struct {
 		name        string
 		source      string
@@ -396,7 +394,7 @@ func TestFetchHTTPNoResponse(t *testing.T) {
 	}{
 		{name: "hanging server before headers", source: srv.URL + "/hang-before-headers", wantErr: "timed out", wantTimeout: true},
 		{name: "hanging server in the body", source: srv.URL + "/hang-in-body", wantErr: "timed out", wantTimeout: true},
-		{name: "connection refused", source: refused, wantErr: "connection refused"},
+		{name: "connection refused", source: "http://" + nettest.ClosedAddr(t) + "/x.yml", wantErr: "connection refused"},
 		// A resolver that does not answer at all ends in the deadline.
 		{name: "dns failure", source: "http://butler-no-such-host.invalid/x.yml", wantErr: "no response|timed out"},
 	}
