@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/internal/errtest"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
 func TestParseProfile(t *testing.T) {
@@ -72,24 +72,27 @@ source_profile = default
 	}
 }
 
-// writeFile writes a file under dir and returns its path.
+// writeFile writes a file (0600) under dir and returns its path.
 func writeFile(t *testing.T, dir, rel, data string) string {
 	t.Helper()
 	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fstest.WriteFile(t, p, data, 0o600)
 	return p
 }
 
-func TestCredentialChain(t *testing.T) {
+// credTestStore returns a store holding a.yml, and a home directory whose
+// shared credentials file (~/.aws/credentials) holds credentials.
+func credTestStore(t *testing.T, credentials string) (*store, string) {
+	t.Helper()
 	s := newStore(t)
 	s.put(t, "a.yml", []byte("a"))
 	home := t.TempDir()
-	writeFile(t, home, ".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n\n[ops]\naws_access_key_id = OPSKEY\naws_secret_access_key = OPSSECRET\naws_session_token = OPSTOKEN\n\n[role]\nrole_arn = arn:aws:iam::123456789012:role/x\n")
+	writeFile(t, home, ".aws/credentials", credentials)
+	return s, home
+}
+
+func TestCredentialChain(t *testing.T) {
+	s, home := credTestStore(t, "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n\n[ops]\naws_access_key_id = OPSKEY\naws_secret_access_key = OPSSECRET\naws_session_token = OPSTOKEN\n\n[role]\nrole_arn = arn:aws:iam::123456789012:role/x\n")
 	other := writeFile(t, t.TempDir(), "creds", "[default]\naws_access_key_id = OTHERKEY\naws_secret_access_key = OTHERSECRET\n")
 	emptyHome := t.TempDir()
 	envKeys := map[string]string{"AWS_ACCESS_KEY_ID": "ENVKEY", "AWS_SECRET_ACCESS_KEY": "ENVSECRET", "AWS_SESSION_TOKEN": "ENVTOKEN"}
@@ -199,10 +202,7 @@ func newIMDS(t *testing.T, mode string) *imdsServer {
 }
 
 func TestInstanceRole(t *testing.T) {
-	s := newStore(t)
-	s.put(t, "a.yml", []byte("a"))
-	home := t.TempDir()
-	writeFile(t, home, ".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n")
+	s, home := credTestStore(t, "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n")
 	cases := []struct {
 		name      string
 		mode      string
