@@ -419,38 +419,31 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 }
 
 func TestRetries(t *testing.T) {
-	cases := []struct {
-		name         string
-		failures     int
-		status       int
-		wantRequests int
-		wantStatus   int
-	}{
-		{name: "one 503 is retried", failures: 1, status: 503, wantRequests: 2, wantStatus: 200},
-		{name: "one 429 is retried", failures: 1, status: 429, wantRequests: 2, wantStatus: 200},
-		{name: "two attempts at most", failures: 5, status: 503, wantRequests: 2, wantStatus: 503},
-		{name: "a 404 is not retried", failures: 5, status: 404, wantRequests: 1, wantStatus: 404},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+	// retried answers the first failures requests with status, then 200.
+	retried := func(failures, status, wantRequests, wantStatus int) func(t *testing.T) {
+		return func(t *testing.T) {
 			var n atomic.Int64
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if n.Add(1) <= int64(tc.failures) {
-					apiErrorDoc(w, tc.status, "backendError", "try again")
+				if n.Add(1) <= int64(failures) {
+					apiErrorDoc(w, status, "backendError", "try again")
 					return
 				}
 				_, _ = io.WriteString(w, "ok")
 			}))
 			t.Cleanup(srv.Close)
 			got, err := newClient(srv.URL, &countingSource{token: "tok"}).Get(context.Background(), Location{Bucket: testBucket, Object: "rules.yml"}, Conditions{}, 10)
-			if got.Status != tc.wantStatus {
-				t.Errorf("status %d (%v), want %d", got.Status, err, tc.wantStatus)
+			if got.Status != wantStatus {
+				t.Errorf("status %d (%v), want %d", got.Status, err, wantStatus)
 			}
-			if n.Load() != int64(tc.wantRequests) {
-				t.Errorf("%d requests, want %d", n.Load(), tc.wantRequests)
+			if n.Load() != int64(wantRequests) {
+				t.Errorf("%d requests, want %d", n.Load(), wantRequests)
 			}
-		})
+		}
 	}
+	t.Run("one 503 is retried", retried(1, 503, 2, 200))
+	t.Run("one 429 is retried", retried(1, 429, 2, 200))
+	t.Run("two attempts at most", retried(5, 503, 2, 503))
+	t.Run("a 404 is not retried", retried(5, 404, 1, 404))
 }
 
 func TestGetEndedByContext(t *testing.T) {

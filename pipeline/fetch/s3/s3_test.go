@@ -212,20 +212,12 @@ func TestGetAsksNoChecksum(t *testing.T) {
 }
 
 func TestRetries(t *testing.T) {
-	cases := []struct {
-		name         string
-		failures     int
-		wantRequests int
-		wantStatus   int
-	}{
-		{name: "one 503 is retried", failures: 1, wantRequests: 2, wantStatus: 200},
-		{name: "two attempts at most", failures: 5, wantRequests: 2, wantStatus: 503},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+	// retried answers 503 to the first failures requests, then 200.
+	retried := func(failures, wantRequests, wantStatus int) func(t *testing.T) {
+		return func(t *testing.T) {
 			rec := &nettest.Recorder{}
 			srv := httptest.NewServer(rec.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if rec.Count() <= tc.failures {
+				if rec.Count() <= failures {
 					s3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 					return
 				}
@@ -233,14 +225,16 @@ func TestRetries(t *testing.T) {
 			})))
 			t.Cleanup(srv.Close)
 			got, err := New(Options{Getenv: testEnv(t, nil)}).Get(context.Background(), location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 10)
-			if got.Status != tc.wantStatus {
-				t.Errorf("status %d (%v), want %d", got.Status, err, tc.wantStatus)
+			if got.Status != wantStatus {
+				t.Errorf("status %d (%v), want %d", got.Status, err, wantStatus)
 			}
-			if n := rec.Count(); n != tc.wantRequests {
-				t.Errorf("%d requests, want %d", n, tc.wantRequests)
+			if n := rec.Count(); n != wantRequests {
+				t.Errorf("%d requests, want %d", n, wantRequests)
 			}
-		})
+		}
 	}
+	t.Run("one 503 is retried", retried(1, 2, 200))
+	t.Run("two attempts at most", retried(5, 2, 503))
 }
 
 func TestGetEndedByContext(t *testing.T) {
