@@ -79,12 +79,8 @@ func TestCheck(t *testing.T) {
 	dest, destLink, _ := fstest.Escape(t, "dest")
 	missing := filepath.Join(filepath.Dir(dest), "missing")
 
-	tests := []struct {
-		name    string
-		dest    string
-		rel     string
-		errPart string // "" when the path is accepted
-	}{
+	// errPart is "" when the path is accepted.
+	tests := []struct{ name, dest, rel, errPart string }{
 		{name: "plain file", dest: dest, rel: "a.yml"},
 		{name: "dest itself a symlink", dest: destLink, rel: "real/x.yml"},
 		{name: "dest missing", dest: missing, rel: "a/b.yml"},
