@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/butler-sre/butler/pipeline/internal/errtest"
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
 	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/source"
 )
@@ -701,51 +701,8 @@ func TestFetchFile(t *testing.T) {
 	})
 }
 
-// gitRepo makes a git repository with a few commits and returns its
-// path, or skips when git is missing (and fails under CI).
-func gitRepo(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("git is required under CI: %v", err)
-		}
-		t.Skipf("git not on PATH: %v", err)
-	}
-	repo := filepath.Join(t.TempDir(), "repo")
-	git := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=butler", "-c", "user.email=butler@example.invalid", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"}, args...)...)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	write := func(name, data string) {
-		p := filepath.Join(repo, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git("init", "-q")
-	write("root.yml", "root: 1\n")
-	write("prometheus/rules/common.yml", "version: 1\n")
-	fstest.Symlink(t, "root.yml", filepath.Join(repo, "link.yml"))
-	git("add", "-A")
-	git("commit", "-q", "-m", "first")
-	git("tag", "v1")
-	write("prometheus/rules/common.yml", "version: 2\n")
-	git("commit", "-q", "-a", "-m", "second")
-	return repo
-}
-
 func TestFetchGit(t *testing.T) {
-	repo := gitRepo(t)
+	repo := gitrepo.Sample(t)
 	withGit := append(append([]string{}, allSchemes...), "git")
 	cases := []fetchCase{
 		{name: "file in a subdirectory", source: "git::file://" + repo + "//prometheus/rules/common.yml", wantStatus: 200, wantBody: "version: 2\n"},
