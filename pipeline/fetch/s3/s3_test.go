@@ -17,6 +17,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
 	"github.com/butler-sre/butler/pipeline/internal/loctest"
 	"github.com/butler-sre/butler/pipeline/internal/nettest"
 )
@@ -153,14 +154,7 @@ func TestGet(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := c.Get(context.Background(), location(t, tc.src+withKeys()), tc.cond, max)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("Get: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-			case tc.wantIs != nil && !errors.Is(err, tc.wantIs):
-				t.Errorf("error %v is not %v", err, tc.wantIs)
-			}
+			errtest.Want(t, "Get", err, tc.wantErr, tc.wantIs)
 			if got.Status != tc.want.Status || !bytes.Equal(got.Body, tc.want.Body) || got.ETag != tc.want.ETag || got.Bytes != tc.want.Bytes {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
