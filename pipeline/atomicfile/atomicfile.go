@@ -293,15 +293,26 @@ func createTemp(root *os.Root, dir, base string) (*os.File, string, error) {
 	if len(prefix) > maxTempBase {
 		prefix = prefix[:maxTempBase]
 	}
+	var f *os.File
+	name, err := UniqueName(path.Join(dir, prefix+tempInfix), "create a temporary file for "+base, func(name string) (err error) {
+		f, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		return err
+	})
+	return f, name, err
+}
+
+// UniqueName calls create with prefix followed by random digits, again with
+// other digits while create fails with fs.ErrExist (at most 100 times). It
+// returns the name of the last call and create's error; when every name was
+// taken, an error that says "what: too many attempts".
+func UniqueName(prefix, what string, create func(name string) error) (string, error) {
 	for range 100 {
-		name := path.Join(dir, prefix+tempInfix+strconv.FormatUint(uint64(rand.Uint32()), 10))
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		if err := create(name); !errors.Is(err, fs.ErrExist) {
+			return name, err
 		}
-		return f, name, err
 	}
-	return nil, "", fmt.Errorf("create a temporary file for %s: too many attempts", base)
+	return "", fmt.Errorf("%s: too many attempts", what)
 }
 
 // keepOwner gives the temporary file f the owner and group of the file at

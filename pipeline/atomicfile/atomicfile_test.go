@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
@@ -32,8 +33,8 @@ func TestCleanRel(t *testing.T) {
 	tests := []struct {
 		name    string
 		rel     string
-		want    string // "" means an error is expected
-		errPart string
+		want    string // "" when an error is expected
+		errPart string // "" when the path is accepted
 	}{
 		{name: "plain file", rel: "a.yml", want: "a.yml"},
 		{name: "nested", rel: "new/a.yml", want: "new/a.yml"},
@@ -52,43 +53,24 @@ func TestCleanRel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := CleanRel(tt.rel)
-			if tt.want != "" {
-				if err != nil || got != tt.want {
-					t.Fatalf("CleanRel(%q) = %q, %v; want %q", tt.rel, got, err, tt.want)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("CleanRel(%q) = %q, want an error", tt.rel, got)
-			}
-			if !strings.Contains(err.Error(), tt.errPart) {
-				t.Errorf("error %q does not contain %q", err, tt.errPart)
+			errtest.Want(t, fmt.Sprintf("CleanRel(%q)", tt.rel), err, tt.errPart)
+			if got != tt.want {
+				t.Errorf("CleanRel(%q) = %q, want %q", tt.rel, got, tt.want)
 			}
 		})
 	}
 }
 
 func TestCheckNoSymlink(t *testing.T) {
-	base := t.TempDir()
-	dir := filepath.Join(base, "root")
-	outside := filepath.Join(base, "outside")
-	fstest.WriteFile(t, filepath.Join(outside, "secret"), "s", 0o600)
-	fstest.WriteFile(t, filepath.Join(dir, "real", "x.yml"), "x", 0o644)
+	dir, rootLink, outside := fstest.Escape(t, "root")
 	fstest.WriteFile(t, filepath.Join(dir, "plain"), "p", 0o644)
 	for _, l := range []struct{ target, name string }{
-		{outside, "outdir"},
 		{filepath.Join(outside, "secret"), "outfile.yml"},
 		{filepath.Join(dir, "real"), "indir"},
 		{"real", "relindir"},
 		{filepath.Join(dir, "rules", "gone"), "rules"},
 	} {
-		if err := os.Symlink(l.target, filepath.Join(dir, l.name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rootLink := filepath.Join(base, "rootlink")
-	if err := os.Symlink(dir, rootLink); err != nil {
-		t.Fatal(err)
+		fstest.Symlink(t, l.target, filepath.Join(dir, l.name))
 	}
 
 	tests := []struct {
@@ -115,14 +97,8 @@ func TestCheckNoSymlink(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := CheckNoSymlink(openRoot(t, tt.root), tt.rel)
-			switch {
-			case tt.errPart == "" && err != nil:
-				t.Fatalf("CheckNoSymlink(%q) = %v, want no error", tt.rel, err)
-			case tt.errPart != "" && err == nil:
-				t.Fatalf("CheckNoSymlink(%q) accepted the path", tt.rel)
-			case tt.errPart != "" && !strings.Contains(err.Error(), tt.errPart):
-				t.Errorf("error %q does not contain %q", err, tt.errPart)
-			case tt.errPart != "" && !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.rel)):
+			errtest.Want(t, fmt.Sprintf("CheckNoSymlink(%q)", tt.rel), err, tt.errPart)
+			if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.rel)) {
 				t.Errorf("error %q does not name the path %q", err, tt.rel)
 			}
 		})
@@ -168,15 +144,12 @@ func TestWriteFile(t *testing.T) {
 	}
 	// Modes must be exact whatever the umask; tests that change the umask
 	// run alone, as top-level tests that are not parallel.
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
+	fstest.Umask(t, 0o077)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := t.TempDir()
 			dir := filepath.Join(base, "root")
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, dir, 0o755)
 			if tt.setup != nil {
 				tt.setup(t, dir)
 			}
@@ -186,29 +159,19 @@ func TestWriteFile(t *testing.T) {
 			}
 			err := WriteFile(openRoot(t, dir), tt.rel, []byte(tt.data), tt.mode, dirMode)
 			fstest.NoTemp(t, base, IsTemp)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("WriteFile error = %v, want one containing %q", err, tt.wantErr)
-				}
+			errtest.Want(t, "WriteFile", err, tt.wantErr)
+			if err != nil {
 				if entries, _ := os.ReadDir(base); len(entries) != 1 {
 					t.Errorf("something was written beside the root: %v", entries)
 				}
 				return
-			}
-			if err != nil {
-				t.Fatalf("WriteFile: %v", err)
 			}
 			data, mode := fstest.Read(t, filepath.Join(dir, tt.rel))
 			if data != tt.data || mode != tt.mode {
 				t.Errorf("got %q mode %v, want %q mode %v", data, mode, tt.data, tt.mode)
 			}
 			for _, d := range tt.wantDirs {
-				fi, err := os.Stat(filepath.Join(dir, d))
-				if err != nil {
-					t.Errorf("directory %s: %v", d, err)
-				} else if fi.Mode().Perm() != dirMode {
-					t.Errorf("directory %s: mode %v, want %v", d, fi.Mode().Perm(), dirMode)
-				}
+				fstest.DirMode(t, filepath.Join(dir, d), dirMode)
 			}
 		})
 	}
@@ -296,29 +259,19 @@ func TestWritePath(t *testing.T) {
 			fstest.WriteFile(t, filepath.Join(dir, "butler.prom"), "old", 0o600)
 		}},
 		{name: "directory reached through a symlink", rel: "link/butler.prom", mode: 0o644, dirMode: 0o755, setup: func(t *testing.T, dir string) {
-			if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, filepath.Join(dir, "real"), 0o755)
+			fstest.Symlink(t, "real", filepath.Join(dir, "link"))
 		}},
 		{name: "existing directory keeps its mode", rel: "x/butler.prom", mode: 0o644, dirMode: 0o755, setup: func(t *testing.T, dir string) {
-			if err := os.Mkdir(filepath.Join(dir, "x"), 0o750); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, filepath.Join(dir, "x"), 0o750)
 		}},
 	}
 	// The directories must get dirMode whatever the umask: a node_exporter
 	// running as another user must be able to read the textfile's directory.
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
+	fstest.Umask(t, 0o077)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if tt.setup != nil {
-				tt.setup(t, dir)
-			}
+			dir := fstest.TempDir(t, tt.setup)
 			before := map[string]os.FileMode{}
 			for d := filepath.Dir(tt.rel); d != "."; d = filepath.Dir(d) {
 				if fi, err := os.Stat(filepath.Join(dir, d)); err == nil {
@@ -333,12 +286,7 @@ func TestWritePath(t *testing.T) {
 				t.Errorf("got %q mode %v, want %q mode %v", data, mode, "new\n", tt.mode)
 			}
 			for _, d := range tt.newDirs {
-				fi, err := os.Stat(filepath.Join(dir, d))
-				if err != nil {
-					t.Errorf("directory %s: %v", d, err)
-				} else if fi.Mode().Perm() != tt.dirMode {
-					t.Errorf("directory %s: mode %v, want %v", d, fi.Mode().Perm(), tt.dirMode)
-				}
+				fstest.DirMode(t, filepath.Join(dir, d), tt.dirMode)
 			}
 			for d, mode := range before {
 				if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || fi.Mode().Perm() != mode {
@@ -377,9 +325,7 @@ func TestWritePathRemovesStaleTemps(t *testing.T) {
 func TestWritePathErrors(t *testing.T) {
 	dir := t.TempDir()
 	fstest.WriteFile(t, filepath.Join(dir, "file"), "f", 0o644)
-	if err := os.Mkdir(filepath.Join(dir, "taken"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Mkdir(t, filepath.Join(dir, "taken"), 0o755)
 	tests := []struct {
 		name    string
 		path    string
@@ -410,47 +356,30 @@ func TestMkdirAll(t *testing.T) {
 		{name: "the root", dir: "."},
 		{name: "all missing", dir: "a/b/c", wantCreated: []string{"a", "a/b", "a/b/c"}},
 		{name: "some missing", dir: "a/b/c", setup: func(t *testing.T, root string) {
-			if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, filepath.Join(root, "a"), 0o700)
 		}, wantCreated: []string{"a/b", "a/b/c"}},
 		{name: "none missing", dir: "a", setup: func(t *testing.T, root string) {
-			if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, filepath.Join(root, "a"), 0o700)
 		}},
 		{name: "a file in the way", dir: "a/b", setup: func(t *testing.T, root string) {
 			fstest.WriteFile(t, filepath.Join(root, "a"), "f", 0o644)
 		}, wantErr: "a is a file"},
 		{name: "a symlink in the way", dir: "a/b", setup: func(t *testing.T, root string) {
-			if err := os.Mkdir(filepath.Join(root, "real"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink("real", filepath.Join(root, "a")); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, filepath.Join(root, "real"), 0o755)
+			fstest.Symlink(t, "real", filepath.Join(root, "a"))
 		}, wantErr: "a is a symlink"},
 	}
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
+	fstest.Umask(t, 0o077)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if tt.setup != nil {
-				tt.setup(t, dir)
-			}
+			dir := fstest.TempDir(t, tt.setup)
 			created, err := MkdirAll(openRoot(t, dir), tt.dir, 0o751)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("MkdirAll error = %v, want one containing %q", err, tt.wantErr)
-				}
+			errtest.Want(t, "MkdirAll", err, tt.wantErr)
+			if err != nil {
 				if _, err := os.Lstat(filepath.Join(dir, "real", "b")); err == nil {
 					t.Error("a directory was created through the symlink")
 				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !slices.Equal(created, tt.wantCreated) {
 				t.Errorf("created %q, want %q", created, tt.wantCreated)
@@ -465,26 +394,23 @@ func TestMkdirAll(t *testing.T) {
 }
 
 func TestIsTemp(t *testing.T) {
-	tests := []struct {
-		entry string
-		base  string
-		ok    bool
-	}{
-		{".a.yml.tmp1", "a.yml", true},
-		{".a.yml.tmp4294967295", "a.yml", true},
-		{".a.tmp1.tmp2", "a.tmp1", true},
-		{".a.yml.tmp", "", false},
-		{".a.yml.tmp12x", "", false},
-		{"a.yml.tmp1", "", false},
-		{"..tmp1", "", false},
-		{".a.yml", "", false},
-		{".a.yml.swp", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.entry, func(t *testing.T) {
-			base, ok := IsTemp(tt.entry)
-			if base != tt.base || ok != tt.ok {
-				t.Errorf("IsTemp(%q) = %q, %v; want %q, %v", tt.entry, base, ok, tt.base, tt.ok)
+	// Each entry and the base it is a temporary of; "" for none (not ok).
+	for _, tt := range [][2]string{
+		{".a.yml.tmp1", "a.yml"},
+		{".a.yml.tmp4294967295", "a.yml"},
+		{".a.tmp1.tmp2", "a.tmp1"},
+		{".a.yml.tmp", ""},
+		{".a.yml.tmp12x", ""},
+		{"a.yml.tmp1", ""},
+		{"..tmp1", ""},
+		{".a.yml", ""},
+		{".a.yml.swp", ""},
+	} {
+		entry, wantBase, wantOK := tt[0], tt[1], tt[1] != ""
+		t.Run(entry, func(t *testing.T) {
+			base, ok := IsTemp(entry)
+			if base != wantBase || ok != wantOK {
+				t.Errorf("IsTemp(%q) = %q, %v; want %q, %v", entry, base, ok, wantBase, wantOK)
 			}
 		})
 	}
@@ -521,13 +447,16 @@ func TestCreateTempNames(t *testing.T) {
 func TestSymlinkToOutside(t *testing.T) {
 	// setupOutside makes the outside directory holding a file each write
 	// would touch through the symlink, and a temporary RemoveStale would
-	// remove.
-	setupOutside := func(t *testing.T, base string) string {
-		outside := filepath.Join(base, "outside")
+	// remove, beside an empty root directory; it returns the three.
+	setupOutside := func(t *testing.T) (base, outside, dir string) {
+		base = t.TempDir()
+		outside = filepath.Join(base, "outside")
 		fstest.WriteFile(t, filepath.Join(outside, "a.yml"), "outside", 0o644)
 		fstest.WriteFile(t, filepath.Join(outside, ".a.yml.tmp7"), "outside temporary", 0o600)
 		fstest.WriteFile(t, filepath.Join(outside, "deeper", "a.yml"), "outside deeper", 0o644)
-		return outside
+		dir = filepath.Join(base, "root")
+		fstest.Mkdir(t, dir, 0o755)
+		return base, outside, dir
 	}
 	// checkRefused runs every operation through the symlinked directory sub.
 	checkRefused := func(t *testing.T, root *os.Root) {
@@ -549,18 +478,9 @@ func TestSymlinkToOutside(t *testing.T) {
 	}
 
 	t.Run("present before", func(t *testing.T) {
-		base := t.TempDir()
-		outside := setupOutside(t, base)
-		dir := filepath.Join(base, "root")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(outside, filepath.Join(dir, "sub")); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(filepath.Join(outside, "a.yml"), filepath.Join(dir, "link.yml")); err != nil {
-			t.Fatal(err)
-		}
+		_, outside, dir := setupOutside(t)
+		fstest.Symlink(t, outside, filepath.Join(dir, "sub"))
+		fstest.Symlink(t, filepath.Join(outside, "a.yml"), filepath.Join(dir, "link.yml"))
 		before := fstest.Tree(t, outside)
 		root := openRoot(t, dir)
 		checkRefused(t, root)
@@ -571,12 +491,7 @@ func TestSymlinkToOutside(t *testing.T) {
 	})
 
 	t.Run("swapped in after the root was opened", func(t *testing.T) {
-		base := t.TempDir()
-		outside := setupOutside(t, base)
-		dir := filepath.Join(base, "root")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		base, outside, dir := setupOutside(t)
 		root := openRoot(t, dir)
 		if err := WriteFile(root, "sub/a.yml", []byte("inside"), 0o644, 0o755); err != nil {
 			t.Fatal(err)
@@ -588,9 +503,7 @@ func TestSymlinkToOutside(t *testing.T) {
 		if err := os.Rename(filepath.Join(dir, "sub"), filepath.Join(base, "moved")); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(outside, filepath.Join(dir, "sub")); err != nil {
-			t.Fatal(err)
-		}
+		fstest.Symlink(t, outside, filepath.Join(dir, "sub"))
 		before := fstest.Tree(t, outside)
 		// ...then the steps that follow them must not reach outside either.
 		if f, name, err := createTemp(root, "sub", "a.yml"); err == nil {

@@ -100,9 +100,7 @@ func TestRemoveStaleNeverThroughSymlink(t *testing.T) {
 			fstest.WriteFile(t, filepath.Join(base, "outside/deep/.b.yml.tmp5"), "left behind", 0o600)
 			fstest.WriteFile(t, filepath.Join(dest, "real/.a.yml.tmp123"), "left behind", 0o600)
 			fstest.WriteFile(t, filepath.Join(dest, "real/deep/.b.yml.tmp5"), "left behind", 0o600)
-			if err := os.Symlink(tt.target(base, dest), filepath.Join(dest, "sub")); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Symlink(t, tt.target(base, dest), filepath.Join(dest, "sub"))
 			outside := filepath.Join(base, "outside")
 			before := fstest.Tree(t, outside)
 			beforeReal := fstest.Tree(t, filepath.Join(dest, "real"))

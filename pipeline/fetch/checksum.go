@@ -6,6 +6,21 @@ import (
 	"github.com/butler-sre/butler/pipeline/source"
 )
 
+// parseSource parses raw, a source URL after its forced getter, and takes
+// its checksum (see takeChecksum); what names the kind of source in the
+// error of a URL that does not parse ("invalid URL").
+func parseSource(raw, what string) (*url.URL, *source.Checksum, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, nil, errorf(nil, "%s", what)
+	}
+	sum, err := takeChecksum(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, sum, nil
+}
+
 // takeChecksum removes the ?checksum= parameter from u and returns it (nil
 // when there is none): the body actually used, fetched or kept from an
 // earlier run, must have it. checksum=file:URL is not supported: a body of

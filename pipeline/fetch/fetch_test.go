@@ -10,11 +10,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,6 +24,10 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
+	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/source"
 )
 
@@ -54,6 +56,38 @@ func assertNoStaging(t *testing.T, dir string) {
 	for _, e := range entries {
 		t.Errorf("staging directory left behind: %s", e.Name())
 	}
+}
+
+// fetchCase is a source to fetch and what the fetch must give: the
+// status, and the body or an error containing wantErr (and, with wantKind,
+// wrapping it). schemes are the schemes the Fetcher allows, nil for the
+// test's own.
+type fetchCase struct {
+	name       string
+	schemes    []string
+	source     string
+	wantStatus int
+	wantBody   string
+	wantErr    string
+	wantKind   error
+}
+
+// check fetches tc.source with f, within timeout, and fails the test when
+// the status, the body or the error is not what tc wants. It returns the
+// error of the fetch.
+func (tc fetchCase) check(t *testing.T, f *Fetcher, timeout time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	data, status, err := f.Fetch(ctx, tc.source, nil)
+	if status != tc.wantStatus {
+		t.Errorf("status = %d, want %d", status, tc.wantStatus)
+	}
+	errtest.Want(t, "Fetch", err, tc.wantErr, tc.wantKind)
+	if err == nil && string(data) != tc.wantBody {
+		t.Fatalf("data %q, want %q", data, tc.wantBody)
+	}
+	return err
 }
 
 // requestLog records what an HTTP test server saw.
@@ -352,13 +386,6 @@ func TestFetchHTTPNoResponse(t *testing.T) {
 	srv, _ := recordingServer(t, mux)
 	t.Cleanup(func() { close(release) }) // runs before srv.Close
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String() + "/x.yml"
-	_ = ln.Close()
-
 	cases := []struct {
 		name        string
 		source      string
@@ -367,7 +394,7 @@ func TestFetchHTTPNoResponse(t *testing.T) {
 	}{
 		{name: "hanging server before headers", source: srv.URL + "/hang-before-headers", wantErr: "timed out", wantTimeout: true},
 		{name: "hanging server in the body", source: srv.URL + "/hang-in-body", wantErr: "timed out", wantTimeout: true},
-		{name: "connection refused", source: refused, wantErr: "connection refused"},
+		{name: "connection refused", source: "http://" + nettest.ClosedAddr(t) + "/x.yml", wantErr: "connection refused"},
 		// A resolver that does not answer at all ends in the deadline.
 		{name: "dns failure", source: "http://butler-no-such-host.invalid/x.yml", wantErr: "no response|timed out"},
 	}
@@ -551,13 +578,7 @@ func TestFetchS3(t *testing.T) {
 	creds := "?region=us-east-1&aws_access_key_id=" + keyID + "&aws_access_key_secret=" + strings.NewReplacer("/", "%2F", "+", "%2B").Replace(secret)
 	s3Source := func(bucketAndKey string) string { return "s3::" + srv.URL + "/" + bucketAndKey + creds }
 
-	cases := []struct {
-		name       string
-		source     string
-		wantStatus int
-		wantBody   string
-		wantErr    string
-	}{
+	cases := []fetchCase{
 		{name: "object fetched", source: s3Source(bucket + "/prometheus/rules.yml"), wantStatus: 200, wantBody: content},
 		{name: "object of exactly max", source: s3Source(bucket + "/prometheus/exact.yml"), wantStatus: 200, wantBody: strings.Repeat("e", max)},
 		{name: "missing key", source: s3Source(bucket + "/prometheus/missing.yml"), wantStatus: 404, wantErr: "s3 status 404"},
@@ -567,20 +588,7 @@ func TestFetchS3(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f, staging := newTestFetcher(t, max)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			data, status, err := f.Fetch(ctx, tc.source, nil)
-			if status != tc.wantStatus {
-				t.Errorf("status = %d, want %d", status, tc.wantStatus)
-			}
-			if tc.wantErr == "" {
-				if err != nil || string(data) != tc.wantBody {
-					t.Fatalf("data %q, err %v; want %q", data, err, tc.wantBody)
-				}
-			} else {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
+			if err := tc.check(t, f, 30*time.Second); err != nil {
 				for _, s := range []string{secret, "s3cr3t%2FKey%2BValue-0042", keyID} {
 					if strings.Contains(err.Error(), s) {
 						t.Errorf("error %q contains the secret %q", err, s)
@@ -605,13 +613,7 @@ func TestFetchGCS(t *testing.T) {
 	t.Cleanup(fake.Stop)
 	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL, "http://"))
 
-	cases := []struct {
-		name       string
-		source     string
-		wantStatus int
-		wantBody   string
-		wantErr    string
-	}{
+	cases := []fetchCase{
 		{name: "gcs form", source: "gcs::https://www.googleapis.com/storage/v1/cfg/alertmanager.yml", wantStatus: 200, wantBody: "route: {}\n"},
 		{name: "gs form", source: "gs://cfg/alertmanager.yml", wantStatus: 200, wantBody: "route: {}\n"},
 		{name: "missing object", source: "gs://cfg/missing.yml", wantStatus: 404, wantErr: "gcs status 404"},
@@ -620,19 +622,7 @@ func TestFetchGCS(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f, staging := newTestFetcher(t, 1<<20)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			data, status, err := f.Fetch(ctx, tc.source, nil)
-			if status != tc.wantStatus {
-				t.Errorf("status = %d, want %d", status, tc.wantStatus)
-			}
-			if tc.wantErr == "" {
-				if err != nil || string(data) != tc.wantBody {
-					t.Fatalf("data %q, err %v; want %q", data, err, tc.wantBody)
-				}
-			} else if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-			}
+			tc.check(t, f, 30*time.Second)
 			assertNoStaging(t, staging)
 		})
 	}
@@ -660,28 +650,19 @@ func TestFetchFile(t *testing.T) {
 	gz := gzipped(t, []byte("b: 2\n"))
 	gzPath := write("rules.yml.gz", gz)
 	link := filepath.Join(dir, "link.yml")
-	if err := os.Symlink(ok, link); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, ok, link)
 	relative, err := source.Resolve("conf/ok.yml", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	cases := []struct {
-		name       string
-		source     string
-		wantStatus int
-		wantBody   []byte
-		wantErr    string
-		wantKind   error
-	}{
-		{name: "absolute path", source: ok, wantStatus: 200, wantBody: []byte("a: 1\n")},
-		{name: "file URL", source: "file://" + ok, wantStatus: 200, wantBody: []byte("a: 1\n")},
-		{name: "forced file getter", source: "file::" + ok, wantStatus: 200, wantBody: []byte("a: 1\n")},
-		{name: "relative resolved by ResolveSource", source: relative, wantStatus: 200, wantBody: []byte("a: 1\n")},
-		{name: "exactly max", source: exact, wantStatus: 200, wantBody: bytes.Repeat([]byte("e"), max)},
-		{name: "gz not decompressed", source: gzPath, wantStatus: 200, wantBody: gz},
+	cases := []fetchCase{
+		{name: "absolute path", source: ok, wantStatus: 200, wantBody: "a: 1\n"},
+		{name: "file URL", source: "file://" + ok, wantStatus: 200, wantBody: "a: 1\n"},
+		{name: "forced file getter", source: "file::" + ok, wantStatus: 200, wantBody: "a: 1\n"},
+		{name: "relative resolved by ResolveSource", source: relative, wantStatus: 200, wantBody: "a: 1\n"},
+		{name: "exactly max", source: exact, wantStatus: 200, wantBody: strings.Repeat("e", max)},
+		{name: "gz not decompressed", source: gzPath, wantStatus: 200, wantBody: string(gz)},
 		{name: "missing", source: filepath.Join(dir, "missing.yml"), wantStatus: 404, wantErr: "not found", wantKind: fs.ErrNotExist},
 		{name: "symlink refused", source: link, wantStatus: 403, wantErr: "symbolic link", wantKind: fs.ErrPermission},
 		{name: "directory refused", source: filepath.Join(dir, "conf"), wantStatus: 403, wantErr: "not a regular file", wantKind: fs.ErrPermission},
@@ -691,22 +672,7 @@ func TestFetchFile(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f, staging := newTestFetcher(t, max)
-			data, status, err := f.Fetch(context.Background(), tc.source, nil)
-			if status != tc.wantStatus {
-				t.Errorf("status = %d, want %d", status, tc.wantStatus)
-			}
-			if tc.wantErr == "" {
-				if err != nil || !bytes.Equal(data, tc.wantBody) {
-					t.Fatalf("data %q, err %v; want %q", data, err, tc.wantBody)
-				}
-			} else {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
-				if tc.wantKind != nil && !errors.Is(err, tc.wantKind) {
-					t.Errorf("error %v is not %v", err, tc.wantKind)
-				}
-			}
+			tc.check(t, f, 30*time.Second)
 			assertNoStaging(t, staging)
 		})
 	}
@@ -735,62 +701,10 @@ func TestFetchFile(t *testing.T) {
 	})
 }
 
-// gitRepo makes a git repository with a few commits and returns its
-// path, or skips when git is missing (and fails under CI).
-func gitRepo(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("git is required under CI: %v", err)
-		}
-		t.Skipf("git not on PATH: %v", err)
-	}
-	repo := filepath.Join(t.TempDir(), "repo")
-	git := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=butler", "-c", "user.email=butler@example.invalid", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"}, args...)...)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	write := func(name, data string) {
-		p := filepath.Join(repo, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git("init", "-q")
-	write("root.yml", "root: 1\n")
-	write("prometheus/rules/common.yml", "version: 1\n")
-	if err := os.Symlink("root.yml", filepath.Join(repo, "link.yml")); err != nil {
-		t.Fatal(err)
-	}
-	git("add", "-A")
-	git("commit", "-q", "-m", "first")
-	git("tag", "v1")
-	write("prometheus/rules/common.yml", "version: 2\n")
-	git("commit", "-q", "-a", "-m", "second")
-	return repo
-}
-
 func TestFetchGit(t *testing.T) {
-	repo := gitRepo(t)
+	repo := gitrepo.Sample(t)
 	withGit := append(append([]string{}, allSchemes...), "git")
-	cases := []struct {
-		name       string
-		schemes    []string
-		source     string
-		wantStatus int
-		wantBody   string
-		wantErr    string
-	}{
+	cases := []fetchCase{
 		{name: "file in a subdirectory", source: "git::file://" + repo + "//prometheus/rules/common.yml", wantStatus: 200, wantBody: "version: 2\n"},
 		{name: "file at the top without //", source: "git::file://" + repo + "/root.yml", wantStatus: 200, wantBody: "root: 1\n"},
 		{name: "ref selects a tag", source: "git::file://" + repo + "//prometheus/rules/common.yml?ref=v1", wantStatus: 200, wantBody: "version: 1\n"},
@@ -810,19 +724,7 @@ func TestFetchGit(t *testing.T) {
 				schemes = withGit
 			}
 			f, staging := newTestFetcher(t, 1<<20, schemes...)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			data, status, err := f.Fetch(ctx, tc.source, nil)
-			if status != tc.wantStatus {
-				t.Errorf("status = %d, want %d", status, tc.wantStatus)
-			}
-			if tc.wantErr == "" {
-				if err != nil || string(data) != tc.wantBody {
-					t.Fatalf("data %q, err %v; want %q", data, err, tc.wantBody)
-				}
-			} else if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-			}
+			tc.check(t, f, time.Minute)
 			// The checkouts of a run are shared by its files, and go with
 			// the Fetcher.
 			if err := f.Close(); err != nil {

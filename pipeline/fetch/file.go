@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"syscall"
 
@@ -17,11 +16,7 @@ import (
 // through a symlink, at most max_file_size bytes, its checksum checked.
 func (f *Fetcher) getFile(src string) (Result, error) {
 	_, rest := source.SplitForced(src)
-	u, err := url.Parse(rest)
-	if err != nil {
-		return Result{}, errorf(nil, "invalid file source")
-	}
-	sum, err := takeChecksum(u)
+	u, sum, err := parseSource(rest, "invalid file source")
 	if err != nil {
 		return Result{}, err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -17,11 +16,7 @@ import (
 // HEAD, never a Range), conditional on req.If, the body read with the size
 // limit and the checksum checked in one pass.
 func (f *Fetcher) getHTTP(ctx context.Context, src string, req Request) (Result, error) {
-	u, err := url.Parse(src)
-	if err != nil {
-		return Result{}, errorf(nil, "invalid URL")
-	}
-	sum, err := takeChecksum(u)
+	u, sum, err := parseSource(src, "invalid URL")
 	if err != nil {
 		return Result{}, err
 	}

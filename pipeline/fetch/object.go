@@ -35,11 +35,7 @@ func (f *Fetcher) objectStores() *stores {
 // req.If (the ETag, or for gcs the generation).
 func (f *Fetcher) getObject(ctx context.Context, src, scheme string, req Request) (Result, error) {
 	_, rest := source.SplitForced(src)
-	u, err := url.Parse(rest)
-	if err != nil {
-		return Result{}, errorf(nil, "invalid %s source", scheme)
-	}
-	sum, err := takeChecksum(u)
+	u, sum, err := parseSource(rest, "invalid "+scheme+" source")
 	if err != nil {
 		return Result{}, err
 	}

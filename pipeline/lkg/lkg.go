@@ -22,12 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
@@ -129,18 +127,13 @@ func split(dir string) (parent, name string, err error) {
 
 // mkdirUnique makes a new directory named prefix followed by random digits.
 func mkdirUnique(root *os.Root, prefix string) (string, error) {
-	for range 100 {
-		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
-		err := root.Mkdir(name, dirMode)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		return name, root.Chmod(name, dirMode)
+	name, err := atomicfile.UniqueName(prefix, "create a directory "+prefix+"*", func(name string) error {
+		return root.Mkdir(name, dirMode)
+	})
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("create a directory %s*: too many attempts", prefix)
+	return name, root.Chmod(name, dirMode)
 }
 
 // fill writes files into the fresh directory version and fsyncs them and
@@ -199,17 +192,12 @@ func moveAsidePlainDir(root *os.Root, name string) (string, error) {
 	if err != nil || !fi.IsDir() {
 		return "", nil // absent, or a symlink (or file) the rename replaces
 	}
-	for range 100 {
-		aside := "." + name + versionInfix + strconv.FormatUint(uint64(rand.Uint32()), 10)
+	return atomicfile.UniqueName("."+name+versionInfix, "move "+name+" aside", func(aside string) error {
 		if _, err := root.Lstat(aside); err == nil {
-			continue
+			return fs.ErrExist
 		}
-		if err := root.Rename(name, aside); err != nil {
-			return "", err
-		}
-		return aside, nil
-	}
-	return "", fmt.Errorf("move %s aside: too many attempts", name)
+		return root.Rename(name, aside)
+	})
 }
 
 // removeOthers removes the versions and prepared links of the manager name,

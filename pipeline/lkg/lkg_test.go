@@ -1,7 +1,6 @@
 package lkg
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,13 +47,34 @@ func lkgTestLoad(t *testing.T, dir string, want []write.File) {
 	}
 }
 
+// lkgTestDir returns a new parent directory and the path of a copy in it.
+func lkgTestDir(t *testing.T) (parent, dir string) {
+	parent = t.TempDir()
+	return parent, filepath.Join(parent, "m")
+}
+
+// lkgTestStore stores files at dir, failing the test on an error.
+func lkgTestStore(t *testing.T, dir string, files []write.File) {
+	t.Helper()
+	if err := Store(dir, files); err != nil {
+		t.Fatalf("Store: %v", err)
+	}
+}
+
+// lkgTestOneVersion fails the test unless parent holds the link and one
+// version: the old ones must be gone.
+func lkgTestOneVersion(t *testing.T, parent string) {
+	t.Helper()
+	if names := fstest.Names(t, parent); len(names) != 2 {
+		t.Errorf("%s holds %q, want the link and one version", filepath.Base(parent), names)
+	}
+}
+
 func TestLKGRoundTrip(t *testing.T) {
 	parent := filepath.Join(t.TempDir(), "lkg")
 	dir := filepath.Join(parent, "prometheus")
 	files := lkgTestFiles()
-	if err := Store(dir, files); err != nil {
-		t.Fatalf("Store: %v", err)
-	}
+	lkgTestStore(t, dir, files)
 	lkgTestLoad(t, dir, files)
 
 	// Every directory of the copy is 0700: it may hold secrets.
@@ -69,9 +89,7 @@ func TestLKGRoundTrip(t *testing.T) {
 			t.Errorf("%s: %v, mode %v; want 0700", d, err, fi.Mode().Perm())
 		}
 	}
-	if names := fstest.Names(t, parent); len(names) != 2 {
-		t.Errorf("lkg holds %q, want the link and one version", names)
-	}
+	lkgTestOneVersion(t, parent)
 }
 
 func TestLKGReplace(t *testing.T) {
@@ -90,40 +108,26 @@ func TestLKGReplace(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			parent := t.TempDir()
-			dir := filepath.Join(parent, "m")
-			if err := Store(dir, tt.first); err != nil {
-				t.Fatal(err)
-			}
-			if err := Store(dir, tt.second); err != nil {
-				t.Fatal(err)
-			}
+			parent, dir := lkgTestDir(t)
+			lkgTestStore(t, dir, tt.first)
+			lkgTestStore(t, dir, tt.second)
 			lkgTestLoad(t, dir, tt.second)
-			if names := fstest.Names(t, parent); len(names) != 2 {
-				t.Errorf("parent holds %q, want the link and one version: the old one must be gone", names)
-			}
+			lkgTestOneVersion(t, parent)
 		})
 	}
 }
 
 func TestLKGInterruptedStore(t *testing.T) {
-	parent := t.TempDir()
-	dir := filepath.Join(parent, "m")
+	parent, dir := lkgTestDir(t)
 	other := filepath.Join(parent, "m-x") // a manager whose name starts like m's
 	v1 := []write.File{{Path: "a.yml", Data: []byte("v1"), Mode: 0o644}}
-	if err := Store(dir, v1); err != nil {
-		t.Fatal(err)
-	}
-	if err := Store(other, []write.File{{Path: "x.yml", Data: []byte("x"), Mode: 0o644}}); err != nil {
-		t.Fatal(err)
-	}
+	lkgTestStore(t, dir, v1)
+	lkgTestStore(t, other, []write.File{{Path: "x.yml", Data: []byte("x"), Mode: 0o644}})
 	// What a crash at various points of a store leaves: a half-filled
 	// version directory, a prepared link not renamed yet.
 	half := filepath.Join(parent, ".m.lkg-999")
 	fstest.WriteFile(t, filepath.Join(half, "a.yml"), "half-writ", 0o644)
-	if err := os.Symlink(".m.lkg-999", filepath.Join(parent, ".m.lkgtmp-999")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, ".m.lkg-999", filepath.Join(parent, ".m.lkgtmp-999"))
 	// Names that are not m's must survive m's clean-up.
 	foreign := []string{".m.lkg-abc", "m.bak", ".m-x.lkg-1"}
 	for _, name := range foreign {
@@ -133,9 +137,7 @@ func TestLKGInterruptedStore(t *testing.T) {
 	lkgTestLoad(t, dir, v1)
 
 	v2 := []write.File{{Path: "a.yml", Data: []byte("v2"), Mode: 0o600}}
-	if err := Store(dir, v2); err != nil {
-		t.Fatal(err)
-	}
+	lkgTestStore(t, dir, v2)
 	lkgTestLoad(t, dir, v2)
 	lkgTestLoad(t, other, []write.File{{Path: "x.yml", Data: []byte("x"), Mode: 0o644}})
 	names := fstest.Names(t, parent)
@@ -182,12 +184,9 @@ func TestLKGFailedStoreKeepsOldCopy(t *testing.T) {
 	for _, tt := range tests {
 		for _, how := range []string{"stored", "made by hand"} {
 			t.Run(tt.name+", previous copy "+how, func(t *testing.T) {
-				parent := t.TempDir()
-				dir := filepath.Join(parent, "m")
+				parent, dir := lkgTestDir(t)
 				if how == "stored" {
-					if err := Store(dir, old); err != nil {
-						t.Fatal(err)
-					}
+					lkgTestStore(t, dir, old)
 				} else {
 					fstest.WriteFile(t, filepath.Join(dir, "a.yml"), "old", 0o644)
 				}
@@ -222,9 +221,7 @@ func TestLKGRemoveOthersErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			parent := filepath.Join(t.TempDir(), "lkg")
-			if err := Store(filepath.Join(parent, "m"), lkgTestFiles()); err != nil {
-				t.Fatal(err)
-			}
+			lkgTestStore(t, filepath.Join(parent, "m"), lkgTestFiles())
 			root, err := os.OpenRoot(parent)
 			if err != nil {
 				t.Fatal(err)
@@ -246,17 +243,11 @@ func TestLKGRemovingOldVersionNeverFollowsSymlinks(t *testing.T) {
 	outside := filepath.Join(base, "outside")
 	fstest.WriteFile(t, filepath.Join(outside, "keep.yml"), "keep", 0o644)
 	dir := filepath.Join(parent, "m")
-	if err := Store(dir, lkgTestFiles()); err != nil {
-		t.Fatal(err)
-	}
+	lkgTestStore(t, dir, lkgTestFiles())
 	for _, name := range []string{"evil", "rules/evil"} {
-		if err := os.Symlink(outside, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
+		fstest.Symlink(t, outside, filepath.Join(dir, name))
 	}
-	if err := Store(dir, lkgTestFiles()); err != nil {
-		t.Fatal(err)
-	}
+	lkgTestStore(t, dir, lkgTestFiles())
 	if data, err := os.ReadFile(filepath.Join(outside, "keep.yml")); err != nil || string(data) != "keep" {
 		t.Errorf("outside/keep.yml: %q, %v; want it untouched", data, err)
 	}
@@ -276,35 +267,23 @@ func TestLoadWithoutCopy(t *testing.T) {
 			}
 		}},
 		{name: "link to a removed version", setup: func(t *testing.T, dir string) {
-			if err := os.Symlink(".m.lkg-123", dir); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Symlink(t, ".m.lkg-123", dir)
 		}},
 		{name: "a regular file", setup: func(t *testing.T, dir string) {
 			fstest.WriteFile(t, dir, "junk", 0o644)
 		}, wantErr: "not a directory"},
 		{name: "link leading elsewhere", setup: func(t *testing.T, dir string) {
-			if err := os.Symlink(t.TempDir(), dir); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Symlink(t, t.TempDir(), dir)
 		}, wantErr: "not at a stored copy"},
 		{name: "link to another manager's version", setup: func(t *testing.T, dir string) {
-			if err := os.Mkdir(filepath.Join(filepath.Dir(dir), ".n.lkg-1"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(".n.lkg-1", dir); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, filepath.Join(filepath.Dir(dir), ".n.lkg-1"), 0o700)
+			fstest.Symlink(t, ".n.lkg-1", dir)
 		}, wantErr: "not at a stored copy"},
 		{name: "version holding a symlink", setup: func(t *testing.T, dir string) {
-			if err := Store(dir, []write.File{{Path: "a.yml", Data: []byte("a"), Mode: 0o644}}); err != nil {
-				t.Fatal(err)
-			}
+			lkgTestStore(t, dir, []write.File{{Path: "a.yml", Data: []byte("a"), Mode: 0o644}})
 			secret := filepath.Join(t.TempDir(), "secret")
 			fstest.WriteFile(t, secret, "secret", 0o600)
-			if err := os.Symlink(secret, filepath.Join(dir, "secret")); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Symlink(t, secret, filepath.Join(dir, "secret"))
 		}, wantErr: "not a regular file"},
 	}
 	for _, tt := range tests {
@@ -326,41 +305,28 @@ func TestLoadWithoutCopy(t *testing.T) {
 }
 
 func TestLKGPlainDirectory(t *testing.T) {
-	parent := t.TempDir()
-	dir := filepath.Join(parent, "m")
+	parent, dir := lkgTestDir(t)
 	fstest.WriteFile(t, filepath.Join(dir, "sub", "old.yml"), "old", 0o640)
 	lkgTestLoad(t, dir, []write.File{{Path: "sub/old.yml", Data: []byte("old"), Mode: 0o640}})
 
 	files := lkgTestFiles()
-	if err := Store(dir, files); err != nil {
-		t.Fatal(err)
-	}
+	lkgTestStore(t, dir, files)
 	lkgTestLoad(t, dir, files)
 	if fi, err := os.Lstat(dir); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("dir after Store: %v, %v; want the link", fi, err)
 	}
-	if names := fstest.Names(t, parent); len(names) != 2 {
-		t.Errorf("parent holds %q, want the link and one version", names)
-	}
+	lkgTestOneVersion(t, parent)
 }
 
 func TestLKGOwned(t *testing.T) {
-	tests := []struct {
-		name, entry string
-		want        bool
-	}{
-		{"m", ".m.lkg-1", true},
-		{"m", ".m.lkgtmp-42", true},
-		{"m", ".m.lkg-", false},
-		{"m", ".m.lkg-1x", false},
-		{"m", ".m-x.lkg-1", false},
-		{"m", "m", false},
-		{"m-x", ".m-x.lkg-7", true},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s %s", tt.name, tt.entry), func(t *testing.T) {
-			if got := owned(tt.name, tt.entry); got != tt.want {
-				t.Errorf("owned(%q, %q) = %v", tt.name, tt.entry, got)
+	// A manager's name and an entry, and whether the entry is the manager's.
+	owns := [][2]string{{"m", ".m.lkg-1"}, {"m", ".m.lkgtmp-42"}, {"m-x", ".m-x.lkg-7"}}
+	others := [][2]string{{"m", ".m.lkg-"}, {"m", ".m.lkg-1x"}, {"m", ".m-x.lkg-1"}, {"m", "m"}}
+	for _, c := range slices.Concat(owns, others) {
+		want := slices.Contains(owns, c)
+		t.Run(c[0]+" "+c[1], func(t *testing.T) {
+			if got := owned(c[0], c[1]); got != want {
+				t.Errorf("owned(%q, %q) = %v", c[0], c[1], got)
 			}
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/command"
+	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 
@@ -233,26 +233,15 @@ func TestHTTPDetailRedacted(t *testing.T) {
 
 func TestHTTPNoResponse(t *testing.T) {
 	release := make(chan struct{})
-	var mu sync.Mutex
-	hangCalls := 0
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hangCalls++
-		mu.Unlock()
+	var hangRec nettest.Recorder
+	hang := httptest.NewServer(hangRec.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
 		}
-	}))
+	})))
 	defer hang.Close()
 	defer close(release)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String() + "/-/reload"
-	_ = ln.Close()
 
 	tests := []struct {
 		name         string
@@ -264,7 +253,7 @@ func TestHTTPNoResponse(t *testing.T) {
 			wantAttempts: 1, wantDetail: "no response within 200ms"},
 		{name: "hanging server retried", reloader: HTTP{URL: hang.URL, Timeout: 100 * time.Millisecond, Retries: 1},
 			wantAttempts: 2, wantDetail: "no response within 100ms"},
-		{name: "connection refused is retried", reloader: HTTP{URL: refused, Retries: 2},
+		{name: "connection refused is retried", reloader: HTTP{URL: "http://" + nettest.ClosedAddr(t) + "/-/reload", Retries: 2},
 			wantAttempts: 3, wantDetail: "refused"},
 		{name: "bad URL", reloader: HTTP{URL: "http://[::1"}, wantAttempts: 1, wantDetail: "bad request"},
 	}
@@ -282,11 +271,9 @@ func TestHTTPNoResponse(t *testing.T) {
 			}
 		})
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	// A request given up on before the server read it is not counted, so
 	// only the bounds are sure on a busy machine.
-	if hangCalls < 1 || hangCalls > 3 {
+	if hangCalls := hangRec.Count(); hangCalls < 1 || hangCalls > 3 {
 		t.Errorf("hanging server got %d calls, want 1 to 3", hangCalls)
 	}
 }
@@ -295,21 +282,15 @@ func TestHTTPContext(t *testing.T) {
 	t.Run("cancelled during a request stops retries", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var mu sync.Mutex
-		calls := 0
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			calls++
-			mu.Unlock()
+		var rec nettest.Recorder
+		srv := httptest.NewServer(rec.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			cancel()
 			w.WriteHeader(http.StatusServiceUnavailable)
-		}))
+		})))
 		defer srv.Close()
 		r := HTTP{URL: srv.URL, Retries: 50, Backoff: 50 * time.Millisecond}
 		res := r.Reload(ctx)
-		mu.Lock()
-		defer mu.Unlock()
-		if calls != 1 || res.Attempts != 1 {
+		if calls := rec.Count(); calls != 1 || res.Attempts != 1 {
 			t.Errorf("%d calls, %d attempts after cancel; want 1", calls, res.Attempts)
 		}
 	})

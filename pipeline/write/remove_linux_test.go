@@ -11,13 +11,20 @@ import (
 	"github.com/butler-sre/butler/pipeline/internal/undeletable"
 )
 
-// TestRemoveFailureMidway: when a removal fails, the files removed before it
-// are put back, and the error names the path that failed.
-func TestRemoveFailureMidway(t *testing.T) {
+// stuckTestDest makes a removeTestDest with the file stuck/z.yml, which
+// cannot be removed, and returns it and its Tree.
+func stuckTestDest(t *testing.T) (string, map[string]string) {
+	t.Helper()
 	dest := removeTestDest(t)
 	fstest.WriteFile(t, filepath.Join(dest, "stuck", "z.yml"), "z\n", 0o644)
 	undeletable.Make(t, filepath.Join(dest, "stuck", "z.yml"))
-	before := fstest.Tree(t, dest)
+	return dest, fstest.Tree(t, dest)
+}
+
+// TestRemoveFailureMidway: when a removal fails, the files removed before it
+// are put back, and the error names the path that failed.
+func TestRemoveFailureMidway(t *testing.T) {
+	dest, before := stuckTestDest(t)
 	d := openDest(t, dest)
 	snap, err := d.Remove([]string{"top.yml", "rules/sub/b.yml", "rules/a.yml", "stuck/z.yml", "other/c.yml"})
 	if err == nil || !strings.Contains(err.Error(), "remove stuck/z.yml") || snap != nil {
@@ -33,15 +40,9 @@ func TestRemoveFailureMidway(t *testing.T) {
 // TestUpdateRemovalFailure: when a removal fails, the files written before
 // it are put back too: a manager's change is done whole or not at all.
 func TestUpdateRemovalFailure(t *testing.T) {
-	dest := removeTestDest(t)
-	fstest.WriteFile(t, filepath.Join(dest, "stuck", "z.yml"), "z\n", 0o644)
-	undeletable.Make(t, filepath.Join(dest, "stuck", "z.yml"))
-	before := fstest.Tree(t, dest)
+	dest, before := stuckTestDest(t)
 	d := openDest(t, dest)
-	files := []File{
-		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
-		{Path: "fresh/n.yml", Data: []byte("n\n"), Mode: 0o644},
-	}
+	files := []File{file("top.yml", "new top\n"), file("fresh/n.yml", "n\n")}
 	snap, err := d.Update(files, []string{"rules/a.yml", "stuck/z.yml"})
 	if err == nil || !strings.Contains(err.Error(), "remove stuck/z.yml") || snap != nil {
 		t.Fatalf("Update = %v, want an error naming stuck/z.yml", err)

@@ -97,27 +97,21 @@ func TestRemoveRefuses(t *testing.T) {
 		{
 			name: "symlinked directory to outside", path: "link/victim.yml",
 			setup: func(t *testing.T, dest, outside string) {
-				if err := os.Symlink(outside, filepath.Join(dest, "link")); err != nil {
-					t.Fatal(err)
-				}
+				fstest.Symlink(t, outside, filepath.Join(dest, "link"))
 			},
 			errPart: "link is a symlink",
 		},
 		{
 			name: "symlinked directory inside dest", path: "alias/c.yml",
 			setup: func(t *testing.T, dest, outside string) {
-				if err := os.Symlink("other", filepath.Join(dest, "alias")); err != nil {
-					t.Fatal(err)
-				}
+				fstest.Symlink(t, "other", filepath.Join(dest, "alias"))
 			},
 			errPart: "alias is a symlink",
 		},
 		{
 			name: "the file is a symlink", path: "victim.yml",
 			setup: func(t *testing.T, dest, outside string) {
-				if err := os.Symlink(filepath.Join(outside, "victim.yml"), filepath.Join(dest, "victim.yml")); err != nil {
-					t.Fatal(err)
-				}
+				fstest.Symlink(t, filepath.Join(outside, "victim.yml"), filepath.Join(dest, "victim.yml"))
 			},
 			errPart: "victim.yml is a symlink",
 		},
@@ -162,9 +156,7 @@ func TestRemoveSymlinkSwappedIn(t *testing.T) {
 	if err := os.Rename(filepath.Join(dest, "other"), filepath.Join(dest, "moved")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(outside, filepath.Join(dest, "other")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, outside, filepath.Join(dest, "other"))
 	before := fstest.Tree(t, outside)
 	if _, err := d.Remove([]string{"other/c.yml"}); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Fatalf("Remove = %v, want a refusal naming the symlink", err)
@@ -213,8 +205,8 @@ func TestUpdate(t *testing.T) {
 	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
 	files := []File{
-		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
-		{Path: "rules/sub/new.yml", Data: []byte("new\n"), Mode: 0o644},
+		file("top.yml", "new top\n"),
+		file("rules/sub/new.yml", "new\n"),
 		{Path: "fresh/n.yml", Data: []byte("n\n"), Mode: 0o600},
 	}
 	snap, err := d.Update(files, []string{"rules/sub/b.yml", "rules/a.yml", "other/c.yml"})
@@ -240,7 +232,7 @@ func TestUpdateRefusesPathWrittenAndRemoved(t *testing.T) {
 	dest := removeTestDest(t)
 	before := fstest.Tree(t, dest)
 	d := openDest(t, dest)
-	files := []File{{Path: "top.yml", Data: []byte("new\n"), Mode: 0o644}, {Path: "rules/a.yml", Data: []byte("x\n"), Mode: 0o644}}
+	files := []File{file("top.yml", "new\n"), file("rules/a.yml", "x\n")}
 	_, err := d.Update(files, []string{"other/c.yml", "./rules/a.yml"})
 	if err == nil || !strings.Contains(err.Error(), "rules/a.yml") || !strings.Contains(err.Error(), "also written") {
 		t.Fatalf("Update = %v, want a refusal naming rules/a.yml", err)

@@ -7,10 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
@@ -24,6 +24,9 @@ func openDest(t *testing.T, dir string) *Dest {
 	t.Cleanup(func() { d.Close() })
 	return d
 }
+
+// file is a File of mode 0644 holding data.
+func file(path, data string) File { return File{Path: path, Data: []byte(data), Mode: 0o644} }
 
 // paths returns the Path of each file.
 func paths(files []File) []string {
@@ -51,14 +54,9 @@ func TestOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := Open(tt.dir)
-			if tt.errPart != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
-					t.Fatalf("Open(%q) = %v, want an error containing %q", tt.dir, err, tt.errPart)
-				}
-				return
-			}
+			errtest.Want(t, fmt.Sprintf("Open(%q)", tt.dir), err, tt.errPart)
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			if d.Dir() != filepath.Clean(tt.dir) {
 				t.Errorf("Dir() = %q, want %q", d.Dir(), filepath.Clean(tt.dir))
@@ -78,26 +76,11 @@ func TestOpen(t *testing.T) {
 // refuse (which paths those are is tested there, once), on a dest that exists
 // and on one that does not yet; dest itself may be a symlink.
 func TestCheck(t *testing.T) {
-	base := t.TempDir()
-	dest := filepath.Join(base, "dest")
-	outside := filepath.Join(base, "outside")
-	fstest.WriteFile(t, filepath.Join(outside, "secret"), "s", 0o600)
-	fstest.WriteFile(t, filepath.Join(dest, "real", "x.yml"), "x", 0o644)
-	if err := os.Symlink(outside, filepath.Join(dest, "outdir")); err != nil {
-		t.Fatal(err)
-	}
-	destLink := filepath.Join(base, "destlink")
-	if err := os.Symlink(dest, destLink); err != nil {
-		t.Fatal(err)
-	}
-	missing := filepath.Join(base, "missing")
+	dest, destLink, _ := fstest.Escape(t, "dest")
+	missing := filepath.Join(filepath.Dir(dest), "missing")
 
-	tests := []struct {
-		name    string
-		dest    string
-		rel     string
-		errPart string // "" when the path is accepted
-	}{
+	// errPart is "" when the path is accepted.
+	tests := []struct{ name, dest, rel, errPart string }{
 		{name: "plain file", dest: dest, rel: "a.yml"},
 		{name: "dest itself a symlink", dest: destLink, rel: "real/x.yml"},
 		{name: "dest missing", dest: missing, rel: "a/b.yml"},
@@ -108,15 +91,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := openDest(t, tt.dest).Check(tt.rel)
-			switch {
-			case tt.errPart == "" && err != nil:
-				t.Fatalf("Check(%q) = %v, want no error", tt.rel, err)
-			case tt.errPart != "" && err == nil:
-				t.Fatalf("Check(%q) accepted the path", tt.rel)
-			case tt.errPart != "" && !strings.Contains(err.Error(), tt.errPart):
-				t.Errorf("error %q does not contain %q", err, tt.errPart)
-			}
+			errtest.Want(t, fmt.Sprintf("Check(%q)", tt.rel), openDest(t, tt.dest).Check(tt.rel), tt.errPart)
 		})
 	}
 }
@@ -128,9 +103,7 @@ func TestRead(t *testing.T) {
 	fstest.WriteFile(t, filepath.Join(dest, "a.yml"), "a", 0o644)
 	fstest.WriteFile(t, filepath.Join(dest, "rules", "b.yml"), "b", 0o600)
 	fstest.WriteFile(t, filepath.Join(dest, "plain"), "p", 0o644)
-	if err := os.Symlink(filepath.Join(base, "outside"), filepath.Join(dest, "out")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, filepath.Join(base, "outside"), filepath.Join(dest, "out"))
 	tests := []struct {
 		name    string
 		dest    string
@@ -171,10 +144,7 @@ func TestRead(t *testing.T) {
 func TestDryRunCreatesNothing(t *testing.T) {
 	base := t.TempDir()
 	dest := filepath.Join(base, "etc", "prometheus")
-	files := []File{
-		{Path: "prometheus.yml", Data: []byte("p"), Mode: 0o644},
-		{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644},
-	}
+	files := []File{file("prometheus.yml", "p"), file("rules/a.yml", "a")}
 	d := openDest(t, dest)
 	changed, err := d.Changed(files)
 	if err != nil || fmt.Sprint(changed) != "[prometheus.yml rules/a.yml]" {
@@ -198,12 +168,11 @@ func TestDryRunCreatesNothing(t *testing.T) {
 // 0755 whatever the umask, so that a manager running as another user can read
 // its configuration.
 func TestApplyCreatesDest(t *testing.T) {
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
+	fstest.Umask(t, 0o077)
 	base := t.TempDir()
 	dest := filepath.Join(base, "etc", "prometheus")
 	d := openDest(t, dest)
-	files := []File{{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644}}
+	files := []File{file("rules/a.yml", "a")}
 	snap, err := d.Apply(files)
 	if err != nil {
 		t.Fatal(err)
@@ -269,12 +238,8 @@ func TestChanged(t *testing.T) {
 	fstest.WriteFile(t, filepath.Join(dest, "rules", "a.yml"), "a", 0o644)
 	fstest.WriteFile(t, filepath.Join(dest, "mode.yml"), "m", 0o600)
 	fstest.WriteFile(t, filepath.Join(dest, "plain"), "p", 0o644)
-	if err := os.Mkdir(filepath.Join(dest, "dir.yml"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(dest, "same.yml"), filepath.Join(dest, "link.yml")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Mkdir(t, filepath.Join(dest, "dir.yml"), 0o755)
+	fstest.Symlink(t, filepath.Join(dest, "same.yml"), filepath.Join(dest, "link.yml"))
 
 	tests := []struct {
 		name    string
@@ -282,55 +247,26 @@ func TestChanged(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
-		{name: "all the same", files: []File{
-			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
-			{Path: "rules/a.yml", Data: []byte("a"), Mode: 0o644},
-		}},
-		{name: "content differs, same size", files: []File{
-			{Path: "same.yml", Data: []byte("SAME"), Mode: 0o644},
-		}, want: []string{"same.yml"}},
-		{name: "content differs in size", files: []File{
-			{Path: "rules/a.yml", Data: []byte("ab"), Mode: 0o644},
-		}, want: []string{"rules/a.yml"}},
-		{name: "mode differs", files: []File{
-			{Path: "mode.yml", Data: []byte("m"), Mode: 0o644},
-		}, want: []string{"mode.yml"}},
-		{name: "missing file", files: []File{
-			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
-			{Path: "new.yml", Data: []byte("n"), Mode: 0o644},
-		}, want: []string{"new.yml"}},
-		{name: "missing directory", files: []File{
-			{Path: "new/a.yml", Data: []byte("n"), Mode: 0o644},
-		}, want: []string{"new/a.yml"}},
-		{name: "parent is a regular file", files: []File{
-			{Path: "plain/a.yml", Data: []byte("n"), Mode: 0o644},
-		}, want: []string{"plain/a.yml"}},
+		{name: "all the same", files: []File{file("same.yml", "same"), file("rules/a.yml", "a")}},
+		{name: "content differs, same size", files: []File{file("same.yml", "SAME")}, want: []string{"same.yml"}},
+		{name: "content differs in size", files: []File{file("rules/a.yml", "ab")}, want: []string{"rules/a.yml"}},
+		{name: "mode differs", files: []File{file("mode.yml", "m")}, want: []string{"mode.yml"}},
+		{name: "missing file", files: []File{file("same.yml", "same"), file("new.yml", "n")}, want: []string{"new.yml"}},
+		{name: "missing directory", files: []File{file("new/a.yml", "n")}, want: []string{"new/a.yml"}},
+		{name: "parent is a regular file", files: []File{file("plain/a.yml", "n")}, want: []string{"plain/a.yml"}},
 		{name: "directory in the way", files: []File{
 			{Path: "dir.yml", Data: []byte(""), Mode: 0o755},
 		}, want: []string{"dir.yml"}},
-		{name: "order kept", files: []File{
-			{Path: "z.yml", Data: nil, Mode: 0o644},
-			{Path: "same.yml", Data: []byte("same"), Mode: 0o644},
-			{Path: "a.yml", Data: nil, Mode: 0o644},
-		}, want: []string{"z.yml", "a.yml"}},
-		{name: "symlink refused", files: []File{
-			{Path: "link.yml", Data: []byte("same"), Mode: 0o644},
-		}, wantErr: "symlink"},
-		{name: "hostile path refused", files: []File{
-			{Path: "../x", Data: nil, Mode: 0o644},
-		}, wantErr: `".."`},
+		{name: "order kept", files: []File{file("z.yml", ""), file("same.yml", "same"), file("a.yml", "")}, want: []string{"z.yml", "a.yml"}},
+		{name: "symlink refused", files: []File{file("link.yml", "same")}, wantErr: "symlink"},
+		{name: "hostile path refused", files: []File{file("../x", "")}, wantErr: `".."`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := openDest(t, dest).Changed(tt.files)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Changed error = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
+			errtest.Want(t, "Changed", err, tt.wantErr)
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("Changed = %q, want %q", got, tt.want)
@@ -344,8 +280,8 @@ func TestApplyAndRestore(t *testing.T) {
 	fstest.WriteFile(t, filepath.Join(dest, "prometheus.yml"), "old\n", 0o600)
 	fstest.WriteFile(t, filepath.Join(dest, "rules", "keep.yml"), "keep\n", 0o644)
 	files := []File{
-		{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-		{Path: "rules/new.yml", Data: []byte("rule\n"), Mode: 0o644},
+		file("prometheus.yml", "new\n"),
+		file("rules/new.yml", "rule\n"),
 		{Path: "extra/deep/x.yml", Data: []byte("x\n"), Mode: 0o640},
 	}
 	d := openDest(t, dest)
@@ -379,6 +315,20 @@ func TestApplyAndRestore(t *testing.T) {
 }
 
 func TestApplyFailure(t *testing.T) {
+	// The setups: a regular file named blocker, a directory where rules.yml
+	// should go, a symlink etc leading out of dest.
+	blocker := func(t *testing.T, dest string) {
+		fstest.WriteFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
+	}
+	rulesDir := func(t *testing.T, dest string) {
+		if err := os.MkdirAll(filepath.Join(dest, "rules.yml", "x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	etcOut := func(t *testing.T, dest string) {
+		fstest.Symlink(t, filepath.Join(filepath.Dir(dest), "outside"), filepath.Join(dest, "etc"))
+	}
+	prom := file("prometheus.yml", "new\n")
 	tests := []struct {
 		name    string
 		setup   func(t *testing.T, dest string)
@@ -389,66 +339,11 @@ func TestApplyFailure(t *testing.T) {
 		// may have been written at all.
 		midway bool
 	}{
-		{
-			name: "second file's parent is a regular file",
-			setup: func(t *testing.T, dest string) {
-				fstest.WriteFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "blocker/b.yml", Data: []byte("b\n"), Mode: 0o644},
-				{Path: "last.yml", Data: []byte("l\n"), Mode: 0o644},
-			},
-			wantErr: "write blocker/b.yml",
-			midway:  true,
-		},
-		{
-			name: "third file's parent is a regular file, new directories before",
-			setup: func(t *testing.T, dest string) {
-				fstest.WriteFile(t, filepath.Join(dest, "blocker"), "i am a file\n", 0o644)
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "fresh/dir/new.yml", Data: []byte("n\n"), Mode: 0o644},
-				{Path: "blocker/deeper/c.yml", Data: []byte("c\n"), Mode: 0o644},
-			},
-			wantErr: "write blocker/deeper/c.yml",
-			midway:  true,
-		},
-		{
-			name: "directory where a file should go",
-			setup: func(t *testing.T, dest string) {
-				if err := os.MkdirAll(filepath.Join(dest, "rules.yml", "x"), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "rules.yml", Data: []byte("r\n"), Mode: 0o644},
-			},
-			wantErr: "rules.yml",
-		},
-		{
-			name: "hostile path",
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "../escape.yml", Data: []byte("x\n"), Mode: 0o644},
-			},
-			wantErr: "../escape.yml",
-		},
-		{
-			name: "symlink leading out",
-			setup: func(t *testing.T, dest string) {
-				if err := os.Symlink(filepath.Join(filepath.Dir(dest), "outside"), filepath.Join(dest, "etc")); err != nil {
-					t.Fatal(err)
-				}
-			},
-			files: []File{
-				{Path: "prometheus.yml", Data: []byte("new\n"), Mode: 0o644},
-				{Path: "etc/butler-test.yml", Data: []byte("x\n"), Mode: 0o644},
-			},
-			wantErr: "symlink",
-		},
+		{name: "second file's parent is a regular file", setup: blocker, files: []File{prom, file("blocker/b.yml", "b\n"), file("last.yml", "l\n")}, wantErr: "write blocker/b.yml", midway: true},
+		{name: "third file's parent is a regular file, new directories before", setup: blocker, files: []File{prom, file("fresh/dir/new.yml", "n\n"), file("blocker/deeper/c.yml", "c\n")}, wantErr: "write blocker/deeper/c.yml", midway: true},
+		{name: "directory where a file should go", setup: rulesDir, files: []File{prom, file("rules.yml", "r\n")}, wantErr: "rules.yml"},
+		{name: "hostile path", files: []File{prom, file("../escape.yml", "x\n")}, wantErr: "../escape.yml"},
+		{name: "symlink leading out", setup: etcOut, files: []File{prom, file("etc/butler-test.yml", "x\n")}, wantErr: "symlink"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -546,7 +441,7 @@ func TestSnapshotRestoreReportsEachPath(t *testing.T) {
 
 func TestApplyNewFileOnlyThenRestoreKeepsForeignFiles(t *testing.T) {
 	dest := t.TempDir()
-	snap, err := openDest(t, dest).Apply([]File{{Path: "conf.d/a.conf", Data: []byte("a"), Mode: 0o644}})
+	snap, err := openDest(t, dest).Apply([]File{file("conf.d/a.conf", "a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,16 +503,9 @@ func TestSymlinkToOutsideDest(t *testing.T) {
 		if err := os.Rename(filepath.Join(dest, "sub"), filepath.Join(dest, "moved")); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(outside, filepath.Join(dest, "sub")); err != nil {
-			t.Fatal(err)
-		}
+		fstest.Symlink(t, outside, filepath.Join(dest, "sub"))
 	}
-	files := []File{
-		{Path: "top.yml", Data: []byte("new top\n"), Mode: 0o644},
-		{Path: "sub/a.yml", Data: []byte("new a\n"), Mode: 0o644},
-		{Path: "sub/new.yml", Data: []byte("new\n"), Mode: 0o644},
-		{Path: "sub/deep/n.yml", Data: []byte("n\n"), Mode: 0o644},
-	}
+	files := []File{file("top.yml", "new top\n"), file("sub/a.yml", "new a\n"), file("sub/new.yml", "new\n"), file("sub/deep/n.yml", "n\n")}
 	// refused checks that every entry point refuses the paths through sub.
 	refused := func(t *testing.T, d *Dest) {
 		t.Helper()

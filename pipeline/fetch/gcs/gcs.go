@@ -40,11 +40,13 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/butler-sre/butler/pipeline/fetch/neterr"
+	"github.com/butler-sre/butler/pipeline/fetch/object"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 
-// ErrTooLarge marks an object larger than the limit given to Get.
-var ErrTooLarge = errors.New("object larger than the size limit")
+// ErrTooLarge marks an object larger than the limit given to Get (the
+// same error as object.ErrTooLarge).
+var ErrTooLarge = object.ErrTooLarge
 
 // Scope is the OAuth scope butler asks for: reading objects.
 const Scope = "https://www.googleapis.com/auth/devstorage.read_only"
@@ -58,32 +60,6 @@ const (
 	maxErrorBody    = 64 << 10
 	maxErrorText    = 300
 )
-
-// Object is what a conditional GET gave.
-type Object struct {
-	// Status is the storage API's HTTP status: 200, 304 (not modified),
-	// 404, 403, ...; 0 when there was no response, or the run ended
-	// before the whole body came.
-	Status int
-	// Body is the object's content; nil on 304 and on errors.
-	Body []byte
-	// ETag and Generation are the validators of the object returned, also
-	// on 304 when the server sends them.
-	ETag       string
-	Generation string
-	// Bytes is how many body bytes were received, also on errors.
-	Bytes int64
-}
-
-// Conditions make a Get conditional.
-type Conditions struct {
-	// Generation of the copy the caller holds, sent as
-	// ifGenerationNotMatch.
-	Generation string
-	// ETag of the copy the caller holds, sent as If-None-Match when there
-	// is no Generation.
-	ETag string
-}
 
 // Options configure a Client. The zero value is usable.
 type Options struct {
@@ -221,6 +197,12 @@ func (c *Client) objectURL(loc Location, cond Conditions) string {
 	return c.endpoint + "/storage/v1/b/" + url.PathEscape(loc.Bucket) + "/o/" + url.PathEscape(loc.Object) + "?" + q.Encode()
 }
 
+// Object is what a conditional GET gave (see object.Object).
+type Object = object.Object
+
+// Conditions make a Get conditional (see object.Conditions).
+type Conditions = object.Conditions
+
 // Get reads loc, conditionally: with cond.Generation set
 // (ifGenerationNotMatch), else cond.ETag (If-None-Match), an unchanged
 // object comes back as Status 304 and no body. The body is read with a
@@ -254,7 +236,7 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	case err != nil && neterr.IsTimeout(ctx, err):
 		return Object{}, contextError(ctx, err)
 	case err != nil:
-		return Object{}, &failure{msg: scrub.Scrub("gcs: " + neterr.Describe(err))}
+		return Object{}, &failure{Msg: scrub.Scrub("gcs: " + neterr.Describe(err))}
 	}
 	defer func() { _ = resp.Body.Close() }()
 
@@ -267,19 +249,7 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	case resp.ContentLength > max:
 		return obj, tooLarge(obj.Status, max)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
-	obj.Bytes = int64(len(body))
-	switch {
-	case err != nil && neterr.IsTimeout(ctx, err):
-		obj.Status = 0
-		return obj, contextError(ctx, err)
-	case err != nil:
-		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("gcs status %d: read body: %s", obj.Status, neterr.Describe(err)))}
-	case obj.Bytes > max:
-		return obj, tooLarge(obj.Status, max)
-	}
-	obj.Body = body
-	return obj, nil
+	return object.ReadBody(ctx, "gcs", obj, resp.Body, max, scrub)
 }
 
 // List returns the names of the objects under the prefix loc.Object (read
@@ -314,7 +284,7 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 		case err != nil && neterr.IsTimeout(ctx, err):
 			return nil, contextError(ctx, err)
 		case err != nil:
-			return nil, &failure{msg: scrub.Scrub("gcs: list: " + neterr.Describe(err))}
+			return nil, &failure{Msg: scrub.Scrub("gcs: list: " + neterr.Describe(err))}
 		}
 		if resp.StatusCode != http.StatusOK {
 			err := apiError(resp, scrub)
@@ -330,7 +300,7 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 		err = json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&page)
 		_ = resp.Body.Close()
 		if err != nil {
-			return nil, &failure{msg: scrub.Scrub("gcs: list: " + err.Error())}
+			return nil, &failure{Msg: scrub.Scrub("gcs: list: " + err.Error())}
 		}
 		for _, it := range page.Items {
 			n := strings.TrimPrefix(it.Name, prefix)
@@ -393,19 +363,10 @@ func pause(ctx context.Context) error {
 	}
 }
 
-// failure is the error Get returns: a text scrubbed of credentials that
-// unwraps only to a safe sentinel (nil for none).
-type failure struct {
-	msg  string
-	kind error
-}
+// failure is the error Get returns (see object.Failure).
+type failure = object.Failure
 
-func (e *failure) Error() string { return e.msg }
-func (e *failure) Unwrap() error { return e.kind }
-
-func tooLarge(status int, max int64) *failure {
-	return &failure{msg: fmt.Sprintf("gcs status %d: larger than the limit of %d bytes", status, max), kind: ErrTooLarge}
-}
+func tooLarge(status int, max int64) *failure { return object.TooLarge("gcs", status, max) }
 
 // apiError describes an error response: the status, the reason of the
 // JSON API's error document ("notFound", "forbidden") and its message.
@@ -454,7 +415,7 @@ func apiError(resp *http.Response, scrub *redact.Scrubber) *failure {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		kind = fs.ErrPermission
 	}
-	return &failure{msg: scrub.Scrub(msg), kind: kind}
+	return &failure{Msg: scrub.Scrub(msg), Kind: kind}
 }
 
 // tokenError describes a failure to get an access token.
@@ -486,13 +447,10 @@ func tokenError(ctx context.Context, err error) *failure {
 		line, _, _ := strings.Cut(neterr.Describe(err), "\n")
 		msg += line
 	}
-	return &failure{msg: msg}
+	return &failure{Msg: msg}
 }
 
 // contextError describes a Get ended by its context or a timeout.
 func contextError(ctx context.Context, err error) *failure {
-	if errors.Is(ctx.Err(), context.Canceled) || (ctx.Err() == nil && errors.Is(err, context.Canceled)) {
-		return &failure{msg: "gcs: canceled", kind: context.Canceled}
-	}
-	return &failure{msg: "gcs: timed out", kind: context.DeadlineExceeded}
+	return object.ContextError(ctx, "gcs", err)
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,60 +19,23 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"golang.org/x/oauth2"
+
+	"github.com/butler-sre/butler/pipeline/internal/nettest"
 )
 
 const testBucket = "configs"
-
-// request is what a test server saw of one request.
-type request struct {
-	path   string // escaped, as sent
-	query  url.Values
-	header http.Header
-}
-
-// recorder is a test server's log of requests.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []request
-}
-
-func (r *recorder) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.reqs = append(r.reqs, request{path: req.URL.EscapedPath(), query: req.URL.Query(), header: req.Header.Clone()})
-		r.mu.Unlock()
-		next.ServeHTTP(w, req)
-	})
-}
-
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.reqs)
-}
-
-func (r *recorder) last(t *testing.T) request {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.reqs) == 0 {
-		t.Fatal("the server saw no request")
-	}
-	return r.reqs[len(r.reqs)-1]
-}
 
 // store is fake-gcs-server in process.
 type store struct {
 	fake *fakestorage.Server
 	srv  *httptest.Server // honours the conditions
 	raw  *httptest.Server // fake-gcs-server as it is: it ignores them
-	rec  *recorder
+	rec  *nettest.Recorder
 }
 
 func newStore(t *testing.T, objects map[string][]byte) *store {
@@ -89,9 +51,9 @@ func newStore(t *testing.T, objects map[string][]byte) *store {
 		t.Fatal(err)
 	}
 	fake.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
-	s := &store{fake: fake, rec: &recorder{}}
-	s.srv = httptest.NewServer(s.rec.wrap(conditional(fake)))
-	s.raw = httptest.NewServer(s.rec.wrap(fake.HTTPHandler()))
+	s := &store{fake: fake, rec: &nettest.Recorder{}}
+	s.srv = httptest.NewServer(s.rec.Wrap(conditional(fake)))
+	s.raw = httptest.NewServer(s.rec.Wrap(fake.HTTPHandler()))
 	t.Cleanup(func() {
 		s.srv.Close()
 		s.raw.Close()
@@ -157,19 +119,6 @@ func newClient(endpoint string, ts oauth2.TokenSource) *Client {
 	return New(Options{Endpoint: endpoint, TokenSource: ts, Getenv: noEnv})
 }
 
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // apiErrorDoc writes a JSON API error document as GCS does.
 func apiErrorDoc(w http.ResponseWriter, status int, reason, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -214,15 +163,8 @@ func TestGet(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}
-	unannounced := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Goog-Generation", "9")
-		for range 4 {
-			_, _ = w.Write(bytes.Repeat([]byte("y"), max/2))
-			w.(http.Flusher).Flush()
-		}
-	}))
-	t.Cleanup(unannounced.Close)
-	closed := closedPort(t)
+	unannounced := nettest.Unannounced(t, max, "X-Goog-Generation", "9")
+	closed := nettest.ClosedAddr(t)
 
 	cases := []struct {
 		name      string
@@ -271,7 +213,7 @@ func TestGet(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := s.rec.count()
+			before := s.rec.Count()
 			got, err := newClient(tc.endpoint, &countingSource{token: "tok"}).Get(context.Background(), tc.loc, tc.cond, max)
 			switch {
 			case tc.wantErr == "" && err != nil:
@@ -288,24 +230,24 @@ func TestGet(t *testing.T) {
 			if (got.Body == nil) != (tc.want.Body == nil) {
 				t.Errorf("Body nil %v, want nil %v", got.Body == nil, tc.want.Body == nil)
 			}
-			if s.rec.count() == before {
+			if s.rec.Count() == before {
 				return // not the fake-gcs-server
 			}
-			r := s.rec.last(t)
-			if tc.wantPath != "" && r.path != tc.wantPath {
-				t.Errorf("path %s, want %s", r.path, tc.wantPath)
+			r := s.rec.Last(t)
+			if tc.wantPath != "" && r.EscapedPath != tc.wantPath {
+				t.Errorf("path %s, want %s", r.EscapedPath, tc.wantPath)
 			}
 			want := url.Values{"alt": {"media"}}
 			for k, v := range tc.wantQuery {
 				want[k] = v
 			}
-			if r.query.Encode() != want.Encode() {
-				t.Errorf("query %s, want %s", r.query.Encode(), want.Encode())
+			if r.Query.Encode() != want.Encode() {
+				t.Errorf("query %s, want %s", r.Query.Encode(), want.Encode())
 			}
-			if inm := r.header.Get("If-None-Match"); inm != tc.wantINM {
+			if inm := r.Header.Get("If-None-Match"); inm != tc.wantINM {
 				t.Errorf("If-None-Match %q, want %q", inm, tc.wantINM)
 			}
-			if a := r.header.Get("Authorization"); a != "Bearer tok" {
+			if a := r.Header.Get("Authorization"); a != "Bearer tok" {
 				t.Errorf("Authorization %q", a)
 			}
 		})
@@ -358,7 +300,7 @@ func TestCredentials(t *testing.T) {
 			if err != nil || string(got.Body) != "x" {
 				t.Fatalf("Get: %+v, %v", got, err)
 			}
-			if a := s.rec.last(t).header.Get("Authorization"); a != tc.wantAuth {
+			if a := s.rec.Last(t).Header.Get("Authorization"); a != tc.wantAuth {
 				t.Errorf("Authorization %q, want %q", a, tc.wantAuth)
 			}
 			if n := given.calls.Load(); n != tc.wantTokens {
@@ -397,8 +339,8 @@ func serviceAccount(t *testing.T, path, tokenURL string) {
 // with a service account key whose token endpoint is a local server.
 func TestApplicationDefaultCredentials(t *testing.T) {
 	s := newStore(t, map[string][]byte{"rules.yml": []byte("x")})
-	tokens := &recorder{}
-	tokenSrv := httptest.NewServer(tokens.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tokens := &nettest.Recorder{}
+	tokenSrv := httptest.NewServer(tokens.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || r.PostForm.Get("assertion") == "" {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"error":"invalid_request","error_description":"not a JWT grant"}`)
@@ -418,11 +360,11 @@ func TestApplicationDefaultCredentials(t *testing.T) {
 		if _, err := c.Get(context.Background(), Location{Bucket: testBucket, Object: "rules.yml"}, Conditions{}, 10); err != nil {
 			t.Fatalf("Get %d: %v", i, err)
 		}
-		if a := s.rec.last(t).header.Get("Authorization"); a != "Bearer adc-token" {
+		if a := s.rec.Last(t).Header.Get("Authorization"); a != "Bearer adc-token" {
 			t.Errorf("Get %d: Authorization %q", i, a)
 		}
 	}
-	if n := tokens.count(); n != 1 {
+	if n := tokens.Count(); n != 1 {
 		t.Errorf("token endpoint asked %d times, want once", n)
 	}
 }
@@ -477,56 +419,36 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 }
 
 func TestRetries(t *testing.T) {
-	cases := []struct {
-		name         string
-		failures     int
-		status       int
-		wantRequests int
-		wantStatus   int
-	}{
-		{name: "one 503 is retried", failures: 1, status: 503, wantRequests: 2, wantStatus: 200},
-		{name: "one 429 is retried", failures: 1, status: 429, wantRequests: 2, wantStatus: 200},
-		{name: "two attempts at most", failures: 5, status: 503, wantRequests: 2, wantStatus: 503},
-		{name: "a 404 is not retried", failures: 5, status: 404, wantRequests: 1, wantStatus: 404},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+	// retried answers the first failures requests with status, then 200.
+	retried := func(failures, status, wantRequests, wantStatus int) func(t *testing.T) {
+		return func(t *testing.T) {
 			var n atomic.Int64
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if n.Add(1) <= int64(tc.failures) {
-					apiErrorDoc(w, tc.status, "backendError", "try again")
+				if n.Add(1) <= int64(failures) {
+					apiErrorDoc(w, status, "backendError", "try again")
 					return
 				}
 				_, _ = io.WriteString(w, "ok")
 			}))
 			t.Cleanup(srv.Close)
 			got, err := newClient(srv.URL, &countingSource{token: "tok"}).Get(context.Background(), Location{Bucket: testBucket, Object: "rules.yml"}, Conditions{}, 10)
-			if got.Status != tc.wantStatus {
-				t.Errorf("status %d (%v), want %d", got.Status, err, tc.wantStatus)
+			if got.Status != wantStatus {
+				t.Errorf("status %d (%v), want %d", got.Status, err, wantStatus)
 			}
-			if n.Load() != int64(tc.wantRequests) {
-				t.Errorf("%d requests, want %d", n.Load(), tc.wantRequests)
+			if n.Load() != int64(wantRequests) {
+				t.Errorf("%d requests, want %d", n.Load(), wantRequests)
 			}
-		})
+		}
 	}
+	t.Run("one 503 is retried", retried(1, 503, 2, 200))
+	t.Run("one 429 is retried", retried(1, 429, 2, 200))
+	t.Run("two attempts at most", retried(5, 503, 2, 503))
+	t.Run("a 404 is not retried", retried(5, 404, 1, 404))
 }
 
 func TestGetEndedByContext(t *testing.T) {
-	started := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "100")
-		_, _ = io.WriteString(w, "half")
-		w.(http.Flusher).Flush()
-		close(started)
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-started
-		cancel()
-	}()
-	got, err := newClient(srv.URL, &countingSource{token: "tok"}).Get(ctx, Location{Bucket: testBucket, Object: "rules.yml"}, Conditions{}, 1000)
+	srvURL, ctx := nettest.CanceledInBody(t)
+	got, err := newClient(srvURL, &countingSource{token: "tok"}).Get(ctx, Location{Bucket: testBucket, Object: "rules.yml"}, Conditions{}, 1000)
 	if !errors.Is(err, context.Canceled) || err.Error() != "gcs: canceled" {
 		t.Errorf("error %v, want gcs: canceled", err)
 	}
@@ -555,7 +477,7 @@ func TestTokenBoundByContext(t *testing.T) {
 		<-b.asked
 		cancel()
 	}()
-	_, err := newClient("http://"+closedPort(t), b).Get(ctx, Location{Bucket: testBucket, Object: "rules.yml"}, Conditions{}, 10)
+	_, err := newClient("http://"+nettest.ClosedAddr(t), b).Get(ctx, Location{Bucket: testBucket, Object: "rules.yml"}, Conditions{}, 10)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want canceled", err)
 	}

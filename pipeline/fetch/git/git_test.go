@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,7 +18,10 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/fetch/git"
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
+	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/source"
 )
 
@@ -115,12 +117,7 @@ func TestCheckoutRefs(t *testing.T) {
 func TestCheckoutErrors(t *testing.T) {
 	repo := gitrepo.Sample(t)
 	first := revParse(t, repo, "v1")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	_ = ln.Close()
+	closed := nettest.ClosedAddr(t)
 	cases := []struct {
 		name    string
 		src     string
@@ -188,9 +185,7 @@ func TestFile(t *testing.T) {
 	r.Write("prometheus/rules/common.yml", "version: 1\n")
 	r.Write("real/a.yml", "a: 1\n")
 	for link, target := range map[string]string{"link.yml": "root.yml", "linkdir": "real", "escape.yml": "/etc/hostname"} {
-		if err := os.Symlink(target, filepath.Join(r.Dir, link)); err != nil {
-			t.Fatal(err)
-		}
+		fstest.Symlink(t, target, filepath.Join(r.Dir, link))
 	}
 	r.Commit("files")
 	cases := []struct {
@@ -221,17 +216,9 @@ func TestFile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			co := checkout(t, newClient(t, tc.max), "git::file://"+r.Dir)
 			data, err := co.File(tc.rel)
-			if tc.wantErr == "" {
-				if err != nil || string(data) != tc.wantBody {
-					t.Fatalf("File(%q) = %q, %v; want %q", tc.rel, data, err, tc.wantBody)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("File(%q) = %q, %v; want an error containing %q", tc.rel, data, err, tc.wantErr)
-			}
-			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-				t.Errorf("File(%q) = %v, want an error that is %v", tc.rel, err, tc.wantIs)
+			errtest.Want(t, fmt.Sprintf("File(%q)", tc.rel), err, tc.wantErr, tc.wantIs)
+			if err == nil && string(data) != tc.wantBody {
+				t.Errorf("File(%q) = %q, want %q", tc.rel, data, tc.wantBody)
 			}
 		})
 	}
@@ -246,9 +233,7 @@ func TestFiles(t *testing.T) {
 	linked := gitrepo.New(t)
 	linked.Write("conf/a.yml", "a\n")
 	linked.Write("other/b.yml", "b\n")
-	if err := os.Symlink("../conf/a.yml", filepath.Join(linked.Dir, "other", "link.yml")); err != nil {
-		t.Fatal(err)
-	}
+	fstest.Symlink(t, "../conf/a.yml", filepath.Join(linked.Dir, "other", "link.yml"))
 	linked.Commit("files")
 
 	cases := []struct {
@@ -274,17 +259,9 @@ func TestFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			co := checkout(t, newClient(t, 0), "git::file://"+tc.repo)
 			got, err := co.Files(tc.dir)
-			if tc.wantErr == "" {
-				if err != nil || !slices.Equal(got, tc.want) {
-					t.Fatalf("Files(%q) = %q, %v; want %q", tc.dir, got, err, tc.want)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Files(%q) = %q, %v; want an error containing %q", tc.dir, got, err, tc.wantErr)
-			}
-			if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-				t.Errorf("Files(%q) = %v, want an error that is %v", tc.dir, err, tc.wantIs)
+			errtest.Want(t, fmt.Sprintf("Files(%q)", tc.dir), err, tc.wantErr, tc.wantIs)
+			if err == nil && !slices.Equal(got, tc.want) {
+				t.Errorf("Files(%q) = %q, want %q", tc.dir, got, tc.want)
 			}
 		})
 	}

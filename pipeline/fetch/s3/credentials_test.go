@@ -6,12 +6,14 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
+	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
 func TestParseProfile(t *testing.T) {
@@ -70,24 +72,27 @@ source_profile = default
 	}
 }
 
-// writeFile writes a file under dir and returns its path.
+// writeFile writes a file (0600) under dir and returns its path.
 func writeFile(t *testing.T, dir, rel, data string) string {
 	t.Helper()
 	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fstest.WriteFile(t, p, data, 0o600)
 	return p
 }
 
-func TestCredentialChain(t *testing.T) {
+// credTestStore returns a store holding a.yml, and a home directory whose
+// shared credentials file (~/.aws/credentials) holds credentials.
+func credTestStore(t *testing.T, credentials string) (*store, string) {
+	t.Helper()
 	s := newStore(t)
 	s.put(t, "a.yml", []byte("a"))
 	home := t.TempDir()
-	writeFile(t, home, ".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n\n[ops]\naws_access_key_id = OPSKEY\naws_secret_access_key = OPSSECRET\naws_session_token = OPSTOKEN\n\n[role]\nrole_arn = arn:aws:iam::123456789012:role/x\n")
+	writeFile(t, home, ".aws/credentials", credentials)
+	return s, home
+}
+
+func TestCredentialChain(t *testing.T) {
+	s, home := credTestStore(t, "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n\n[ops]\naws_access_key_id = OPSKEY\naws_secret_access_key = OPSSECRET\naws_session_token = OPSTOKEN\n\n[role]\nrole_arn = arn:aws:iam::123456789012:role/x\n")
 	other := writeFile(t, t.TempDir(), "creds", "[default]\naws_access_key_id = OTHERKEY\naws_secret_access_key = OTHERSECRET\n")
 	emptyHome := t.TempDir()
 	envKeys := map[string]string{"AWS_ACCESS_KEY_ID": "ENVKEY", "AWS_SECRET_ACCESS_KEY": "ENVSECRET", "AWS_SESSION_TOKEN": "ENVTOKEN"}
@@ -131,20 +136,15 @@ func TestCredentialChain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := New(Options{Getenv: testEnv(t, tc.env)})
 			_, err := c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"+tc.query), Conditions{}, 10)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
+			errtest.Want(t, "Get", err, tc.wantErr)
+			if err != nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := s.rec.last(t)
+			r := s.rec.Last(t)
 			if id, _ := scope(t, r); id != tc.wantKey {
 				t.Errorf("signed by %s, want %s", id, tc.wantKey)
 			}
-			if tok := r.header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
+			if tok := r.Header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
 				t.Errorf("X-Amz-Security-Token %q, want %q", tok, tc.wantToken)
 			}
 		})
@@ -202,10 +202,7 @@ func newIMDS(t *testing.T, mode string) *imdsServer {
 }
 
 func TestInstanceRole(t *testing.T) {
-	s := newStore(t)
-	s.put(t, "a.yml", []byte("a"))
-	home := t.TempDir()
-	writeFile(t, home, ".aws/credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n")
+	s, home := credTestStore(t, "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n")
 	cases := []struct {
 		name      string
 		mode      string
@@ -249,11 +246,11 @@ func TestInstanceRole(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Get %d: %v", i, err)
 					}
-					r := s.rec.last(t)
+					r := s.rec.Last(t)
 					if id, _ := scope(t, r); id != tc.wantKey {
 						t.Errorf("Get %d signed by %s, want %s", i, id, tc.wantKey)
 					}
-					if tok := r.header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
+					if tok := r.Header.Get("X-Amz-Security-Token"); tok != tc.wantToken {
 						t.Errorf("Get %d: X-Amz-Security-Token %q, want %q", i, tok, tc.wantToken)
 					}
 				}

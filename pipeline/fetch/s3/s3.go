@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -46,11 +45,13 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 
 	"github.com/butler-sre/butler/pipeline/fetch/neterr"
+	"github.com/butler-sre/butler/pipeline/fetch/object"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 
-// ErrTooLarge marks an object larger than the limit given to Get.
-var ErrTooLarge = errors.New("object larger than the size limit")
+// ErrTooLarge marks an object larger than the limit given to Get (the
+// same error as object.ErrTooLarge).
+var ErrTooLarge = object.ErrTooLarge
 
 // Defaults of Options.
 const (
@@ -58,34 +59,6 @@ const (
 	defaultIMDSTimeout = 2 * time.Second
 	maxBackoff         = 500 * time.Millisecond
 )
-
-// Object is what a conditional GET gave.
-type Object struct {
-	// Status is the storage API's HTTP status: 200, 304 (not modified),
-	// 404, 403, ...; 0 when there was no response, or the run ended
-	// before the whole body came.
-	Status int
-	// Body is the object's content; nil on 304 and on errors.
-	Body []byte
-	// ETag is the validator of the object returned, also on 304 when the
-	// server sends it.
-	ETag string
-	// Generation is always empty for S3 (the field keeps Object alike in
-	// the s3 and gcs packages).
-	Generation string
-	// Bytes is how many body bytes were received, also on errors.
-	Bytes int64
-}
-
-// Conditions make a Get conditional.
-type Conditions struct {
-	// ETag is the validator of the copy the caller holds, sent as
-	// If-None-Match.
-	ETag string
-	// Generation is not used by S3 (the field keeps Conditions alike in
-	// the s3 and gcs packages).
-	Generation string
-}
 
 // Options configure a Client. The zero value is usable.
 type Options struct {
@@ -160,6 +133,12 @@ func (c *Client) region(loc Location) string {
 	return "us-east-1"
 }
 
+// Object is what a conditional GET gave (see object.Object).
+type Object = object.Object
+
+// Conditions make a Get conditional (see object.Conditions).
+type Conditions = object.Conditions
+
 // Get reads loc, conditionally: with cond.ETag set (If-None-Match), an
 // unchanged object comes back as Status 304 and no body. The body is read
 // with a limit of max bytes: a larger object is an error wrapping
@@ -192,19 +171,7 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	if out.ContentLength != nil && *out.ContentLength > max {
 		return obj, tooLarge(obj.Status, max)
 	}
-	body, err := io.ReadAll(io.LimitReader(out.Body, max+1))
-	obj.Bytes = int64(len(body))
-	switch {
-	case err != nil && neterr.IsTimeout(ctx, err):
-		obj.Status = 0
-		return obj, contextError(ctx, err)
-	case err != nil:
-		return obj, &failure{msg: scrub.Scrub(fmt.Sprintf("s3 status %d: read body: %s", obj.Status, neterr.Describe(err)))}
-	case obj.Bytes > max:
-		return obj, tooLarge(obj.Status, max)
-	}
-	obj.Body = body
-	return obj, nil
+	return object.ReadBody(ctx, "s3", obj, out.Body, max, scrub)
 }
 
 // options sets the region, the endpoint and the credentials of a request for
@@ -277,19 +244,10 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 	return keys, nil
 }
 
-// failure is the error Get returns: a text scrubbed of credentials that
-// unwraps only to a safe sentinel (nil for none).
-type failure struct {
-	msg  string
-	kind error
-}
+// failure is the error Get returns (see object.Failure).
+type failure = object.Failure
 
-func (e *failure) Error() string { return e.msg }
-func (e *failure) Unwrap() error { return e.kind }
-
-func tooLarge(status int, max int64) *failure {
-	return &failure{msg: fmt.Sprintf("s3 status %d: larger than the limit of %d bytes", status, max), kind: ErrTooLarge}
-}
+func tooLarge(status int, max int64) *failure { return object.TooLarge("s3", status, max) }
 
 // failed turns an error of GetObject into Get's result: a 304 is not a
 // failure.
@@ -307,9 +265,9 @@ func failed(ctx context.Context, err error, scrub *redact.Scrubber) (Object, err
 	case status == 0:
 		var ce *credError
 		if errors.As(err, &ce) {
-			return Object{}, &failure{msg: scrub.Scrub("s3: " + ce.msg)}
+			return Object{}, &failure{Msg: scrub.Scrub("s3: " + ce.msg)}
 		}
-		return Object{}, &failure{msg: scrub.Scrub("s3: " + neterr.Describe(err))}
+		return Object{}, &failure{Msg: scrub.Scrub("s3: " + neterr.Describe(err))}
 	}
 	msg := fmt.Sprintf("s3 status %d", status)
 	var api smithy.APIError
@@ -328,13 +286,10 @@ func failed(ctx context.Context, err error, scrub *redact.Scrubber) (Object, err
 	case http.StatusUnauthorized, http.StatusForbidden:
 		kind = fs.ErrPermission
 	}
-	return Object{Status: status}, &failure{msg: scrub.Scrub(msg), kind: kind}
+	return Object{Status: status}, &failure{Msg: scrub.Scrub(msg), Kind: kind}
 }
 
 // contextError describes a Get ended by its context or a timeout.
 func contextError(ctx context.Context, err error) *failure {
-	if errors.Is(ctx.Err(), context.Canceled) || (ctx.Err() == nil && errors.Is(err, context.Canceled)) {
-		return &failure{msg: "s3: canceled", kind: context.Canceled}
-	}
-	return &failure{msg: "s3: timed out", kind: context.DeadlineExceeded}
+	return object.ContextError(ctx, "s3", err)
 }

@@ -7,17 +7,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/butler-sre/butler/pipeline/internal/errtest"
+	"github.com/butler-sre/butler/pipeline/internal/loctest"
+	"github.com/butler-sre/butler/pipeline/internal/nettest"
 )
 
 const (
@@ -26,55 +28,17 @@ const (
 	testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 )
 
-// request is what a test server saw of one request.
-type request struct {
-	method, path string
-	query        url.Values
-	header       http.Header
-}
-
-// recorder is a test server's log of requests.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []request
-}
-
-func (r *recorder) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.reqs = append(r.reqs, request{method: req.Method, path: req.URL.Path, query: req.URL.Query(), header: req.Header.Clone()})
-		r.mu.Unlock()
-		next.ServeHTTP(w, req)
-	})
-}
-
-func (r *recorder) all() []request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]request(nil), r.reqs...)
-}
-
-// last returns the latest request; the test fails when there was none.
-func (r *recorder) last(t *testing.T) request {
-	t.Helper()
-	all := r.all()
-	if len(all) == 0 {
-		t.Fatal("the server saw no request")
-	}
-	return all[len(all)-1]
-}
-
 // store is gofakes3 with its in-memory backend, in process.
 type store struct {
 	backend *s3mem.Backend
 	srv     *httptest.Server
-	rec     *recorder
+	rec     *nettest.Recorder
 }
 
 func newStore(t *testing.T) *store {
 	t.Helper()
-	s := &store{backend: s3mem.New(), rec: &recorder{}}
-	s.srv = httptest.NewServer(s.rec.wrap(gofakes3.New(s.backend).Server()))
+	s := &store{backend: s3mem.New(), rec: &nettest.Recorder{}}
+	s.srv = httptest.NewServer(s.rec.Wrap(gofakes3.New(s.backend).Server()))
 	t.Cleanup(s.srv.Close)
 	if err := s.backend.CreateBucket(testBucket); err != nil {
 		t.Fatal(err)
@@ -107,11 +71,7 @@ func withKeys() string {
 // location parses a source the way a user writes it, after "s3::".
 func location(t *testing.T, src string) Location {
 	t.Helper()
-	u, err := url.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loc, err := ParseLocation(u, nil)
+	loc, err := ParseLocation(loctest.URL(t, src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,20 +86,6 @@ func testEnv(t *testing.T, vars map[string]string) func(string) string {
 		env[k] = v
 	}
 	return func(k string) string { return env[k] }
-}
-
-// closedPort returns an address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // s3Error writes an S3 error document.
@@ -168,15 +114,8 @@ func TestGet(t *testing.T) {
 	}))
 	t.Cleanup(denying.Close)
 	// unannounced streams a body larger than max without a Content-Length.
-	unannounced := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("ETag", `"big"`)
-		for range 4 {
-			_, _ = w.Write(bytes.Repeat([]byte("y"), max/2))
-			w.(http.Flusher).Flush()
-		}
-	}))
-	t.Cleanup(unannounced.Close)
-	closed := closedPort(t)
+	unannounced := nettest.Unannounced(t, max, "ETag", `"big"`)
+	closed := nettest.ClosedAddr(t)
 
 	cases := []struct {
 		name      string
@@ -186,7 +125,7 @@ func TestGet(t *testing.T) {
 		wantErr   string
 		wantIs    error
 		wantINM   string // the If-None-Match the server saw
-		serverRec *recorder
+		serverRec *nettest.Recorder
 	}{
 		{name: "200 with body and validators", src: s.srv.URL + "/configs/rules.yml",
 			want: Object{Status: 200, Body: []byte("groups: []\n"), ETag: etag, Bytes: 11}, serverRec: s.rec},
@@ -215,15 +154,7 @@ func TestGet(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := c.Get(context.Background(), location(t, tc.src+withKeys()), tc.cond, max)
-			t.Logf("DEBUG %v", err)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("Get: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-			case tc.wantIs != nil && !errors.Is(err, tc.wantIs):
-				t.Errorf("error %v is not %v", err, tc.wantIs)
-			}
+			errtest.Want(t, "Get", err, tc.wantErr, tc.wantIs)
 			if got.Status != tc.want.Status || !bytes.Equal(got.Body, tc.want.Body) || got.ETag != tc.want.ETag || got.Bytes != tc.want.Bytes {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
@@ -231,7 +162,7 @@ func TestGet(t *testing.T) {
 				t.Errorf("Body nil %v, want nil %v", got.Body == nil, tc.want.Body == nil)
 			}
 			if tc.serverRec != nil {
-				if inm := tc.serverRec.last(t).header.Get("If-None-Match"); inm != tc.wantINM {
+				if inm := tc.serverRec.Last(t).Header.Get("If-None-Match"); inm != tc.wantINM {
 					t.Errorf("If-None-Match %q, want %q", inm, tc.wantINM)
 				}
 			}
@@ -255,7 +186,7 @@ func TestGetVersion(t *testing.T) {
 	s := newStore(t)
 	s.put(t, "rules.yml", []byte("v1"))
 	_, _ = New(Options{Getenv: testEnv(t, nil)}).Get(context.Background(), location(t, s.srv.URL+"/configs/rules.yml"+withKeys()+"&version=v7"), Conditions{}, 10)
-	if got := s.rec.last(t).query.Get("versionId"); got != "v7" {
+	if got := s.rec.Last(t).Query.Get("versionId"); got != "v7" {
 		t.Errorf("versionId %q, want v7", got)
 	}
 }
@@ -269,26 +200,18 @@ func TestGetAsksNoChecksum(t *testing.T) {
 	// With the SDK's default (when_supported) GetObject asks for a
 	// checksum, and logs "Response has no supported checksum" when a
 	// server sends none.
-	if mode := s.rec.last(t).header.Get("X-Amz-Checksum-Mode"); mode != "" {
+	if mode := s.rec.Last(t).Header.Get("X-Amz-Checksum-Mode"); mode != "" {
 		t.Errorf("X-Amz-Checksum-Mode %q sent", mode)
 	}
 }
 
 func TestRetries(t *testing.T) {
-	cases := []struct {
-		name         string
-		failures     int
-		wantRequests int
-		wantStatus   int
-	}{
-		{name: "one 503 is retried", failures: 1, wantRequests: 2, wantStatus: 200},
-		{name: "two attempts at most", failures: 5, wantRequests: 2, wantStatus: 503},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
-			srv := httptest.NewServer(rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if len(rec.all()) <= tc.failures {
+	// retried answers 503 to the first failures requests, then 200.
+	retried := func(failures, wantRequests, wantStatus int) func(t *testing.T) {
+		return func(t *testing.T) {
+			rec := &nettest.Recorder{}
+			srv := httptest.NewServer(rec.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if rec.Count() <= failures {
 					s3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 					return
 				}
@@ -296,32 +219,21 @@ func TestRetries(t *testing.T) {
 			})))
 			t.Cleanup(srv.Close)
 			got, err := New(Options{Getenv: testEnv(t, nil)}).Get(context.Background(), location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 10)
-			if got.Status != tc.wantStatus {
-				t.Errorf("status %d (%v), want %d", got.Status, err, tc.wantStatus)
+			if got.Status != wantStatus {
+				t.Errorf("status %d (%v), want %d", got.Status, err, wantStatus)
 			}
-			if n := len(rec.all()); n != tc.wantRequests {
-				t.Errorf("%d requests, want %d", n, tc.wantRequests)
+			if n := rec.Count(); n != wantRequests {
+				t.Errorf("%d requests, want %d", n, wantRequests)
 			}
-		})
+		}
 	}
+	t.Run("one 503 is retried", retried(1, 2, 200))
+	t.Run("two attempts at most", retried(5, 2, 503))
 }
 
 func TestGetEndedByContext(t *testing.T) {
-	started := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "100")
-		_, _ = io.WriteString(w, "half")
-		w.(http.Flusher).Flush()
-		close(started)
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-started
-		cancel()
-	}()
-	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
+	srvURL, ctx := nettest.CanceledInBody(t)
+	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srvURL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
 	if !errors.Is(err, context.Canceled) || err.Error() != "s3: canceled" {
 		t.Errorf("error %v, want s3: canceled", err)
 	}
@@ -334,11 +246,11 @@ func TestGetEndedByContext(t *testing.T) {
 var sigv4 = regexp.MustCompile(`Credential=([^/]+)/[0-9]{8}/([^/]+)/s3/aws4_request`)
 
 // scope returns the access key and the region a request was signed with.
-func scope(t *testing.T, r request) (keyID, region string) {
+func scope(t *testing.T, r nettest.Request) (keyID, region string) {
 	t.Helper()
-	m := sigv4.FindStringSubmatch(r.header.Get("Authorization"))
+	m := sigv4.FindStringSubmatch(r.Header.Get("Authorization"))
 	if m == nil {
-		t.Fatalf("no SigV4 Authorization header: %q", r.header.Get("Authorization"))
+		t.Fatalf("no SigV4 Authorization header: %q", r.Header.Get("Authorization"))
 	}
 	return m[1], m[2]
 }
@@ -355,14 +267,14 @@ func TestCustomEndpointWithKeys(t *testing.T) {
 	if string(got.Body) != "x" {
 		t.Errorf("body %q", got.Body)
 	}
-	r := s.rec.last(t)
-	if r.path != "/configs/dir/rules.yml" {
-		t.Errorf("path %q, want path style /configs/dir/rules.yml", r.path)
+	r := s.rec.Last(t)
+	if r.Path != "/configs/dir/rules.yml" {
+		t.Errorf("path %q, want path style /configs/dir/rules.yml", r.Path)
 	}
 	if id, region := scope(t, r); id != "URLKEY" || region != "eu-north-1" {
 		t.Errorf("signed by %s for %s, want URLKEY for eu-north-1", id, region)
 	}
-	if tok := r.header.Get("X-Amz-Security-Token"); tok != "URLTOKEN" {
+	if tok := r.Header.Get("X-Amz-Security-Token"); tok != "URLTOKEN" {
 		t.Errorf("X-Amz-Security-Token %q, want URLTOKEN", tok)
 	}
 }
@@ -406,12 +318,10 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 
 // onTheWire records the requests the SDK would send to AWS and answers
 // them itself: nothing is resolved or dialled.
-type onTheWire struct{ rec recorder }
+type onTheWire struct{ rec nettest.Recorder }
 
 func (o *onTheWire) RoundTrip(req *http.Request) (*http.Response, error) {
-	o.rec.mu.Lock()
-	o.rec.reqs = append(o.rec.reqs, request{method: req.Method, path: req.URL.Host + req.URL.Path, header: req.Header.Clone()})
-	o.rec.mu.Unlock()
+	o.rec.Record(req)
 	return &http.Response{
 		StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:        http.Header{"Etag": {`"e"`}, "Content-Length": {"2"}},
@@ -456,9 +366,9 @@ func TestRegionOnTheWire(t *testing.T) {
 			if err != nil || string(got.Body) != "ok" {
 				t.Fatalf("Get: %+v, %v", got, err)
 			}
-			r := wire.rec.last(t)
-			if r.path != tc.wantURL {
-				t.Errorf("request to %s, want %s", r.path, tc.wantURL)
+			r := wire.rec.Last(t)
+			if got := r.Host + r.Path; got != tc.wantURL {
+				t.Errorf("request to %s, want %s", got, tc.wantURL)
 			}
 			if _, region := scope(t, r); region != tc.wantRegion {
 				t.Errorf("signed for %s, want %s", region, tc.wantRegion)

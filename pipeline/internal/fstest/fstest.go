@@ -35,6 +35,70 @@ func WriteFile(t testing.TB, path, data string, mode os.FileMode) {
 	}
 }
 
+// TempDir returns a new temporary directory of the test, set up by setup
+// unless it is nil.
+func TempDir(t *testing.T, setup func(t *testing.T, dir string)) string {
+	t.Helper()
+	dir := t.TempDir()
+	if setup != nil {
+		setup(t, dir)
+	}
+	return dir
+}
+
+// Mkdir creates the directory path with mode (less the umask); its parent
+// must exist.
+func Mkdir(t testing.TB, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Mkdir(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Symlink creates link, a symbolic link to target.
+func Symlink(t testing.TB, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Umask sets the umask of the process to mask until the test ends. A test
+// that calls it must not run in parallel with others.
+func Umask(t testing.TB, mask int) {
+	old := syscall.Umask(mask)
+	t.Cleanup(func() { syscall.Umask(old) })
+}
+
+// DirMode fails the test unless path is a directory whose permission bits
+// are mode.
+func DirMode(t testing.TB, path string, mode os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		t.Errorf("directory %s: %v", path, err)
+	case !fi.IsDir() || fi.Mode().Perm() != mode:
+		t.Errorf("directory %s: mode %v, want a directory of mode %v", path, fi.Mode(), mode)
+	}
+}
+
+// Escape sets up the tree of a test of paths that must not lead out of a
+// directory: under a new temporary directory, the directory name holding
+// real/x.yml and outdir, a symlink to outside; beside it outside, holding
+// secret; and name+"link", a symlink to name. It returns the paths of name,
+// of its link and of outside.
+func Escape(t *testing.T, name string) (dir, link, outside string) {
+	t.Helper()
+	base := t.TempDir()
+	dir, link, outside = filepath.Join(base, name), filepath.Join(base, name+"link"), filepath.Join(base, "outside")
+	WriteFile(t, filepath.Join(outside, "secret"), "s", 0o600)
+	WriteFile(t, filepath.Join(dir, "real", "x.yml"), "x", 0o644)
+	Symlink(t, outside, filepath.Join(dir, "outdir"))
+	Symlink(t, dir, link)
+	return dir, link, outside
+}
+
 // Read returns the content of the file path and its permission, setuid,
 // setgid and sticky bits.
 func Read(t testing.TB, path string) (string, os.FileMode) {

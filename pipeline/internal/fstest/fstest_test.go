@@ -54,6 +54,10 @@ func TestCheckers(t *testing.T) {
 		{name: "missing", check: func(tb testing.TB, dir string, _ map[string]string) { Missing(tb, filepath.Join(dir, "b")) }},
 		{name: "not missing", check: func(tb testing.TB, dir string, _ map[string]string) { Missing(tb, filepath.Join(dir, "a")) },
 			want: []string{"want it absent"}},
+		{name: "directory mode", change: func(t *testing.T, dir string) { Mkdir(t, filepath.Join(dir, "d"), 0o700) },
+			check: func(tb testing.TB, dir string, _ map[string]string) { DirMode(tb, filepath.Join(dir, "d"), 0o700) }},
+		{name: "not a directory of that mode", check: func(tb testing.TB, dir string, _ map[string]string) { DirMode(tb, filepath.Join(dir, "a"), 0o644) },
+			want: []string{"want a directory of mode -rw-r--r--"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +82,7 @@ func TestCheckers(t *testing.T) {
 }
 
 // TestWriteFileRead: WriteFile sets the mode exactly, special bits included,
-// and Read, Exists, Inode and Names see the file.
+// and Read, Exists, Inode and Names see the file; Symlink makes a link.
 func TestWriteFileRead(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "x", "y", "f")
@@ -97,5 +101,9 @@ func TestWriteFileRead(t *testing.T) {
 	}
 	if got := fmt.Sprint(Names(t, filepath.Join(dir, "x"))); got != "[hard y]" {
 		t.Errorf("Names = %s, want [hard y]", got)
+	}
+	Symlink(t, "x", filepath.Join(dir, "link"))
+	if target, err := os.Readlink(filepath.Join(dir, "link")); err != nil || target != "x" {
+		t.Errorf("Readlink = %q, %v; want x", target, err)
 	}
 }
