@@ -16,7 +16,7 @@ DEB_BUILD = $(DEB_DIR)/deb-build
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/butler .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/butler .
 
 # The butler(1) man page, made by the binary from its own command definitions.
 man: build

@@ -464,3 +464,38 @@ func TestRunLastModifiedWithinTheSecond(t *testing.T) {
 		})
 	}
 }
+
+// TestRunEnvironmentChanges: a template depends on the values of the
+// environment variables it names and on which variables are set, not on the
+// value of one it never names (systemd sets INVOCATION_ID anew every run).
+func TestRunEnvironmentChanges(t *testing.T) {
+	e, s, text := cacheEnv(t, "")
+	s.set("/prometheus.yml", "global:\n  scrape_interval: {{interval}}\n# {{env.SITE}}\n")
+	cfg := e.parse(text)
+	withEnv := func(env ...string) func(*Options) {
+		return func(o *Options) { o.Environ = env }
+	}
+	steps := []struct {
+		name     string
+		env      []string
+		rendered bool
+		want     string
+	}{
+		{"first run", []string{"SITE=a", "INVOCATION_ID=1"}, true, "# a\n"},
+		{"unnamed variable changed", []string{"SITE=a", "INVOCATION_ID=2"}, false, "# a\n"},
+		{"named variable changed", []string{"SITE=b", "INVOCATION_ID=3"}, true, "# b\n"},
+		{"a variable is set that was not", []string{"SITE=b", "INVOCATION_ID=4", "OTHER=x"}, true, "# b\n"},
+		{"same again", []string{"SITE=b", "INVOCATION_ID=5", "OTHER=x"}, false, "# b\n"},
+	}
+	for _, st := range steps {
+		e.logs.Reset()
+		_, err := e.run(cfg, withEnv(st.env...))
+		wantNoErr(t, err)
+		if got := strings.Contains(e.logs.String(), `msg="rendered again"`); got != st.rendered && st.name != "first run" {
+			t.Errorf("%s: rendered %v, want %v\n%s", st.name, got, st.rendered, e.logs.String())
+		}
+		if got := e.read("prometheus.yml"); !strings.HasSuffix(got, st.want) {
+			t.Errorf("%s: prometheus.yml = %q, want it to end in %q", st.name, got, st.want)
+		}
+	}
+}

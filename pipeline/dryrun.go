@@ -167,12 +167,12 @@ func RenderManager(ctx context.Context, cfg *config.Config, manager, path string
 		m = &cp
 	}
 	r := run.manager(m)
-	data := render.TemplateData(m.Vars, m.Name, opts.Environ, opts.Hostname)
-	raw, err := r.fetchAll(ctx, "")
+	tc := newTemplateContext(m, opts.Hostname, render.TemplateData(m.Vars, m.Name, opts.Environ, opts.Hostname))
+	raw, err := r.fetchAll(ctx, tc)
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s: %s", m.Name, PhaseFetch, scrub.Scrub(err.Error()))
 	}
-	files, err := r.renderAll(raw, data)
+	files, err := r.renderAll(raw, tc.data)
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %s: %s", m.Name, PhaseRender, scrub.Scrub(err.Error()))
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -218,8 +219,8 @@ func (r *managerRun) expand(ctx context.Context) error {
 // and the comparison are not repeated: their result is known.
 func (r *managerRun) prepare(ctx context.Context) (*prepared, *phaseError) {
 	tmplData := render.TemplateData(r.m.Vars, r.m.Name, r.run.opts.Environ, r.run.opts.Hostname)
-	ctxHash := hashJSON(tmplData)
-	raw, err := r.fetchAll(ctx, ctxHash)
+	tc := newTemplateContext(r.m, r.run.opts.Hostname, tmplData)
+	raw, err := r.fetchAll(ctx, tc)
 	r.recordFetchStreak(err)
 	if err != nil {
 		return nil, &phaseError{PhaseFetch, err, true}
@@ -239,7 +240,7 @@ func (r *managerRun) prepare(ctx context.Context) (*prepared, *phaseError) {
 	if len(remove) == 0 && r.known(raw, dest) {
 		return &prepared{dest: dest, known: true}, nil
 	}
-	p, perr := r.prepareAll(ctx, raw, tmplData, dest)
+	p, perr := r.prepareAll(ctx, raw, tc, dest)
 	if perr != nil {
 		_ = dest.Close()
 		return nil, perr
@@ -250,11 +251,11 @@ func (r *managerRun) prepare(ctx context.Context) (*prepared, *phaseError) {
 }
 
 // prepareAll is prepare's path when something may have changed.
-func (r *managerRun) prepareAll(ctx context.Context, raw []fetched, tmplData map[string]any, dest *write.Dest) (*prepared, *phaseError) {
+func (r *managerRun) prepareAll(ctx context.Context, raw []fetched, tc *templateContext, dest *write.Dest) (*prepared, *phaseError) {
 	if err := r.loadBodies(ctx, raw); err != nil {
 		return nil, &phaseError{PhaseFetch, err, true}
 	}
-	files, err := r.renderAll(raw, tmplData)
+	files, err := r.renderAll(raw, tc.data)
 	if err != nil {
 		return nil, &phaseError{PhaseRender, err, true}
 	}
@@ -269,7 +270,12 @@ func (r *managerRun) prepareAll(ctx context.Context, raw []fetched, tmplData map
 	// known to be in step from its stat until someone changes it.
 	for i, f := range r.m.Files {
 		fs := r.ms.Files[f.Path]
-		fs.Input, fs.Output = raw[i].input, hashBytes(files[i].Data)
+		fs.Input, fs.Output, fs.Env = raw[i].input, hashBytes(files[i].Data), nil
+		if f.Template && raw[i].input != "" {
+			// What this body may use of the environment, for the next runs.
+			fs.Env = render.EnvNames(raw[i].body, r.run.opts.Environ)
+			fs.Input = inputHash(f, raw[i].sum, tc.hash(fs.Env))
+		}
 		fs.Disk = write.Stat{}
 	}
 	r.recordDisk(dest, write.Select(files, notIn(paths(files), changed)))
@@ -346,7 +352,7 @@ type fetched struct {
 // fetchAll fetches every file of the manager, at most `concurrency` at once over
 // all managers, each conditional on the copy in the cache. It returns the
 // failures after every fetch has finished, so every file's metrics are set.
-func (r *managerRun) fetchAll(ctx context.Context, ctxHash string) ([]fetched, error) {
+func (r *managerRun) fetchAll(ctx context.Context, tc *templateContext) ([]fetched, error) {
 	out := make([]fetched, len(r.m.Files))
 	errs := make([]error, len(r.m.Files))
 	var wg sync.WaitGroup
@@ -365,8 +371,9 @@ func (r *managerRun) fetchAll(ctx context.Context, ctxHash string) ([]fetched, e
 				errs[i] = r.verify(ctx, f, &out[i])
 			}
 			if errs[i] == nil {
-				out[i].input = inputHash(f, out[i].sum, ctxHash)
-				if fs := r.ms.Files[f.Path]; fs.Input == out[i].input && out[i].key != "" {
+				fs := r.ms.Files[f.Path]
+				out[i].input = inputHash(f, out[i].sum, tc.hash(fs.Env))
+				if fs.Input == out[i].input && out[i].key != "" {
 					out[i].body = nil // the cache holds it, should it be needed
 				}
 			}
@@ -782,6 +789,38 @@ func inputHash(f *config.File, bodySum, ctxHash string) string {
 	fmt.Fprintf(h, "%s\x00%s\x00%t\x00%q\x00%s\x00%o\x00", bodySum, f.Path, f.Template, f.Delims, f.Format, f.Mode)
 	if f.Template {
 		h.Write([]byte(ctxHash)) // a file that is not a template does not depend on it
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// templateContext is what a manager's templates render with (data), and
+// what identifies it for the files that use some of it (hash).
+type templateContext struct {
+	data map[string]any
+	env  map[string]string
+	// base identifies the vars, the manager and host names, and which
+	// environment variables are set (a template may fall back to another
+	// name when one is not): all but the values of the environment.
+	base string
+}
+
+func newTemplateContext(m *config.Manager, hostname string, data map[string]any) *templateContext {
+	env, _ := data["env"].(map[string]string)
+	return &templateContext{
+		data: data,
+		env:  env,
+		base: hashJSON(map[string]any{"vars": m.Vars, "manager": m.Name, "host": hostname, "env": slices.Sorted(maps.Keys(env))}),
+	}
+}
+
+// hash identifies the context as seen by a template that may use the
+// values of the environment variables names (see render.EnvNames).
+func (c *templateContext) hash(names []string) string {
+	h := sha256.New()
+	h.Write([]byte(c.base))
+	for _, n := range names {
+		v, set := c.env[n]
+		fmt.Fprintf(h, "\x00%s\x00%t\x00%s", n, set, v)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

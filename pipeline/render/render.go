@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -41,6 +42,23 @@ func TemplateData(vars map[string]any, manager string, environ []string, hostnam
 	data["host"] = map[string]string{"hostname": hostname}
 	data["manager"] = manager
 	return data
+}
+
+// EnvNames returns the names of the variables of environ ("NAME=value")
+// that content may use: those whose name it holds at all, sorted, each
+// once. A mustache template names every variable it looks up literally, so
+// a variable whose name is not in content cannot change what it renders:
+// the result bounds what a template depends on without parsing it.
+func EnvNames(content []byte, environ []string) []string {
+	var names []string
+	for _, kv := range environ {
+		k, _, ok := strings.Cut(kv, "=")
+		if ok && k != "" && bytes.Contains(content, []byte(k)) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Render renders content as a strict mustache template with data as its

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -385,5 +386,29 @@ func BenchmarkRenderValidate(b *testing.B) {
 		if err := Validate("yml", out); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEnvNames: the variables a template may use are those it names, in
+// any form mustache can name them; the others cannot change its output.
+func TestEnvNames(t *testing.T) {
+	environ := []string{"HOME=/root", "SITE=a", "INVOCATION_ID=9", "PATH=/bin", "=odd", "NOEQUALS", "SITE=shadowed"}
+	cases := map[string]struct {
+		tmpl string
+		want []string
+	}{
+		"variable":           {"home: {{env.HOME}}", []string{"HOME"}},
+		"section":            {"{{#env}}{{SITE}}{{/env}}", []string{"SITE"}},
+		"other delimiters":   {"{{=<% %>=}}<% env.PATH %>", []string{"PATH"}},
+		"two, each once":     {"{{env.SITE}} {{env.HOME}} {{env.SITE}}", []string{"HOME", "SITE"}},
+		"none":               {"static: true", nil},
+		"name as plain text": {"path: /usr/bin # PATH", []string{"PATH"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := EnvNames([]byte(tc.tmpl), environ); !slices.Equal(got, tc.want) {
+				t.Errorf("EnvNames(%q) = %q, want %q", tc.tmpl, got, tc.want)
+			}
+		})
 	}
 }

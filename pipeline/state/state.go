@@ -15,6 +15,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -188,19 +189,24 @@ type FileState struct {
 	NotModifiedTotal   uint64 `json:"not_modified_total,omitempty"` // fetches answered 304
 	BytesTotal         uint64 `json:"bytes_total,omitempty"`        // body bytes received
 
-	// Input identifies what the file was last rendered from (the raw body,
-	// the template context and the file's settings) and Output what that
-	// gave; Disk is the stat of the file at dest once it held Output. When
-	// the next run's Input and the disk's stat are the same, the file is
-	// known to be in step without rendering, validating or reading it.
 	// Verified is set once a signature was checked ([verify]); VerifyOK is
 	// its result.
 	Verified bool `json:"verified,omitempty"`
 	VerifyOK bool `json:"verify_ok,omitempty"`
 
+	// Input identifies what the file was last rendered from (the raw body,
+	// the template context and the file's settings) and Output what that
+	// gave; Disk is the stat of the file at dest once it held Output. When
+	// the next run's Input and the disk's stat are the same, the file is
+	// known to be in step without rendering, validating or reading it.
+	// Env names the environment variables the template may use (see
+	// render.EnvNames): only their values are part of Input, so a variable
+	// that changes every run (systemd's INVOCATION_ID) does not make every
+	// file render again.
 	Input  string     `json:"input,omitempty"`
 	Output string     `json:"output,omitempty"`
 	Disk   write.Stat `json:"disk,omitzero"`
+	Env    []string   `json:"env,omitempty"`
 }
 
 // New returns an empty state.
@@ -380,6 +386,7 @@ type Dir struct {
 	Path string
 	root *os.Root
 	lock *flock.Flock
+	size int // of the state file Load read: Save's first guess of its size
 }
 
 // Open creates the state directory (0700: LKG copies may hold secrets) and
@@ -463,6 +470,7 @@ func (d *Dir) Load(now time.Time) (st *State, warning error, err error) {
 		}
 		perr = errors.New("it is a directory")
 	} else if st, perr = Parse(data); perr == nil {
+		d.size = len(data)
 		return st, nil, nil
 	} else if errors.Is(perr, ErrNewer) {
 		return nil, nil, fmt.Errorf("state file %s: %w", filepath.Join(d.Path, FileName), perr)
@@ -504,6 +512,12 @@ var ErrNewer = errors.New("the state file was written by a newer butler")
 // of a newer version is an error wrapping ErrNewer that names both versions;
 // anything else that is not butler state is an error of its own.
 func Parse(data []byte) (*State, error) {
+	// A file of this version, the common case, is decoded in one pass.
+	st := New()
+	st.Version = 0 // what the file says, or nothing
+	if json.Unmarshal(data, st) == nil && st.Version == Version {
+		return normalize(st), nil
+	}
 	var head struct {
 		Version *int `json:"version"`
 	}
@@ -522,10 +536,16 @@ func Parse(data []byte) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate from version %d: %w", *head.Version, err)
 	}
-	st := New()
+	st = New()
 	if err := json.Unmarshal(data, st); err != nil {
 		return nil, err
 	}
+	return normalize(st), nil
+}
+
+// normalize makes a decoded state what the run expects: this version, no
+// nil maps or entries, owned paths sorted and each once.
+func normalize(st *State) *State {
 	st.Version = Version
 	if st.Managers == nil {
 		st.Managers = map[string]*ManagerState{}
@@ -547,7 +567,7 @@ func Parse(data []byte) (*State, error) {
 		slices.Sort(ms.Owned)
 		ms.Owned = slices.Compact(ms.Owned)
 	}
-	return st, nil
+	return st
 }
 
 // migrate turns a state file of version from into the current version's
@@ -607,11 +627,13 @@ func Read(stateDir string) (*State, error) {
 // Save writes the state file atomically and durably.
 func (d *Dir) Save(st *State) error {
 	st.Version = Version
-	data, err := json.Marshal(st)
-	if err != nil {
+	// Encode writes what Marshal would, and the final newline, into a
+	// buffer the size of the last file and a little more.
+	buf := bytes.NewBuffer(make([]byte, 0, d.size+d.size/8+512))
+	if err := json.NewEncoder(buf).Encode(st); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
-	if err := d.WriteFile(FileName, append(data, '\n')); err != nil {
+	if err := d.WriteFile(FileName, buf.Bytes()); err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
 	return nil
