@@ -84,7 +84,10 @@ func EnvNames(content []byte, environ []string) []string {
 // be empty or contain whitespace, "=" or "}}". A template may still change
 // its delimiters with a set-delimiter tag ({{=<% %>=}}).
 //
-// Content holding no opening delimiter is returned unchanged, byte for byte.
+// Content holding no opening delimiter is returned as it is, not copied (a
+// large file without tags costs no second copy of it), with its capacity cut
+// to its length, so that appending to the result never writes into content.
+// Neither may be changed in place while the other is in use.
 // A template whose output would exceed MaxOutput bytes, or whose sections
 // nested over lists would evaluate more than MaxSteps tags, is an error
 // before it has used more than that: a few hundred bytes of nested sections
@@ -96,7 +99,7 @@ func Render(content []byte, data map[string]any, delims []string) ([]byte, error
 		return nil, err
 	}
 	if !bytes.Contains(content, []byte(open)) {
-		return bytes.Clone(content), nil
+		return content[:len(content):len(content)], nil
 	}
 	src := string(content)
 	if open != "{{" || closing != "}}" {

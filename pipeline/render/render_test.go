@@ -258,24 +258,32 @@ func TestRenderSetsLibraryStrict(t *testing.T) {
 	})
 }
 
-// TestRenderReturnsCopy makes sure the result never aliases the input, so a
-// caller may change one without touching the other.
-func TestRenderReturnsCopy(t *testing.T) {
+// TestRenderAliasing: a rendered template is a new slice; content without
+// tags comes back as it is, and appending to it never writes into the input.
+func TestRenderAliasing(t *testing.T) {
 	tests := []struct {
 		name    string
 		content string
+		same    bool
 	}{
-		{name: "no tags", content: "a: 1\n"},
+		{name: "no tags", content: "a: 1\n", same: true},
 		{name: "tags", content: "a: {{port}}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := []byte(tt.content)
+			in := make([]byte, len(tt.content), len(tt.content)+8)
+			copy(in, tt.content)
 			out, err := Render(in, renderTestData(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[0] = 'X'
+			if same := &out[0] == &in[0]; same != tt.same {
+				t.Errorf("result shares the input's memory: %v, want %v", same, tt.same)
+			}
+			_ = append(out, "more"...)
+			if extra := in[len(in):cap(in)]; string(extra[:4]) == "more" {
+				t.Error("appending to the result wrote into the input's spare capacity")
+			}
 			if string(in) != tt.content {
 				t.Errorf("input changed to %q", in)
 			}

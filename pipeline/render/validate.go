@@ -2,10 +2,12 @@ package render
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -63,6 +65,12 @@ func validateYAML(content []byte) error {
 // pairwise rather than through a map: most mappings are small, and this
 // saves an allocation for each.
 const validateYAMLSmall = 8
+
+// validateYAMLLarge is the size from which a mapping's keys are sorted to
+// find a duplicate rather than put in a map: a map of every key of a
+// mapping of 100,000 keys costs megabytes while the document's tree is
+// alive, four bytes a key do the same.
+const validateYAMLLarge = 4096
 
 // validateYAMLKeys refuses a mapping holding the same key twice. Keys are
 // compared as yaml v3 does when it decodes into Go values: same kind and same
@@ -167,6 +175,9 @@ func validateYAMLMapping(n *yaml.Node) error {
 		}
 		return nil
 	}
+	if pairs >= validateYAMLLarge {
+		return validateYAMLSorted(n)
+	}
 	type key struct {
 		kind  yaml.Kind
 		value string
@@ -181,6 +192,44 @@ func validateYAMLMapping(n *yaml.Node) error {
 			return validateYAMLDup(k, p)
 		}
 		seen[key{k.Kind, k.Value}] = k
+	}
+	return nil
+}
+
+// validateYAMLSorted is validateYAMLMapping for a large mapping, with the
+// same result: the first key in document order that repeats an earlier one,
+// and where that earlier one is. The keys' positions are sorted by key and
+// then position, so each key's occurrences are side by side, in order.
+func validateYAMLSorted(n *yaml.Node) error {
+	keys := make([]int32, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode || k.Kind == yaml.AliasNode {
+			keys = append(keys, int32(i))
+		}
+	}
+	slices.SortFunc(keys, func(a, b int32) int {
+		ka, kb := n.Content[a], n.Content[b]
+		return cmp.Or(cmp.Compare(ka.Kind, kb.Kind), strings.Compare(ka.Value, kb.Value), cmp.Compare(a, b))
+	})
+	same := func(i, j int) bool {
+		ki, kj := n.Content[keys[i]], n.Content[keys[j]]
+		return ki.Kind == kj.Kind && ki.Value == kj.Value
+	}
+	var dup, first *yaml.Node // the earliest repeat, and its first occurrence
+	dupAt := int32(-1)
+	for start := 0; start < len(keys); {
+		end := start + 1
+		for end < len(keys) && same(start, end) {
+			end++
+		}
+		if end-start > 1 && (dupAt < 0 || keys[start+1] < dupAt) {
+			dupAt = keys[start+1]
+			dup, first = n.Content[keys[start+1]], n.Content[keys[start]]
+		}
+		start = end
+	}
+	if dup != nil {
+		return validateYAMLDup(dup, first)
 	}
 	return nil
 }

@@ -103,3 +103,43 @@ func TestValidateContent(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateYAMLLargeMapping holds the sorted check of large mappings to
+// the one of small ones: the first key that repeats an earlier one, in
+// document order, and the line of its first occurrence.
+func TestValidateYAMLLargeMapping(t *testing.T) {
+	const n = validateYAMLLarge + 100
+	doc := func(set map[int]string) string {
+		var b strings.Builder
+		for i := range n {
+			k, ok := set[i]
+			if !ok {
+				k = fmt.Sprintf("k%d", i)
+			}
+			fmt.Fprintf(&b, "%s: %d\n", k, i)
+		}
+		return b.String()
+	}
+	cases := []struct {
+		name string
+		set  map[int]string // line index -> key, the others unique
+		want string
+	}{
+		{"no duplicate", nil, ""},
+		{"one repeat", map[int]string{4000: "k10"}, `line 4001: duplicate key "k10" (first at line 11)`},
+		{"earliest repeat wins, not earliest first", map[int]string{100: "a", 50: "b", 3000: "a", 200: "b"}, `line 201: duplicate key "b" (first at line 51)`},
+		{"three times", map[int]string{7: "x", 9: "x", 4090: "x"}, `line 10: duplicate key "x" (first at line 8)`},
+		{"quoted and plain are one key", map[int]string{3: `"k5"`}, `line 6: duplicate key "k5" (first at line 4)`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Validate("yml", []byte(doc(tc.set)))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Validate = %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("Validate = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

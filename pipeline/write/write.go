@@ -23,6 +23,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -163,11 +164,31 @@ func (d *Dest) same(f File) (bool, error) {
 	if !fi.Mode().IsRegular() || fi.Mode()&atomicfile.ModeMask != f.Mode&atomicfile.ModeMask || fi.Size() != int64(len(f.Data)) {
 		return false, nil
 	}
-	data, err := d.root.ReadFile(f.Path)
+	fh, err := d.root.Open(f.Path)
 	if err != nil {
 		return false, err
 	}
-	return bytes.Equal(data, f.Data), nil
+	defer fh.Close()
+	return sameContent(fh, f.Data)
+}
+
+// sameContent reports whether r holds exactly data, reading it a block at a
+// time: a large file is compared without a second copy of it in memory.
+func sameContent(r io.Reader, data []byte) (bool, error) {
+	buf := make([]byte, min(len(data)+1, 64<<10))
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > len(data) || !bytes.Equal(buf[:n], data[:n]) {
+			return false, nil
+		}
+		data = data[n:]
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return len(data) == 0, nil
+		case err != nil:
+			return false, err
+		}
+	}
 }
 
 // RemoveStale removes the temporary files a killed run left beside paths (see

@@ -582,3 +582,37 @@ func TestSymlinkToOutsideDest(t *testing.T) {
 		}
 	})
 }
+
+// TestSameContent compares a reader with bytes a block at a time, across
+// block boundaries and at both ends.
+func TestSameContent(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10000) // 160,000 bytes: three blocks
+	flip := func(i int) []byte {
+		b := bytes.Clone(big)
+		b[i] ^= 1
+		return b
+	}
+	cases := []struct {
+		name  string
+		disk  []byte
+		data  []byte
+		equal bool
+	}{
+		{"both empty", nil, nil, true},
+		{"empty on disk", nil, []byte("a"), false},
+		{"same", big, big, true},
+		{"first byte differs", flip(0), big, false},
+		{"differs in the second block", flip(64<<10 + 5), big, false},
+		{"last byte differs", flip(len(big) - 1), big, false},
+		{"disk holds more", append(bytes.Clone(big), 'x'), big, false},
+		{"disk holds less", big[:len(big)-1], big, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sameContent(bytes.NewReader(tc.disk), tc.data)
+			if err != nil || got != tc.equal {
+				t.Errorf("sameContent = %v, %v; want %v", got, err, tc.equal)
+			}
+		})
+	}
+}
