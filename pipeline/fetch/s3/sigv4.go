@@ -40,9 +40,10 @@ var unsignedHeaders = []string{"authorization", "user-agent", "x-amzn-trace-id",
 
 // sign signs req, a request without a body, for S3 in region with k at
 // time now: it sets X-Amz-Date, X-Amz-Content-Sha256,
-// X-Amz-Security-Token (when k has a session token) and Authorization.
-// Every header of req but unsignedHeaders is signed, and Host: set the
-// headers before signing, and send the request as it is.
+// X-Amz-Security-Token (when k has a session token) and Authorization,
+// and writes the query in its canonical order. Every header of req but
+// unsignedHeaders is signed, and Host: set the headers before signing,
+// and send the request as it is.
 func sign(req *http.Request, k keys, region string, now time.Time) {
 	amzDate := now.UTC().Format(amzDateFormat)
 	day := amzDate[:8] // YYYYMMDD, the date of the credential scope
@@ -58,11 +59,15 @@ func sign(req *http.Request, k keys, region string, now time.Time) {
 	// the port a scheme implies, as clients write it.
 	req.Host = signedHost(req)
 
+	// The query is sent in its canonical form, so what is sent is what is
+	// signed, byte for byte.
+	req.URL.RawQuery = canonicalQuery(req.URL)
+
 	names, headers := canonicalHeaders(req)
 	canonicalRequest := strings.Join([]string{
 		req.Method,
 		canonicalURI(req.URL),
-		canonicalQuery(req.URL),
+		req.URL.RawQuery,
 		headers, // each line ends with "\n", so a blank line follows
 		names,
 		emptyPayloadHash,
