@@ -88,16 +88,6 @@ type Conditions struct {
 	Generation string
 }
 
-// Bounds of what is read, and of the clock.
-const (
-	maxErrorBody = 64 << 10
-	maxListPage  = 16 << 20
-	maxListKeys  = 1000 // S3's largest page
-	// skewThreshold is how far the server's clock may be from the
-	// signing time before a signature error is taken for clock skew.
-	skewThreshold = 4 * time.Minute
-)
-
 // Options configure a Client. The zero value is usable.
 type Options struct {
 	// HTTPClient sends the requests; nil means a client of the Client's
@@ -115,6 +105,16 @@ type Options struct {
 	// connection that failed); zero means 2.
 	Attempts int
 }
+
+// Bounds of what is read, and of the clock.
+const (
+	maxErrorBody = 64 << 10
+	maxListPage  = 16 << 20
+	maxListKeys  = 1000 // S3's largest page
+	// skewThreshold is how far the server's clock may be from the
+	// signing time before a signature error is taken for clock skew.
+	skewThreshold = 4 * time.Minute
+)
 
 // Client reads objects. It is safe for concurrent use.
 type Client struct {
