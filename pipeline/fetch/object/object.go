@@ -50,6 +50,8 @@ var ErrTooLarge = errors.New("object larger than the size limit")
 type Failure struct {
 	Msg  string
 	Kind error
+	// Status is the HTTP status of an error answer, 0 for none.
+	Status int
 }
 
 func (e *Failure) Error() string { return e.Msg }

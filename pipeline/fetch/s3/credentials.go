@@ -15,12 +15,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-
 	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 )
+
+// provider gives credentials.
+type provider interface {
+	retrieve(ctx context.Context) (keys, error)
+}
 
 // credError is a failure to find credentials; its text says where butler
 // looked and never holds a credential.
@@ -40,7 +41,7 @@ type chain struct {
 	imdsTimeout  time.Duration
 
 	mu    sync.Mutex
-	found map[string]aws.CredentialsProvider // by the source's aws_profile
+	found map[string]provider // by the source's aws_profile
 	errs  map[string]error
 }
 
@@ -49,22 +50,22 @@ func newChain(getenv func(string) string, imdsEndpoint string, imdsTimeout time.
 		getenv:       getenv,
 		imdsEndpoint: imdsEndpoint,
 		imdsTimeout:  imdsTimeout,
-		found:        map[string]aws.CredentialsProvider{},
+		found:        map[string]provider{},
 		errs:         map[string]error{},
 	}
 }
 
 // retrieve returns the credentials for a source whose "?aws_profile=" is
 // profile ("" for none).
-func (c *chain) retrieve(ctx context.Context, profile string) (aws.Credentials, error) {
+func (c *chain) retrieve(ctx context.Context, profile string) (keys, error) {
 	p, err := c.provider(ctx, profile)
 	if err != nil {
-		return aws.Credentials{}, err
+		return keys{}, err
 	}
-	return p.Retrieve(ctx)
+	return p.retrieve(ctx)
 }
 
-func (c *chain) provider(ctx context.Context, profile string) (aws.CredentialsProvider, error) {
+func (c *chain) provider(ctx context.Context, profile string) (provider, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.found[profile]; ok {
@@ -85,7 +86,7 @@ func (c *chain) provider(ctx context.Context, profile string) (aws.CredentialsPr
 
 // resolve walks the chain. A profile named by the source or by AWS_PROFILE
 // must exist; the default profile may be missing.
-func (c *chain) resolve(ctx context.Context, profile string) (aws.CredentialsProvider, error) {
+func (c *chain) resolve(ctx context.Context, profile string) (provider, error) {
 	if profile == "" {
 		if k, err := c.fromEnv(); err != nil || k.set() {
 			return static(k), err
@@ -237,7 +238,7 @@ func parseProfile(data []byte, profile string) (k keys, found bool, err error) {
 
 // instanceRole asks the EC2 instance metadata service for the instance
 // role's credentials, within imdsTimeout; it is the last link of the chain.
-func (c *chain) instanceRole(ctx context.Context) (aws.CredentialsProvider, error) {
+func (c *chain) instanceRole(ctx context.Context) (provider, error) {
 	const none = "no AWS credentials: none in the source, the environment (AWS_ACCESS_KEY_ID) or the shared credentials file"
 	if strings.EqualFold(c.getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		return nil, &credError{msg: none + "; the instance role is disabled (AWS_EC2_METADATA_DISABLED)"}
@@ -246,19 +247,16 @@ func (c *chain) instanceRole(ctx context.Context) (aws.CredentialsProvider, erro
 	if endpoint == "" {
 		endpoint = c.getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT")
 	}
-	role := ec2rolecreds.New(func(o *ec2rolecreds.Options) {
-		o.Client = imds.New(imds.Options{Endpoint: endpoint, ClientEnableState: imds.ClientEnabled})
-	})
-	p := &bounded{p: aws.NewCredentialsCache(role), timeout: c.imdsTimeout}
-	if _, err := p.Retrieve(ctx); err != nil {
+	p := newInstanceRole(endpoint, c.imdsTimeout)
+	if _, err := p.retrieve(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		var status interface{ HTTPStatusCode() int }
+		var status *imdsStatusError
 		var op *net.OpError
 		why := neterr.Describe(err)
 		switch {
-		case errors.As(err, &status) && status.HTTPStatusCode() == http.StatusNotFound:
+		case errors.As(err, &status) && status.status == http.StatusNotFound:
 			why = "the instance has none (instance metadata status 404)"
 		case errors.As(err, &op):
 			why = "instance metadata: " + neterr.Describe(err)
@@ -270,23 +268,15 @@ func (c *chain) instanceRole(ctx context.Context) (aws.CredentialsProvider, erro
 	return p, nil
 }
 
-// bounded limits each retrieval of p to timeout.
-type bounded struct {
-	p       aws.CredentialsProvider
-	timeout time.Duration
-}
+// staticKeys are credentials that do not change.
+type staticKeys keys
 
-func (b *bounded) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	return b.p.Retrieve(ctx)
-}
+func (k staticKeys) retrieve(context.Context) (keys, error) { return keys(k), nil }
 
 // static is a provider of fixed keys; nil for no keys.
-func static(k keys) aws.CredentialsProvider {
+func static(k keys) provider {
 	if !k.set() {
 		return nil
 	}
-	cr := aws.Credentials{AccessKeyID: k.id, SecretAccessKey: k.secret, SessionToken: k.token, Source: "butler"}
-	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return cr, nil })
+	return staticKeys(k)
 }

@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,20 +157,34 @@ func TestCredentialChain(t *testing.T) {
 // imdsServer is a fake EC2 instance metadata service (IMDSv2) that gives
 // the role "butler" the key ROLEKEY, or answers as its mode says: "no
 // role" (404), "hang" (never answers; each request is reported on
-// arrived).
+// arrived), "v1 only" (405 to the PUT for a token, and GETs without one).
+// As the real service does, it refuses a PUT without a TTL between 1 and
+// 21600 seconds (400) and a GET without the token (401).
 type imdsServer struct {
 	*httptest.Server
 	mode     atomic.Value // string
+	expires  atomic.Value // time.Time: the Expiration given; zero for 6h from now
 	requests atomic.Int64
 	arrived  chan struct{}
+
+	mu  sync.Mutex
+	log []string // "METHOD path" and " token" when the GET had one
 }
 
 func newIMDS(t *testing.T, mode string) *imdsServer {
 	s := &imdsServer{arrived: make(chan struct{}, 100)}
 	s.mode.Store(mode)
+	s.expires.Store(time.Time{})
 	done := make(chan struct{})
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
+		entry := r.Method + " " + r.URL.Path
+		if r.Header.Get("X-Aws-Ec2-Metadata-Token") != "" {
+			entry += " token"
+		}
+		s.mu.Lock()
+		s.log = append(s.log, entry)
+		s.mu.Unlock()
 		mode := s.mode.Load().(string)
 		switch {
 		case mode == "hang":
@@ -176,19 +193,32 @@ func newIMDS(t *testing.T, mode string) *imdsServer {
 			case <-r.Context().Done():
 			case <-done:
 			}
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" && mode == "v1 only":
+			w.WriteHeader(http.StatusMethodNotAllowed)
 		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
-			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "21600")
+			ttl, err := strconv.Atoi(r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds"))
+			if err != nil || ttl < 1 || ttl > 21600 {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", strconv.Itoa(ttl))
 			_, _ = w.Write([]byte("IMDSTOKEN"))
-		case r.Header.Get("X-Aws-Ec2-Metadata-Token") != "IMDSTOKEN":
+		case r.Method != http.MethodGet:
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		case mode != "v1 only" && r.Header.Get("X-Aws-Ec2-Metadata-Token") != "IMDSTOKEN":
 			w.WriteHeader(http.StatusUnauthorized)
 		case mode == "no role":
 			http.NotFound(w, r)
 		case r.URL.Path == "/latest/meta-data/iam/security-credentials/":
 			_, _ = w.Write([]byte("butler\n"))
 		case r.URL.Path == "/latest/meta-data/iam/security-credentials/butler":
+			expires := s.expires.Load().(time.Time)
+			if expires.IsZero() {
+				expires = time.Now().Add(6 * time.Hour)
+			}
 			_ = json.NewEncoder(w).Encode(map[string]string{
 				"Code": "Success", "AccessKeyId": "ROLEKEY", "SecretAccessKey": "ROLESECRET", "Token": "ROLETOKEN",
-				"Expiration": time.Now().Add(6 * time.Hour).UTC().Format(time.RFC3339),
+				"Expiration": expires.UTC().Format(time.RFC3339),
 			})
 		default:
 			http.NotFound(w, r)
@@ -233,8 +263,8 @@ func TestInstanceRole(t *testing.T) {
 			for i := range 2 { // the second Get asks nothing more
 				start := time.Now()
 				_, err := c.Get(context.Background(), location(t, src), Conditions{}, 10)
-				// The SDK's own timeouts would end a silent metadata
-				// service after about 5s; the bound is 200ms.
+				// A silent metadata service would hold the Get as
+				// long as its context; the bound is 200ms.
 				if d := time.Since(start); d > 3*time.Second {
 					t.Errorf("Get %d took %v", i, d)
 				}
@@ -300,5 +330,93 @@ func TestInstanceRoleCanceledIsNotKept(t *testing.T) {
 	imds.mode.Store("")
 	if _, err := c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); err != nil {
 		t.Fatalf("Get after a canceled one: %v", err)
+	}
+}
+
+// requestLog returns the requests the service saw, and forgets them.
+func (s *imdsServer) requestLog() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	log := s.log
+	s.log = nil
+	return log
+}
+
+func TestInstanceRoleIMDSv2(t *testing.T) {
+	s := newStore(t)
+	s.put(t, "a.yml", []byte("a"))
+	cases := []struct {
+		mode    string
+		wantLog []string
+	}{
+		{mode: "", wantLog: []string{
+			"PUT /latest/api/token",
+			"GET /latest/meta-data/iam/security-credentials/ token",
+			"GET /latest/meta-data/iam/security-credentials/butler token",
+		}},
+		{mode: "v1 only", wantLog: []string{
+			"PUT /latest/api/token",
+			"GET /latest/meta-data/iam/security-credentials/",
+			"GET /latest/meta-data/iam/security-credentials/butler",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run("mode "+tc.mode, func(t *testing.T) {
+			imds := newIMDS(t, tc.mode)
+			c := New(Options{Getenv: testEnv(t, map[string]string{"AWS_EC2_METADATA_DISABLED": ""}), IMDSEndpoint: imds.URL + "/"})
+			if _, err := c.Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); err != nil {
+				t.Fatal(err)
+			}
+			if id, _ := scope(t, s.rec.Last(t)); id != "ROLEKEY" {
+				t.Errorf("signed by %s, want ROLEKEY", id)
+			}
+			if got := imds.requestLog(); !slices.Equal(got, tc.wantLog) {
+				t.Errorf("requests\n got %q\nwant %q", got, tc.wantLog)
+			}
+		})
+	}
+}
+
+func TestInstanceRoleEnvEndpoint(t *testing.T) {
+	s := newStore(t)
+	s.put(t, "a.yml", []byte("a"))
+	imds := newIMDS(t, "")
+	env := testEnv(t, map[string]string{"AWS_EC2_METADATA_DISABLED": "", "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.URL})
+	if _, err := New(Options{Getenv: env}).Get(context.Background(), location(t, s.srv.URL+"/configs/a.yml"), Conditions{}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if imds.requests.Load() != 3 {
+		t.Errorf("instance metadata asked %d times, want 3", imds.requests.Load())
+	}
+}
+
+func TestInstanceRoleRefresh(t *testing.T) {
+	imds := newIMDS(t, "")
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	imds.expires.Store(base.Add(10 * time.Minute))
+	r := newInstanceRole(imds.URL, time.Second)
+	steps := []struct {
+		name      string
+		now       time.Time
+		mode      string
+		wantAsked int
+		wantErr   bool
+	}{
+		{name: "first", now: base, wantAsked: 3},
+		{name: "kept", now: base.Add(4 * time.Minute)},
+		{name: "asked again 5 minutes before the expiry", now: base.Add(6 * time.Minute), wantAsked: 3},
+		{name: "a failed refresh keeps valid keys", now: base.Add(7 * time.Minute), mode: "no role", wantAsked: 2},
+		{name: "expired keys are not kept", now: base.Add(11 * time.Minute), mode: "no role", wantAsked: 2, wantErr: true},
+	}
+	for _, st := range steps {
+		imds.mode.Store(st.mode)
+		r.now = func() time.Time { return st.now }
+		k, err := r.retrieve(context.Background())
+		if st.wantErr != (err != nil) || (err == nil && k.id != "ROLEKEY") {
+			t.Errorf("%s: %+v, %v", st.name, k.id, err)
+		}
+		if n := len(imds.requestLog()); n != st.wantAsked {
+			t.Errorf("%s: %d requests, want %d", st.name, n, st.wantAsked)
+		}
 	}
 }

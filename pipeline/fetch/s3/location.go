@@ -22,8 +22,8 @@ type Location struct {
 	// AWS_DEFAULT_REGION, else us-east-1).
 	Region string
 	// Endpoint is "scheme://host[:port]" of an S3-compatible server, which
-	// is addressed path style; "" for AWS itself, whose endpoint the SDK
-	// derives from the region.
+	// is addressed path style; "" for AWS itself, whose endpoint the
+	// Client derives from the region.
 	Endpoint string
 	// Profile is the shared credentials profile from "?aws_profile=";
 	// "" means AWS_PROFILE, else "default".

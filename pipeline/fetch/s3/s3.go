@@ -17,31 +17,33 @@
 //     fs.ErrNotExist, fs.ErrPermission, context.DeadlineExceeded,
 //     context.Canceled), and never contain a credential.
 //
-// The SDK's config package is not used (its package init alone costs a
-// few milliseconds of every run): ~/.aws/config, SSO, assume-role and
-// credential_process are not read; only static keys are.
+// The AWS SDK is not used (linking its S3 client costs memory and package
+// init time on every run, also on runs without an S3 source): requests go
+// over net/http, signed with Signature Version 4 (sigv4.go), and the
+// instance role's credentials come from IMDSv2 (imds.go). Only static
+// keys are read: ~/.aws/config, SSO, assume-role and credential_process
+// are not.
 package s3
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/hashicorp/go-cleanhttp"
 
 	"github.com/butler-sre/butler/pipeline/fetch/neterr"
@@ -68,7 +70,7 @@ type Options struct {
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
 	// IMDSEndpoint is the EC2 instance metadata service; "" means
-	// AWS_EC2_METADATA_SERVICE_ENDPOINT, else the SDK's default.
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT, else http://169.254.169.254.
 	IMDSEndpoint string
 	// IMDSTimeout bounds each request for the instance role's
 	// credentials; zero means 2s.
@@ -78,11 +80,27 @@ type Options struct {
 	Attempts int
 }
 
+// Bounds of what is read, and of the clock.
+const (
+	maxErrorBody = 64 << 10
+	maxListPage  = 16 << 20
+	maxListKeys  = 1000 // S3's largest page
+	// skewThreshold is how far the server's clock may be from the
+	// signing time before a signature error is taken for clock skew.
+	skewThreshold = 4 * time.Minute
+)
+
 // Client reads objects. It is safe for concurrent use.
 type Client struct {
-	api    *s3sdk.Client
-	getenv func(string) string
-	chain  *chain
+	http     *http.Client
+	getenv   func(string) string
+	chain    *chain
+	attempts int
+	// now is the clock requests are signed by; tests set it.
+	now func() time.Time
+	// skew is how far the servers' clock is ahead of now, in
+	// nanoseconds, once a request was refused for clock skew.
+	skew atomic.Int64
 }
 
 // New returns a Client for opts.
@@ -99,27 +117,12 @@ func New(opts Options) *Client {
 	if opts.Attempts <= 0 {
 		opts.Attempts = defaultAttempts
 	}
-	api := s3sdk.New(s3sdk.Options{
-		HTTPClient: opts.HTTPClient,
-		Region:     "us-east-1", // each request sets its own
-		Retryer: retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = opts.Attempts
-			so.MaxBackoff = maxBackoff
-			so.RateLimiter = ratelimit.None // every file of a run may retry
-		}),
-		// What AWS_REQUEST_CHECKSUM_CALCULATION and
-		// AWS_RESPONSE_CHECKSUM_VALIDATION=when_required set: no checksum
-		// asked for, none expected, and no "Response has no supported
-		// checksum" against servers that send none.
-		RequestChecksumCalculation:                aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation:                aws.ResponseChecksumValidationWhenRequired,
-		DisableLogOutputChecksumValidationSkipped: true,
-		Logger: logging.Nop{},
-	})
 	return &Client{
-		api:    api,
-		getenv: opts.Getenv,
-		chain:  newChain(opts.Getenv, opts.IMDSEndpoint, opts.IMDSTimeout),
+		http:     opts.HTTPClient,
+		getenv:   opts.Getenv,
+		chain:    newChain(opts.Getenv, opts.IMDSEndpoint, opts.IMDSTimeout),
+		attempts: opts.Attempts,
+		now:      time.Now,
 	}
 }
 
@@ -149,64 +152,29 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	if max <= 0 {
 		return Object{}, fmt.Errorf("s3: size limit %d is not positive", max)
 	}
-	in := &s3sdk.GetObjectInput{Bucket: aws.String(loc.Bucket), Key: aws.String(loc.Key)}
+	region := c.region(loc)
+	u := objectURL(loc, region)
 	if loc.VersionID != "" {
-		in.VersionId = aws.String(loc.VersionID)
+		u.RawQuery = "versionId=" + uriEncode(loc.VersionID, false)
 	}
+	header := http.Header{}
 	if cond.ETag != "" {
-		in.IfNoneMatch = aws.String(cond.ETag)
+		header.Set("If-None-Match", cond.ETag)
 	}
-	var used atomic.Pointer[aws.Credentials] // for scrubbing: whatever a server echoes
-	out, err := c.api.GetObject(ctx, in, c.options(loc, &used))
-	scrub := scrubber(loc, &used)
+	resp, scrub, err := c.send(ctx, loc, region, u, header)
 	if err != nil {
-		return failed(ctx, err, scrub)
+		return Object{Status: statusOf(err)}, err
 	}
-	defer func() { _ = out.Body.Close() }()
+	defer func() { _ = resp.Body.Close() }()
 
-	obj := Object{Status: http.StatusOK, ETag: aws.ToString(out.ETag)}
-	if raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response); ok {
-		obj.Status = raw.StatusCode
-	}
-	if out.ContentLength != nil && *out.ContentLength > max {
+	obj := Object{Status: resp.StatusCode, ETag: resp.Header.Get("ETag")}
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return obj, nil
+	case resp.ContentLength > max:
 		return obj, tooLarge(obj.Status, max)
 	}
-	return object.ReadBody(ctx, "s3", obj, out.Body, max, scrub)
-}
-
-// options sets the region, the endpoint and the credentials of a request for
-// loc, and notes in used the credentials it signs with.
-func (c *Client) options(loc Location, used *atomic.Pointer[aws.Credentials]) func(*s3sdk.Options) {
-	own := static(loc.keys)
-	return func(o *s3sdk.Options) {
-		o.Region = c.region(loc)
-		if loc.Endpoint != "" {
-			o.BaseEndpoint = aws.String(loc.Endpoint)
-			o.UsePathStyle = true
-		}
-		o.Credentials = aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
-			var cr aws.Credentials
-			var err error
-			if own != nil {
-				cr, err = own.Retrieve(ctx)
-			} else {
-				cr, err = c.chain.retrieve(ctx, loc.Profile)
-			}
-			if err == nil {
-				used.Store(&cr)
-			}
-			return cr, err
-		})
-	}
-}
-
-// scrubber knows loc's secrets and the credentials a request used.
-func scrubber(loc Location, used *atomic.Pointer[aws.Credentials]) *redact.Scrubber {
-	scrub := redact.NewScrubber(loc.Secrets()...)
-	if cr := used.Load(); cr != nil {
-		scrub.Add(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)
-	}
-	return scrub
+	return object.ReadBody(ctx, "s3", obj, resp.Body, max, scrub)
 }
 
 // List returns the keys under the prefix loc.Key (read as a directory: a
@@ -217,21 +185,26 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	var used atomic.Pointer[aws.Credentials]
-	in := &s3sdk.ListObjectsV2Input{Bucket: aws.String(loc.Bucket), Prefix: aws.String(prefix)}
-	pages := s3sdk.NewListObjectsV2Paginator(c.api, in)
+	region := c.region(loc)
 	var keys []string
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx, c.options(loc, &used))
+	token := ""
+	for {
+		u := bucketURL(loc, region)
+		q := "list-type=2&prefix=" + uriEncode(prefix, false)
+		if token != "" {
+			q += "&continuation-token=" + uriEncode(token, false)
+		}
+		// Ask no more than the limit needs to be found exceeded.
+		if want := limit + 1 - len(keys); want < maxListKeys {
+			q += "&max-keys=" + strconv.Itoa(max(want, 1))
+		}
+		u.RawQuery = q
+		page, err := c.listPage(ctx, loc, region, u)
 		if err != nil {
-			_, ferr := failed(ctx, err, scrubber(loc, &used))
-			if ferr == nil {
-				ferr = errors.New("s3: list: unexpected answer")
-			}
-			return nil, ferr
+			return nil, err
 		}
 		for _, o := range page.Contents {
-			k := strings.TrimPrefix(aws.ToString(o.Key), prefix)
+			k := strings.TrimPrefix(o.Key, prefix)
 			if k == "" || strings.HasSuffix(k, "/") {
 				continue // the prefix itself, or a "directory" marker
 			}
@@ -240,43 +213,281 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 				return nil, fmt.Errorf("s3: more than %d objects under %s", limit, prefix)
 			}
 		}
+		if !page.IsTruncated || page.NextContinuationToken == "" {
+			return keys, nil
+		}
+		if page.NextContinuationToken == token {
+			return nil, fmt.Errorf("s3: list: the store gave the same continuation token twice")
+		}
+		token = page.NextContinuationToken
 	}
-	return keys, nil
+}
+
+// listPage is the part of a ListObjectsV2 answer (ListBucketResult) that
+// List reads.
+type listPage struct {
+	IsTruncated           bool
+	NextContinuationToken string
+	Contents              []struct{ Key string }
+}
+
+// listPage GETs one page of a ListObjectsV2.
+func (c *Client) listPage(ctx context.Context, loc Location, region string, u *url.URL) (listPage, error) {
+	resp, scrub, err := c.send(ctx, loc, region, u, http.Header{})
+	if err != nil {
+		return listPage{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode == http.StatusNotModified {
+		return listPage{}, errors.New("s3: list: unexpected answer")
+	}
+	var page listPage
+	if err := xml.NewDecoder(io.LimitReader(resp.Body, maxListPage)).Decode(&page); err != nil {
+		if neterr.IsTimeout(ctx, err) {
+			return listPage{}, contextError(ctx, err)
+		}
+		return listPage{}, &failure{Msg: scrub.Scrub(fmt.Sprintf("s3 status %d: list: read the answer: %s", resp.StatusCode, neterr.Describe(err)))}
+	}
+	return page, nil
+}
+
+// send GETs u for loc, signed for region, with header; it is tried again
+// (up to Options.Attempts in all) after throttling, a 5xx, a failed
+// connection or a refusal for clock skew. It returns a response of status
+// 2xx or 304, whose body the caller closes, and a scrubber that knows the
+// credentials used; any other answer is an error.
+func (c *Client) send(ctx context.Context, loc Location, region string, u *url.URL, header http.Header) (*http.Response, *redact.Scrubber, error) {
+	scrub := redact.NewScrubber(loc.Secrets()...)
+	for attempt := 1; ; attempt++ {
+		k, err := c.credentials(ctx, loc)
+		if err != nil {
+			return nil, scrub, credFailure(ctx, err, scrub)
+		}
+		scrub.Add(k.id, k.secret, k.token)
+
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, scrub, &failure{Msg: scrub.Scrub("s3: " + err.Error())}
+		}
+		for name, values := range header {
+			req.Header[name] = slices.Clone(values)
+		}
+		// Objects come as stored: no transparent gzip (which would also
+		// hide the length).
+		req.Header.Set("Accept-Encoding", "identity")
+		signedAt := c.now().Add(time.Duration(c.skew.Load()))
+		sign(req, k, region, signedAt)
+
+		resp, err := c.http.Do(req)
+		last := attempt >= c.attempts
+		if err != nil {
+			if !last && retryableError(ctx, err) {
+				if err := pause(ctx); err != nil {
+					return nil, scrub, contextError(ctx, err)
+				}
+				continue
+			}
+			if neterr.IsTimeout(ctx, err) {
+				return nil, scrub, contextError(ctx, err)
+			}
+			return nil, scrub, &failure{Msg: scrub.Scrub("s3: " + neterr.Describe(err))}
+		}
+		if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotModified {
+			return resp, scrub, nil
+		}
+
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		_ = resp.Body.Close()
+		code, message := errorDocument(resp.StatusCode, data)
+		skewed := c.noteSkew(code, resp.Header.Get("Date"), signedAt)
+		if !last && (retryableStatus(resp.StatusCode, code) || skewed) {
+			if err := pause(ctx); err != nil {
+				return nil, scrub, contextError(ctx, err)
+			}
+			continue
+		}
+		return nil, scrub, apiError(resp.StatusCode, code, message, scrub)
+	}
+}
+
+// credentials are those of the source, else of the chain.
+func (c *Client) credentials(ctx context.Context, loc Location) (keys, error) {
+	if loc.keys.set() {
+		return loc.keys, nil
+	}
+	return c.chain.retrieve(ctx, loc.Profile)
+}
+
+// objectURL is the URL of loc's object: path style on a custom endpoint,
+// else on AWS virtual-host style when the bucket name allows it.
+func objectURL(loc Location, region string) *url.URL {
+	u := bucketURL(loc, region)
+	key := "/" + loc.Key
+	if u.Path != "/" {
+		key = u.Path + key
+	}
+	u.Path, u.RawPath = key, uriEncode(key, true)
+	return u
+}
+
+// bucketURL is the URL of loc's bucket, as ListObjectsV2 asks it:
+// "scheme://host/BUCKET" in path style, "https://BUCKET.s3.REGION.SUFFIX/"
+// in virtual-host style.
+func bucketURL(loc Location, region string) *url.URL {
+	if loc.Endpoint != "" {
+		scheme, host, _ := strings.Cut(loc.Endpoint, "://")
+		return &url.URL{Scheme: scheme, Host: host, Path: "/" + loc.Bucket, RawPath: "/" + uriEncode(loc.Bucket, false)}
+	}
+	suffix := dnsSuffix(region)
+	if virtualHostable(loc.Bucket) {
+		return &url.URL{Scheme: "https", Host: loc.Bucket + ".s3." + region + "." + suffix, Path: "/"}
+	}
+	return &url.URL{Scheme: "https", Host: "s3." + region + "." + suffix, Path: "/" + loc.Bucket, RawPath: "/" + uriEncode(loc.Bucket, false)}
+}
+
+// partitionSuffixes are the DNS suffixes of the AWS partitions other than
+// the main one (amazonaws.com, also that of us-gov-*), by region prefix.
+var partitionSuffixes = []struct{ prefix, suffix string }{
+	{"cn-", "amazonaws.com.cn"},
+	{"eusc-", "amazonaws.eu"},
+	{"us-iso-", "c2s.ic.gov"},
+	{"us-isob-", "sc2s.sgov.gov"},
+	{"eu-isoe-", "cloud.adc-e.uk"},
+	{"us-isof-", "csp.hci.ic.gov"},
+}
+
+// dnsSuffix is the domain of S3's endpoints in region.
+func dnsSuffix(region string) string {
+	for _, p := range partitionSuffixes {
+		if strings.HasPrefix(region, p.prefix) {
+			return p.suffix
+		}
+	}
+	return "amazonaws.com"
+}
+
+// virtualHostable reports whether bucket can be a host label of its own
+// (3 to 63 lower-case letters, digits and hyphens, not at either end, and
+// not an IP address). Other names, with dots among them (which TLS
+// certificates of *.s3.REGION.amazonaws.com do not cover), go path style.
+func virtualHostable(bucket string) bool {
+	if len(bucket) < 3 || len(bucket) > 63 || net.ParseIP(bucket) != nil {
+		return false
+	}
+	for i := 0; i < len(bucket); i++ {
+		c := bucket[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-' && i > 0 && i < len(bucket)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// retryableError reports whether a request that failed with err, before
+// any answer, is worth another try: not when ctx ended, nor for a name
+// that does not exist.
+func retryableError(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var dns *net.DNSError
+	return !errors.As(err, &dns) || !dns.IsNotFound
+}
+
+// throttleCodes are the error codes of throttling and of requests that
+// took too long, which may succeed when tried again, whatever the status.
+var throttleCodes = []string{
+	"SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "RequestLimitExceeded",
+	"TooManyRequestsException", "BandwidthLimitExceeded", "RequestTimeout", "RequestTimeoutException",
+}
+
+// retryableStatus reports whether an error answer is worth another try:
+// throttling (429, SlowDown, ...) and server errors (500, 502, 503, 504).
+func retryableStatus(status int, code string) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return slices.Contains(throttleCodes, code)
+}
+
+// skewCodes are the error codes a request signed by a clock far from the
+// server's gets.
+var skewCodes = []string{"RequestTimeTooSkewed", "SignatureDoesNotMatch", "InvalidSignatureException", "AuthFailure", "RequestExpired"}
+
+// noteSkew reports whether an error answer with code was for clock skew: a
+// skew code, and a Date from the server more than skewThreshold away from
+// the signing time. Then later requests are signed by the server's clock.
+func (c *Client) noteSkew(code, date string, signedAt time.Time) bool {
+	if !slices.Contains(skewCodes, code) || date == "" {
+		return false
+	}
+	server, err := http.ParseTime(date)
+	if err != nil {
+		return false
+	}
+	if d := server.Sub(signedAt); d > -skewThreshold && d < skewThreshold {
+		return false
+	}
+	c.skew.Store(int64(server.Sub(c.now())))
+	return true
+}
+
+// pause waits before another try, a random while of at most maxBackoff
+// (at least half of it), or until ctx ends.
+func pause(ctx context.Context) error {
+	t := time.NewTimer(maxBackoff/2 + rand.N(maxBackoff/2))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errorDocument reads the code and message of an S3 error answer
+// (<Error><Code>NoSuchKey</Code><Message>...</Message></Error>); an answer
+// without one (a HEAD, a proxy's page) gives the status text as both
+// ("NotFound", "Not Found").
+func errorDocument(status int, data []byte) (code, message string) {
+	var doc struct {
+		Code    string
+		Message string
+	}
+	if len(bytes.TrimSpace(data)) > 0 && xml.Unmarshal(data, &doc) == nil && (doc.Code != "" || doc.Message != "") {
+		return strings.TrimSpace(doc.Code), strings.TrimSpace(doc.Message)
+	}
+	text := http.StatusText(status)
+	return strings.ReplaceAll(text, " ", ""), text
 }
 
 // failure is the error Get returns (see object.Failure).
 type failure = object.Failure
 
+// statusOf is the HTTP status an error of send came with, 0 for none.
+func statusOf(err error) int {
+	var f *failure
+	if errors.As(err, &f) {
+		return f.Status
+	}
+	return 0
+}
+
 func tooLarge(status int, max int64) *failure { return object.TooLarge("s3", status, max) }
 
-// failed turns an error of GetObject into Get's result: a 304 is not a
-// failure.
-func failed(ctx context.Context, err error, scrub *redact.Scrubber) (Object, error) {
-	var re *awshttp.ResponseError
-	status := 0
-	if errors.As(err, &re) && re.Response != nil {
-		status = re.HTTPStatusCode()
-	}
-	switch {
-	case status == http.StatusNotModified:
-		return Object{Status: status, ETag: re.Response.Header.Get("ETag")}, nil
-	case status == 0 && neterr.IsTimeout(ctx, err):
-		return Object{}, contextError(ctx, err)
-	case status == 0:
-		var ce *credError
-		if errors.As(err, &ce) {
-			return Object{}, &failure{Msg: scrub.Scrub("s3: " + ce.msg)}
-		}
-		return Object{}, &failure{Msg: scrub.Scrub("s3: " + neterr.Describe(err))}
-	}
+// apiError describes an error answer: "s3 status 404: NoSuchKey: The
+// specified key does not exist.", unwrapping to fs.ErrNotExist for 404
+// and fs.ErrPermission for 401 and 403.
+func apiError(status int, code, message string, scrub *redact.Scrubber) *failure {
 	msg := fmt.Sprintf("s3 status %d", status)
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		if code := api.ErrorCode(); code != "" {
-			msg += ": " + code
-		}
-		if m := api.ErrorMessage(); m != "" {
-			msg += ": " + m
+	for _, s := range []string{code, message} {
+		if s != "" {
+			msg += ": " + s
 		}
 	}
 	var kind error
@@ -286,7 +497,19 @@ func failed(ctx context.Context, err error, scrub *redact.Scrubber) (Object, err
 	case http.StatusUnauthorized, http.StatusForbidden:
 		kind = fs.ErrPermission
 	}
-	return Object{Status: status}, &failure{Msg: scrub.Scrub(msg), Kind: kind}
+	return &failure{Msg: scrub.Scrub(msg), Kind: kind, Status: status}
+}
+
+// credFailure describes a failure to find credentials.
+func credFailure(ctx context.Context, err error, scrub *redact.Scrubber) *failure {
+	var ce *credError
+	switch {
+	case neterr.IsTimeout(ctx, err):
+		return contextError(ctx, err)
+	case errors.As(err, &ce):
+		return &failure{Msg: scrub.Scrub("s3: " + ce.msg)}
+	}
+	return &failure{Msg: scrub.Scrub("s3: " + neterr.Describe(err))}
 }
 
 // contextError describes a Get ended by its context or a timeout.

@@ -2,23 +2,26 @@ package s3
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/butler-sre/butler/pipeline/internal/errtest"
-	"github.com/butler-sre/butler/pipeline/internal/loctest"
 	"github.com/butler-sre/butler/pipeline/internal/nettest"
 )
 
@@ -71,7 +74,11 @@ func withKeys() string {
 // location parses a source the way a user writes it, after "s3::".
 func location(t *testing.T, src string) Location {
 	t.Helper()
-	loc, err := ParseLocation(loctest.URL(t, src), nil)
+	u, err := url.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := ParseLocation(u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +95,30 @@ func testEnv(t *testing.T, vars map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
 
+// closedPort returns an address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 // s3Error writes an S3 error document.
 func s3Error(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>1</RequestId></Error>`, code, msg)
+}
+
+// answer is a handler that answers with an S3 error document.
+func answer(status int, code, msg string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s3Error(w, status, code, msg) }
 }
 
 func TestGet(t *testing.T) {
@@ -113,9 +139,21 @@ func TestGet(t *testing.T) {
 		s3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
 	}))
 	t.Cleanup(denying.Close)
+	// bare answers 404 with no error document, as to a HEAD or from a proxy.
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(bare.Close)
 	// unannounced streams a body larger than max without a Content-Length.
-	unannounced := nettest.Unannounced(t, max, "ETag", `"big"`)
-	closed := nettest.ClosedAddr(t)
+	unannounced := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"big"`)
+		for range 4 {
+			_, _ = w.Write(bytes.Repeat([]byte("y"), max/2))
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(unannounced.Close)
+	closed := closedPort(t)
 
 	cases := []struct {
 		name      string
@@ -143,6 +181,8 @@ func TestGet(t *testing.T) {
 			want: Object{Status: 404}, wantErr: "s3 status 404: NoSuchBucket", wantIs: fs.ErrNotExist},
 		{name: "403", src: denying.URL + "/configs/rules.yml",
 			want: Object{Status: 403}, wantErr: "s3 status 403: AccessDenied: Access Denied", wantIs: fs.ErrPermission},
+		{name: "404 without an error document", src: bare.URL + "/configs/rules.yml",
+			want: Object{Status: 404}, wantErr: "s3 status 404: NotFound: Not Found", wantIs: fs.ErrNotExist},
 		{name: "no response", src: "http://" + closed + "/configs/rules.yml",
 			want: Object{Status: 0}, wantErr: "s3: no response: dial tcp " + closed},
 		{name: "larger than max, length announced", src: s.srv.URL + "/configs/big.yml",
@@ -197,43 +237,209 @@ func TestGetAsksNoChecksum(t *testing.T) {
 	if _, err := New(Options{Getenv: testEnv(t, nil)}).Get(context.Background(), location(t, s.srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 100); err != nil {
 		t.Fatal(err)
 	}
-	// With the SDK's default (when_supported) GetObject asks for a
-	// checksum, and logs "Response has no supported checksum" when a
-	// server sends none.
+	// No checksum is asked for: servers that send none must do (the
+	// SDK's default, when_supported, asked for one).
 	if mode := s.rec.Last(t).Header.Get("X-Amz-Checksum-Mode"); mode != "" {
 		t.Errorf("X-Amz-Checksum-Mode %q sent", mode)
 	}
 }
 
 func TestRetries(t *testing.T) {
-	// retried answers 503 to the first failures requests, then 200.
-	retried := func(failures, wantRequests, wantStatus int) func(t *testing.T) {
-		return func(t *testing.T) {
+	slowDown := answer(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+	cases := []struct {
+		name         string
+		failures     int
+		fail         http.HandlerFunc
+		attempts     int
+		wantRequests int
+		wantStatus   int
+		wantErr      string
+	}{
+		{name: "one 503 is retried", failures: 1, fail: slowDown, wantRequests: 2, wantStatus: 200},
+		{name: "two attempts at most", failures: 5, fail: slowDown, wantRequests: 2, wantStatus: 503, wantErr: "s3 status 503: SlowDown: Please reduce your request rate."},
+		{name: "Attempts", failures: 5, fail: slowDown, attempts: 3, wantRequests: 3, wantStatus: 503},
+		{name: "429 is retried", failures: 1, wantRequests: 2, wantStatus: 200,
+			fail: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTooManyRequests) }},
+		{name: "500 is retried", failures: 1, wantRequests: 2, wantStatus: 200,
+			fail: answer(500, "InternalError", "We encountered an internal error.")},
+		{name: "throttling code on a 400 is retried", failures: 1, wantRequests: 2, wantStatus: 200,
+			fail: answer(400, "RequestTimeout", "Your socket connection timed out.")},
+		{name: "a failed connection is retried", failures: 1, wantRequests: 2, wantStatus: 200,
+			fail: func(w http.ResponseWriter, r *http.Request) {
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					_ = conn.Close()
+				}
+			}},
+		{name: "404 is not retried", failures: 1, wantRequests: 1, wantStatus: 404, wantErr: "s3 status 404: NoSuchKey",
+			fail: answer(404, "NoSuchKey", "The specified key does not exist.")},
+		{name: "403 is not retried", failures: 1, wantRequests: 1, wantStatus: 403,
+			fail: answer(403, "AccessDenied", "Access Denied")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			rec := &nettest.Recorder{}
 			srv := httptest.NewServer(rec.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if rec.Count() <= failures {
-					s3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+				if len(rec.All()) <= tc.failures {
+					tc.fail(w, r)
 					return
 				}
 				_, _ = io.WriteString(w, "ok")
 			})))
 			t.Cleanup(srv.Close)
-			got, err := New(Options{Getenv: testEnv(t, nil)}).Get(context.Background(), location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 10)
-			if got.Status != wantStatus {
-				t.Errorf("status %d (%v), want %d", got.Status, err, wantStatus)
+			start := time.Now()
+			got, err := New(Options{Getenv: testEnv(t, nil), Attempts: tc.attempts}).Get(context.Background(), location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 10)
+			if got.Status != tc.wantStatus {
+				t.Errorf("status %d (%v), want %d", got.Status, err, tc.wantStatus)
 			}
-			if n := rec.Count(); n != wantRequests {
-				t.Errorf("%d requests, want %d", n, wantRequests)
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
 			}
+			if n := len(rec.All()); n != tc.wantRequests {
+				t.Errorf("%d requests, want %d", n, tc.wantRequests)
+			}
+			// Each pause is at most 500ms.
+			if d, most := time.Since(start), time.Duration(tc.wantRequests)*(maxBackoff+200*time.Millisecond); d > most {
+				t.Errorf("took %v, more than %v", d, most)
+			}
+		})
+	}
+}
+
+func TestRetryWithinContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := New(Options{Getenv: testEnv(t, nil), Attempts: 5}).Get(ctx, location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 10)
+	if !errors.Is(err, context.DeadlineExceeded) || err.Error() != "s3: timed out" {
+		t.Errorf("error %v, want s3: timed out", err)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("took %v past a 50ms context", d)
+	}
+}
+
+// TestClockSkew: a request refused as RequestTimeTooSkewed is signed again
+// by the server's clock, as the Date of the refusal gives it.
+func TestClockSkew(t *testing.T) {
+	serverNow := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	rec := &nettest.Recorder{}
+	srv := httptest.NewServer(rec.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", serverNow.Format(http.TimeFormat))
+		signed, err := time.Parse(amzDateFormat, r.Header.Get("X-Amz-Date"))
+		if err != nil || signed.Sub(serverNow).Abs() > 15*time.Minute {
+			s3Error(w, http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})))
+	t.Cleanup(srv.Close)
+	c := New(Options{Getenv: testEnv(t, nil)})
+	for i := range 2 { // the second Get is signed right the first time
+		got, err := c.Get(context.Background(), location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 10)
+		if err != nil || string(got.Body) != "ok" {
+			t.Fatalf("Get %d: %+v, %v", i, got, err)
 		}
 	}
-	t.Run("one 503 is retried", retried(1, 2, 200))
-	t.Run("two attempts at most", retried(5, 2, 503))
+	if n := len(rec.All()); n != 3 {
+		t.Errorf("%d requests, want 3", n)
+	}
+}
+
+// TestGetAsStored: an object stored gzip-compressed comes as stored, not
+// unpacked by the HTTP client.
+func TestGetAsStored(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("groups: []\n"))
+	_ = zw.Close()
+	rec := &nettest.Recorder{}
+	srv := httptest.NewServer(rec.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = w.Write(gz.Bytes())
+	})))
+	t.Cleanup(srv.Close)
+	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(context.Background(), location(t, srv.URL+"/configs/rules.yml.gz"+withKeys()), Conditions{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Body, gz.Bytes()) {
+		t.Errorf("body %q, want the gzip bytes as stored", got.Body)
+	}
+	if ae := rec.Last(t).Header.Get("Accept-Encoding"); ae != "identity" {
+		t.Errorf("Accept-Encoding %q, want identity", ae)
+	}
+}
+
+func TestList(t *testing.T) {
+	s := newStore(t)
+	for _, k := range []string{"dir/", "dir/a.yml", "dir/b.yml", "dir/c.yml", "dir/sub/", "dir/sub/d.yml", "dirt.yml", "other/e.yml"} {
+		s.put(t, k, []byte("x"))
+	}
+	cases := []struct {
+		name      string
+		src       string
+		limit     int
+		want      []string
+		wantErr   string
+		wantIs    error
+		wantPages int
+	}{
+		{name: "all under the prefix", src: "/configs/dir", limit: 10, want: []string{"a.yml", "b.yml", "c.yml", "sub/d.yml"}, wantPages: 1},
+		// max-keys is 4, then 1, then 1: "dir/" and "dir/sub/" are skipped.
+		{name: "pages as the limit needs", src: "/configs/dir", limit: 3, wantErr: "s3: more than 3 objects under dir/", wantPages: 3},
+		{name: "a marker skipped", src: "/configs/dir/sub", limit: 5, want: []string{"d.yml"}, wantPages: 1},
+		{name: "missing bucket", src: "/nobucket/dir", limit: 10, wantErr: "s3 status 404: NoSuchBucket", wantIs: fs.ErrNotExist, wantPages: 1},
+	}
+	c := New(Options{Getenv: testEnv(t, nil)})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(s.rec.All())
+			got, err := c.List(context.Background(), location(t, s.srv.URL+tc.src+withKeys()), tc.limit)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("List: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			case tc.wantIs != nil && !errors.Is(err, tc.wantIs):
+				t.Errorf("error %v is not %v", err, tc.wantIs)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("keys %q, want %q", got, tc.want)
+			}
+			reqs := s.rec.All()[before:]
+			if len(reqs) != tc.wantPages {
+				t.Errorf("%d requests, want %d", len(reqs), tc.wantPages)
+			}
+			for i, r := range reqs {
+				if r.Query.Get("list-type") != "2" || (i > 0) != r.Query.Has("continuation-token") {
+					t.Errorf("request %d: query %v", i, r.Query)
+				}
+			}
+		})
+	}
 }
 
 func TestGetEndedByContext(t *testing.T) {
-	srvURL, ctx := nettest.CanceledInBody(t)
-	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srvURL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
+	started := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, "half")
+		w.(http.Flusher).Flush()
+		close(started)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-started
+		cancel()
+	}()
+	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
 	if !errors.Is(err, context.Canceled) || err.Error() != "s3: canceled" {
 		t.Errorf("error %v, want s3: canceled", err)
 	}
@@ -316,7 +522,7 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 	}
 }
 
-// onTheWire records the requests the SDK would send to AWS and answers
+// onTheWire records the requests a Client would send to AWS and answers
 // them itself: nothing is resolved or dialled.
 type onTheWire struct{ rec nettest.Recorder }
 
@@ -345,6 +551,20 @@ func TestRegionOnTheWire(t *testing.T) {
 			wantURL: "configs.s3.eu-west-1.amazonaws.com/dir/a.yml", wantRegion: "eu-west-1"},
 		{name: "virtual host", src: "https://configs.s3.us-west-2.amazonaws.com/a.yml",
 			wantURL: "configs.s3.us-west-2.amazonaws.com/a.yml", wantRegion: "us-west-2"},
+		// What the SDK's endpoint rules gave for the partitions and for
+		// bucket names that cannot be a host label.
+		{name: "China", src: "https://s3.cn-north-1.amazonaws.com.cn/configs/a.yml",
+			wantURL: "configs.s3.cn-north-1.amazonaws.com.cn/a.yml", wantRegion: "cn-north-1"},
+		{name: "GovCloud", src: "https://s3.us-gov-west-1.amazonaws.com/configs/a.yml",
+			wantURL: "configs.s3.us-gov-west-1.amazonaws.com/a.yml", wantRegion: "us-gov-west-1"},
+		{name: "ISO partition", src: "https://s3.amazonaws.com/configs/a.yml?region=us-iso-east-1",
+			wantURL: "configs.s3.us-iso-east-1.c2s.ic.gov/a.yml", wantRegion: "us-iso-east-1"},
+		{name: "dotted bucket, path style", src: "https://s3.eu-west-1.amazonaws.com/my.configs/a.yml",
+			wantURL: "s3.eu-west-1.amazonaws.com/my.configs/a.yml", wantRegion: "eu-west-1"},
+		{name: "dotted bucket in the host", src: "https://my.configs.s3.eu-west-1.amazonaws.com/a.yml",
+			wantURL: "s3.eu-west-1.amazonaws.com/my.configs/a.yml", wantRegion: "eu-west-1"},
+		{name: "bucket not a host label", src: "https://s3.eu-west-1.amazonaws.com/My_Configs/a.yml",
+			wantURL: "s3.eu-west-1.amazonaws.com/My_Configs/a.yml", wantRegion: "eu-west-1"},
 		{name: "custom endpoint, AWS_REGION", src: "http://127.0.0.1:9000/configs/a.yml",
 			env: map[string]string{"AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "eu-south-1"}, wantURL: "127.0.0.1:9000/configs/a.yml", wantRegion: "eu-west-3"},
 		{name: "custom endpoint, AWS_DEFAULT_REGION", src: "http://127.0.0.1:9000/configs/a.yml",
@@ -367,8 +587,8 @@ func TestRegionOnTheWire(t *testing.T) {
 				t.Fatalf("Get: %+v, %v", got, err)
 			}
 			r := wire.rec.Last(t)
-			if got := r.Host + r.Path; got != tc.wantURL {
-				t.Errorf("request to %s, want %s", got, tc.wantURL)
+			if url := r.Host + r.Path; url != tc.wantURL {
+				t.Errorf("request to %s, want %s", url, tc.wantURL)
 			}
 			if _, region := scope(t, r); region != tc.wantRegion {
 				t.Errorf("signed for %s, want %s", region, tc.wantRegion)
