@@ -251,6 +251,17 @@ func (e *runEnv) applied() *config.Config {
 	return cfg
 }
 
+// appliedGood is applied, with the reload of that run taken: it returns the
+// configuration and the prometheus.yml the run wrote, for the tests of a
+// later run that fails.
+func (e *runEnv) appliedGood() (*config.Config, string) {
+	e.t.Helper()
+	cfg := e.applied()
+	good := e.read("prometheus.yml")
+	e.reload.takeCalls()
+	return cfg, good
+}
+
 func (e *runEnv) read(path string) string {
 	e.t.Helper()
 	b, err := os.ReadFile(filepath.Join(e.dest, path))
@@ -277,6 +288,22 @@ func (e *runEnv) metric(name string, labels ...string) float64 {
 		e.t.Fatalf("no series %s%v in the textfile", name, labels)
 	}
 	return v
+}
+
+// wantMetric requires the series name{labels} to have the value want.
+func (e *runEnv) wantMetric(t *testing.T, want float64, name string, labels ...string) {
+	t.Helper()
+	if v := e.metric(name, labels...); v != want {
+		t.Errorf("%s%v = %v, want %v", name, labels, v, want)
+	}
+}
+
+// wantReloads requires n reload calls since the last take of them.
+func (e *runEnv) wantReloads(t *testing.T, n int) {
+	t.Helper()
+	if got := e.reload.takeCalls(); got != n {
+		t.Errorf("reload calls = %d, want %d", got, n)
+	}
 }
 
 func (e *runEnv) lookup(name string, labels ...string) (float64, bool) {
