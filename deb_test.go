@@ -85,7 +85,8 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("conffiles:\n%s", conffiles)
 		}
 		contents := debContents(t, first)
-		for _, w := range debWant(t) {
+		want := debWant(t)
+		for _, w := range want {
 			if got, ok := contents[w.path]; !ok {
 				t.Errorf("the package lacks %s", w.path)
 			} else if got != w.mode+" root/root" {
@@ -93,7 +94,7 @@ func TestDebPackage(t *testing.T) {
 			}
 		}
 		for p := range contents {
-			if !strings.HasSuffix(p, "/") && !debWanted(t, p) {
+			if !strings.HasSuffix(p, "/") && !debWanted(want, p) {
 				t.Errorf("the package holds %s, which is not on the list", p)
 			}
 		}
@@ -299,9 +300,9 @@ func debContents(t *testing.T, deb string) map[string]string {
 	return out
 }
 
-// debWanted tells whether a file belongs in the package.
-func debWanted(t *testing.T, path string) bool {
-	for _, w := range debWant(t) {
+// debWanted tells whether a file is on the list of what the package holds.
+func debWanted(want []debEntry, path string) bool {
+	for _, w := range want {
 		if w.path == path {
 			return true
 		}
