@@ -13,8 +13,8 @@ import (
 // checked against the step's section of the test's steps file and by after.
 type e2eStep struct {
 	name   string
-	before func(t *testing.T)             // the change the step makes; nil: none
-	after  func(t *testing.T, res e2eRun) // checks beyond the steps file; nil: none
+	before func(t *testing.T) // the change the step makes; nil: none
+	after  func(t *testing.T) // checks beyond the steps file; nil: none
 	// cases, when set, are synced one by one after before, instead of one
 	// sync of the step's own; each is a subtest, its section named
 	// "STEP/CASE", and a failed case does not stop the others.
@@ -87,7 +87,7 @@ func e2eRunSteps(t *testing.T, b *e2eButler, m e2eReloads, file string, steps []
 		}
 		b.wantMetrics(t, w.metrics)
 		if s.after != nil {
-			s.after(t, res)
+			s.after(t)
 		}
 	}
 	for _, s := range steps {

@@ -79,7 +79,7 @@ func TestE2EPrometheus(t *testing.T) {
 	var goodConfig string
 	var bootstrap e2eSnapshot
 	var bootConfig string
-	stillGood := func(t *testing.T, _ e2eRun) {
+	stillGood := func(t *testing.T) {
 		good.wantSame(t, dest)
 		prom.wantRunning(t, goodConfig)
 	}
@@ -92,12 +92,12 @@ func TestE2EPrometheus(t *testing.T) {
 			bootstrap = e2eSnap(t, dest)
 			bootConfig = prom.configText(t)
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_unknown_field.yml"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			bootstrap.wantSame(t, dest) // the rule files this run created are gone
 			prom.wantRunning(t, bootConfig)
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
 		}},
-		{name: "first good sync renders, writes and reloads", after: func(t *testing.T, _ e2eRun) {
+		{name: "first good sync renders, writes and reloads", after: func(t *testing.T) {
 			if got, want := e2eRead(t, filepath.Join(dest, "rules", "instance.yml")), e2eFixture(t, "prometheus/rules/instance.yml"); got != want {
 				t.Errorf("rules/instance.yml (template = false) was changed on its way:\n%s", got)
 			}
@@ -117,14 +117,14 @@ func TestE2EPrometheus(t *testing.T) {
 			e2eWantRule(t, rules, "dc-ams1", "JobMissing", map[string]string{"summary": "{{ $labels.job }} has no target in ams1"})
 			keepGood(t)
 		}},
-		{name: "second sync changes nothing", after: func(t *testing.T, _ e2eRun) { good.wantSame(t, dest) }},
+		{name: "second sync changes nothing", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "refused config: last-known-good restored, Prometheus keeps the old one", before: func(t *testing.T) {
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_refused.yml"))
 		}, after: stillGood},
-		{name: "refused content is not reloaded again", after: func(t *testing.T, _ e2eRun) { good.wantSame(t, dest) }},
+		{name: "refused content is not reloaded again", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "fixed source is applied", before: func(t *testing.T) {
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_fixed.yml"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			cfg := prom.config(t)
 			e2eWantPath(t, cfg, "fixed", "global", "external_labels", "tier")
 			e2eWantPath(t, cfg, "node-fixed", "scrape_configs", 0, "job_name")
@@ -136,7 +136,7 @@ func TestE2EPrometheus(t *testing.T) {
 			{name: "invalid PromQL in a rule file", before: src.setFor("/rules/instance.yml", "prometheus/rules/instance_bad_expr.yml"), after: stillGood},
 			{name: "invalid relabel regex", before: src.setFor("/prometheus.yml", "prometheus/prometheus_bad_regex.yml"), after: stillGood},
 		}},
-		{name: "promtool passes the good configuration", after: func(t *testing.T, _ e2eRun) { good.wantSame(t, dest) }},
+		{name: "promtool passes the good configuration", after: func(t *testing.T) { good.wantSame(t, dest) }},
 	})
 }
 
@@ -170,7 +170,7 @@ func TestE2EAlertmanager(t *testing.T) {
 	var good e2eSnapshot
 	var goodConfig string
 	e2eRunSteps(t, b, am, "alertmanager.txt", []e2eStep{
-		{name: "first sync renders, writes and reloads", after: func(t *testing.T, _ e2eRun) {
+		{name: "first sync renders, writes and reloads", after: func(t *testing.T) {
 			if fi, err := os.Stat(filepath.Join(dest, "alertmanager.yml")); err != nil || fi.Mode().Perm() != 0o640 {
 				t.Errorf("alertmanager.yml: mode %v, error %v; want 0640", fi.Mode().Perm(), err)
 			}
@@ -180,17 +180,17 @@ func TestE2EAlertmanager(t *testing.T) {
 			good = e2eSnap(t, dest)
 			goodConfig = am.configText(t)
 		}},
-		{name: "second sync changes nothing", after: func(t *testing.T, _ e2eRun) { good.wantSame(t, dest) }},
+		{name: "second sync changes nothing", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "refused config: last-known-good restored, Alertmanager keeps the old one", before: func(t *testing.T) {
 			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_refused.yml"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			am.wantRunning(t, goodConfig)
 		}},
-		{name: "refused content is not reloaded again", after: func(t *testing.T, _ e2eRun) { good.wantSame(t, dest) }},
+		{name: "refused content is not reloaded again", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "fixed source is applied", before: func(t *testing.T) {
 			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_fixed.yml"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			cfg := am.config(t)
 			e2eWantPath(t, cfg, "sre-fixed", "route", "receiver")
 			e2eWantPath(t, cfg, "http://127.0.0.1:9/ams1/fixed", "receivers", 0, "webhook_configs", 0, "url")
@@ -239,7 +239,7 @@ retries = 0
 		{name: "answered reload", before: func(t *testing.T) {
 			b.writeConfig(t, config(false))
 			src.set("/app.yml", content("1"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			wantFile(t, "1")
 			lkg = b.value(t, `butler_lkg{manager="app"}`)
 			reloadTime = b.value(t, `butler_reload_time{manager="app"}`)
@@ -248,7 +248,7 @@ retries = 0
 			b.writeConfig(t, config(true))
 			ep.hang.Store(true)
 			src.set("/app.yml", content("2"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			wantFile(t, "2")
 			b.wantMetrics(t, map[string]float64{`butler_lkg{manager="app"}`: lkg})
 			if got := b.value(t, `butler_reload_time{manager="app"}`); got <= reloadTime {
@@ -259,12 +259,12 @@ retries = 0
 		{name: "no answer fails the run, the files stay", before: func(t *testing.T) {
 			b.writeConfig(t, config(false))
 			src.set("/app.yml", content("3"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			wantFile(t, "3")
 			b.wantMetrics(t, map[string]float64{`butler_lkg{manager="app"}`: lkg})
 		}},
-		{name: "the next run reloads again though nothing changed", after: func(t *testing.T, _ e2eRun) { wantFile(t, "3") }},
-		{name: "an answer at last: applied", before: func(t *testing.T) { ep.hang.Store(false) }, after: func(t *testing.T, _ e2eRun) {
+		{name: "the next run reloads again though nothing changed", after: func(t *testing.T) { wantFile(t, "3") }},
+		{name: "an answer at last: applied", before: func(t *testing.T) { ep.hang.Store(false) }, after: func(t *testing.T) {
 			wantFile(t, "3")
 			if got := b.value(t, `butler_lkg{manager="app"}`); got <= lkg {
 				t.Errorf("butler_lkg = %v, want later than %v", got, lkg)

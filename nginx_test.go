@@ -102,7 +102,7 @@ timeout = "20s"
 
 	var good e2eSnapshot
 	e2eRunSteps(t, b, nil, "nginx.txt", []e2eStep{
-		{name: "a good change is checked, written, reloaded and served", after: func(t *testing.T, _ e2eRun) {
+		{name: "a good change is checked, written, reloaded and served", after: func(t *testing.T) {
 			nginxWantBody(t, base, "one\n")
 			if got := e2eRead(t, filepath.Join(dest, "nginx.conf")); !strings.Contains(got, "pid "+prefix+"/logs/nginx.pid;") {
 				t.Errorf("nginx.conf is not rendered:\n%s", got)
@@ -111,13 +111,13 @@ timeout = "20s"
 		}},
 		{name: "nginx -t refuses: nothing written, nginx serves the old configuration", before: func(t *testing.T) {
 			src.set("/site.conf", e2eFixture(t, "nginx/site_bad_directive.conf"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			nginxWantBody(t, base, "one\n")
 		}},
 		{name: "nginx refuses at reload: last-known-good put back, nginx serves the old configuration", before: func(t *testing.T) {
 			src.set("/site.conf", e2eFixture(t, "nginx/site_port_taken.conf"))
-		}, after: func(t *testing.T, _ e2eRun) {
+		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			nginxWantBody(t, base, "one\n")
 			if log := e2eRead(t, filepath.Join(prefix, "logs", "error.log")); !strings.Contains(log, vars["taken_port"]+" failed") {
@@ -126,7 +126,7 @@ timeout = "20s"
 		}},
 		{name: "a fixed source is applied and served", before: func(t *testing.T) {
 			src.set("/site.conf", e2eFixture(t, "nginx/site_two.conf"))
-		}, after: func(t *testing.T, _ e2eRun) { nginxWantBody(t, base, "two\n") }},
+		}, after: func(t *testing.T) { nginxWantBody(t, base, "two\n") }},
 	})
 }
 
