@@ -34,6 +34,7 @@ type runRemote struct {
 	hang   map[string]bool          // a path never answers (until the client gives up)
 	auth   map[string][2]string     // a path demands basic auth
 	seen   map[string][]http.Header // request headers by path
+	paths  []string                 // the paths asked for, in order, since the last takePaths
 	srv    *httptest.Server
 }
 
@@ -51,6 +52,7 @@ func (r *runRemote) serve(w http.ResponseWriter, req *http.Request) {
 	status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
 	cred, needAuth := r.auth[req.URL.Path]
 	r.seen[req.URL.Path] = append(r.seen[req.URL.Path], req.Header.Clone())
+	r.paths = append(r.paths, req.URL.Path)
 	r.mu.Unlock()
 	if hang {
 		<-req.Context().Done()
@@ -87,6 +89,15 @@ func (r *runRemote) fail(path string, status int) {
 }
 
 func (r *runRemote) url(path string) string { return r.srv.URL + path }
+
+// takePaths returns the paths asked for since the last take, in order.
+func (r *runRemote) takePaths() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.paths
+	r.paths = nil
+	return p
+}
 
 // runReloader is a reload endpoint that answers a programmed status and counts calls.
 type runReloader struct {

@@ -266,23 +266,13 @@ subject = "[cfg]"
 }
 
 func TestRunHeartbeat(t *testing.T) {
-	var mu sync.Mutex
-	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		paths = append(paths, r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
-	take := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		out := strings.Join(paths, " ")
-		paths = nil
-		return out
+	ping := newRunRemote(t)
+	for _, p := range []string{"/ping/abc/start", "/ping/abc", "/ping/abc/fail"} {
+		ping.set(p, "")
 	}
+	take := func() string { return strings.Join(ping.takePaths(), " ") }
 	e := newRunEnv(t)
-	cfg := e.parse(e.config("") + fmt.Sprintf("\n[notify]\nping_url = %q\n", srv.URL+"/ping/abc"))
+	cfg := e.parse(e.config("") + fmt.Sprintf("\n[notify]\nping_url = %q\n", ping.url("/ping/abc")))
 	_, err := e.run(cfg, nil)
 	wantNoErr(t, err)
 	if got := take(); got != "/ping/abc/start /ping/abc" {
@@ -295,7 +285,7 @@ func TestRunHeartbeat(t *testing.T) {
 		t.Errorf("failed run pinged %q", got)
 	}
 	// A dead heartbeat never fails the run.
-	srv.Close()
+	ping.srv.Close()
 	e.remote.fail("/rules/a.yml", 0)
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)
