@@ -16,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/butler-sre/butler/textfile"
 )
 
 const (
@@ -123,12 +121,7 @@ func TestConcurrentRuns(t *testing.T) {
 		if data, err := os.ReadFile(filepath.Join(stateDir, "state.json")); err != nil || !json.Valid(data) {
 			t.Errorf("round %d: state.json is not valid JSON (%v)", r, err)
 		}
-		fams, err := textfile.ReadFile(prom)
-		if err != nil {
-			t.Fatalf("round %d: %v", r, err)
-		}
-		fam, _ := textfile.Find(fams, "butler_run_success")
-		if v, ok := fam.Value(nil); !ok || v != 1 {
+		if v, ok := textfileValue(t, prom, "butler_run_success", nil); !ok || v != 1 {
 			t.Errorf("round %d: butler_run_success = %v (present %v), want 1", r, v, ok)
 		}
 	}

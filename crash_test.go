@@ -492,10 +492,6 @@ func (e *crashEnv) checkInStep(v byte, out *bytes.Buffer) {
 	if got, err := e.lkgVersion(); err != nil || got != v {
 		t.Errorf("after a complete run, the last-known-good copy is version %q (%v), want %c\n%s", got, err, v, out)
 	}
-	fams, err := textfile.ReadFile(e.textfile)
-	if err != nil {
-		t.Fatalf("after a complete run: %v", err)
-	}
 	for _, want := range []struct {
 		name   string
 		labels textfile.Labels
@@ -503,8 +499,7 @@ func (e *crashEnv) checkInStep(v byte, out *bytes.Buffer) {
 		{"butler_run_success", nil},
 		{"butler_manager_success", textfile.L("manager", crashManager)},
 	} {
-		fam, _ := textfile.Find(fams, want.name)
-		if got, ok := fam.Value(want.labels); !ok || got != 1 {
+		if got, ok := textfileValue(t, e.textfile, want.name, want.labels); !ok || got != 1 {
 			t.Errorf("after a complete run, %s%v = %v (present %v), want 1", want.name, want.labels, got, ok)
 		}
 	}

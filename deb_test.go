@@ -20,26 +20,29 @@ import (
 	"time"
 )
 
-// debWant is what the package must hold: path -> tar mode string and type
-// (as dpkg-deb --contents prints them) and whether it is a conffile.
-var debWant = []struct {
+// debEntry is a path the package must hold: its tar mode string and type (as
+// dpkg-deb --contents prints them) and whether it is a conffile.
+type debEntry struct {
 	path, mode string
 	conffile   bool
-}{
-	{"/usr/bin/butler", "-rwxr-xr-x", false},
-	{"/lib/systemd/system/butler.service", "-rw-r--r--", false},
-	{"/lib/systemd/system/butler.timer", "-rw-r--r--", false},
-	{"/etc/butler/butler.toml", "-rw-r-----", true},
-	{"/etc/butler/butler.env", "-rw-------", true},
-	{"/var/lib/butler/", "drwx------", false},
-	{"/usr/libexec/butler/nginx-reload", "-rwxr-xr-x", false},
-	{"/usr/share/man/man1/butler.1.gz", "-rw-r--r--", false},
-	{"/usr/share/bash-completion/completions/butler", "-rw-r--r--", false},
-	{"/usr/share/zsh/vendor-completions/_butler", "-rw-r--r--", false},
-	{"/usr/share/fish/vendor_completions.d/butler.fish", "-rw-r--r--", false},
-	{"/usr/share/doc/butler/butler-alerts.yml", "-rw-r--r--", false},
-	{"/usr/share/doc/butler/butler.cron", "-rw-r--r--", false},
-	{"/usr/share/doc/butler/examples/nginx.toml", "-rw-r--r--", false},
+}
+
+// debWant is what the package must hold, as testdata/deb/contents.txt lists it.
+func debWant(t *testing.T) []debEntry {
+	t.Helper()
+	var want []debEntry
+	for i, line := range strings.Split(e2eRead(t, filepath.Join("testdata", "deb", "contents.txt")), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
+			continue
+		case len(f) == 2, len(f) == 3 && f[2] == "conffile":
+			want = append(want, debEntry{path: f[0], mode: f[1], conffile: len(f) == 3})
+		default:
+			t.Fatalf("testdata/deb/contents.txt:%d: want PATH MODE [conffile]: %q", i+1, line)
+		}
+	}
+	return want
 }
 
 func TestDebPackage(t *testing.T) {
@@ -82,7 +85,8 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("conffiles:\n%s", conffiles)
 		}
 		contents := debContents(t, first)
-		for _, w := range debWant {
+		want := debWant(t)
+		for _, w := range want {
 			if got, ok := contents[w.path]; !ok {
 				t.Errorf("the package lacks %s", w.path)
 			} else if got != w.mode+" root/root" {
@@ -90,7 +94,7 @@ func TestDebPackage(t *testing.T) {
 			}
 		}
 		for p := range contents {
-			if !strings.HasSuffix(p, "/") && !debWanted(p) {
+			if !strings.HasSuffix(p, "/") && !debWanted(want, p) {
 				t.Errorf("the package holds %s, which is not on the list", p)
 			}
 		}
@@ -117,7 +121,7 @@ func TestDebPackage(t *testing.T) {
 		if got := debRun(t, "/usr/bin/butler", "version"); !strings.HasPrefix(got, "butler "+describe+" ") {
 			t.Errorf("butler version: %q, want butler %s", got, describe)
 		}
-		for _, w := range debWant {
+		for _, w := range debWant(t) {
 			info, err := os.Lstat(w.path)
 			if err != nil {
 				t.Errorf("not installed: %v", err)
@@ -296,9 +300,9 @@ func debContents(t *testing.T, deb string) map[string]string {
 	return out
 }
 
-// debWanted tells whether a file belongs in the package.
-func debWanted(path string) bool {
-	for _, w := range debWant {
+// debWanted tells whether a file is on the list of what the package holds.
+func debWanted(want []debEntry, path string) bool {
+	for _, w := range want {
 		if w.path == path {
 			return true
 		}

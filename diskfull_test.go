@@ -301,12 +301,7 @@ func TestDiskFull(t *testing.T) {
 			e.checkFiles("after freeing the space, the last-known-good copy", filepath.Join(e.stateDir, "lkg", diskManager), 2)
 			e.checkReadable("after freeing the space")
 			e.checkNoTemporaries("after freeing the space")
-			fams, err := textfile.ReadFile(e.textfile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fam, _ := textfile.Find(fams, "butler_run_success")
-			if v, ok := fam.Value(nil); !ok || v != 1 {
+			if v, ok := textfileValue(t, e.textfile, "butler_run_success", nil); !ok || v != 1 {
 				t.Errorf("after freeing the space, butler_run_success = %v (present %v), want 1", v, ok)
 			}
 		})

@@ -17,6 +17,23 @@ func e2eRulesFile(group string) string {
 	return fmt.Sprintf("groups:\n  - name: %s\n    rules:\n      - alert: %sAlive\n        expr: vector(1)\n", group, group)
 }
 
+// e2ePromManager is the butler.toml of the manager prometheus: its dest,
+// prometheus.yml from source as it is (not a template), the tables of more,
+// and reloads through prom.
+func e2ePromManager(dest, source string, prom *e2eServer, more string) string {
+	return fmt.Sprintf(`
+[managers.prometheus]
+dest = %q
+
+[[managers.prometheus.files]]
+source   = %q
+template = false
+%s
+[managers.prometheus.reload]
+url = %q
+`, dest, source, more, prom.url+"/-/reload")
+}
+
 // TestE2EPrometheusRuleDirectory: the real Prometheus loads rules/*.yml from
 // a directory source. A rules file removed upstream is removed from dest and
 // Prometheus stops loading its group after the reload; a reload Prometheus
@@ -28,14 +45,10 @@ func TestE2EPrometheusRuleDirectory(t *testing.T) {
 	nodeBin := needProgram(t, "prometheus-node-exporter")
 	root := t.TempDir()
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
-	dest := filepath.Join(root, "etc", "prometheus")
-	e2eWriteFile(t, filepath.Join(dest, "prometheus.yml"), e2eFixture(t, "prometheus/bootstrap.yml"))
+	dest := e2eNewDest(t, root, "prometheus")
 	operator := filepath.Join(dest, "rules", "operator.txt")
 	e2eWriteFile(t, operator, "not a rules file: butler must leave it\n")
-	prom := e2eNewPrometheus(e2eStartProgram(t, promBin, func(addr string) []string {
-		return []string{"--web.enable-lifecycle", "--config.file=" + filepath.Join(dest, "prometheus.yml"),
-			"--storage.tsdb.path=" + filepath.Join(root, "tsdb"), "--web.listen-address=" + addr}
-	}, "/-/ready"))
+	prom := e2eStartPrometheus(t, promBin, root, dest)
 
 	store := filepath.Join(root, "store")
 	good := "global:\n  evaluation_interval: 15s\nrule_files:\n  - rules/*.yml\n"
@@ -44,23 +57,13 @@ func TestE2EPrometheusRuleDirectory(t *testing.T) {
 	e2eWriteFile(t, filepath.Join(store, "rules", "disk.yml"), e2eRulesFile("disk"))
 
 	b := e2eNewButler(t, root, node)
-	b.writeConfig(t, fmt.Sprintf(`
-[managers.prometheus]
-dest = %q
-
-[[managers.prometheus.files]]
-source   = %q
-template = false
-
+	b.writeConfig(t, e2ePromManager(dest, filepath.Join(store, "prometheus.yml"), prom, fmt.Sprintf(`
 [[managers.prometheus.dirs]]
 source   = %q
 path     = "rules"
 include  = ["*.yml"]
 template = false
-
-[managers.prometheus.reload]
-url = %q
-`, dest, filepath.Join(store, "prometheus.yml"), filepath.Join(store, "rules"), prom.url+"/-/reload"))
+`, filepath.Join(store, "rules"))))
 	groups := func() []string {
 		var names []string
 		for g := range e2ePromRules(t, prom.url) {
@@ -117,12 +120,8 @@ func TestE2EPrometheusSignedConfiguration(t *testing.T) {
 	key := minisigntest.NewPair(t, tool)
 	root := t.TempDir()
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
-	dest := filepath.Join(root, "etc", "prometheus")
-	e2eWriteFile(t, filepath.Join(dest, "prometheus.yml"), e2eFixture(t, "prometheus/bootstrap.yml"))
-	prom := e2eNewPrometheus(e2eStartProgram(t, promBin, func(addr string) []string {
-		return []string{"--web.enable-lifecycle", "--config.file=" + filepath.Join(dest, "prometheus.yml"),
-			"--storage.tsdb.path=" + filepath.Join(root, "tsdb"), "--web.listen-address=" + addr}
-	}, "/-/ready"))
+	dest := e2eNewDest(t, root, "prometheus")
+	prom := e2eStartPrometheus(t, promBin, root, dest)
 	src := e2eNewSources(t)
 	publish := func(body string, at time.Time) {
 		src.set("/prometheus.yml", body)
@@ -134,20 +133,10 @@ func TestE2EPrometheusSignedConfiguration(t *testing.T) {
 	v1sig := src.get("/prometheus.yml.minisig")
 
 	b := e2eNewButler(t, root, node)
-	b.writeConfig(t, fmt.Sprintf(`
-[managers.prometheus]
-dest = %q
-
-[[managers.prometheus.files]]
-source   = %q
-template = false
-
+	b.writeConfig(t, e2ePromManager(dest, src.url("/prometheus.yml"), prom, fmt.Sprintf(`
 [managers.prometheus.verify]
 minisign_keys = [%q]
-
-[managers.prometheus.reload]
-url = %q
-`, dest, src.url("/prometheus.yml"), key.Pub, prom.url+"/-/reload"))
+`, key.Pub)))
 
 	b.sync(t).wantCode(t, 0)
 	if got := prom.configText(t); !strings.Contains(got, "scrape_interval: 11s") {

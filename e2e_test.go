@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cbroglie/mustache"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -56,17 +57,9 @@ func TestE2EPrometheus(t *testing.T) {
 	nodeBin := needProgram(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
-	dest := filepath.Join(root, "etc", "prometheus")
-	e2eWriteFile(t, filepath.Join(dest, "prometheus.yml"), e2eFixture(t, "prometheus/bootstrap.yml"))
+	dest := e2eNewDest(t, root, "prometheus")
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
-	prom := e2eNewPrometheus(e2eStartProgram(t, promBin, func(addr string) []string {
-		return []string{
-			"--web.enable-lifecycle",
-			"--config.file=" + filepath.Join(dest, "prometheus.yml"),
-			"--storage.tsdb.path=" + filepath.Join(root, "tsdb"),
-			"--web.listen-address=" + addr,
-		}
-	}, "/-/ready"))
+	prom := e2eStartPrometheus(t, promBin, root, dest)
 
 	src := e2eNewSources(t)
 	src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
@@ -75,70 +68,36 @@ func TestE2EPrometheus(t *testing.T) {
 
 	b := e2eNewButler(t, root, node)
 	config := func(check string) string {
-		return fmt.Sprintf(`
-[vars]
-datacenter = "ams1"
-
-[managers.prometheus]
-dest = %q
-vars = { role = "edge", job = "node", target = %q }
-%s
-
-[[managers.prometheus.files]]
-source = %q
-
-[[managers.prometheus.files]]
-source   = %q
-path     = "rules/instance.yml"
-template = false
-
-[[managers.prometheus.files]]
-source = %q
-path   = "rules/dc.yml"
-delims = ["[[", "]]"]
-
-[managers.prometheus.reload]
-url     = %q
-timeout = "10s"
-`, dest, strings.TrimPrefix(node, "http://"), check,
-			src.url("/prometheus.yml"), src.url("/rules/instance.yml"), src.url("/rules/dc.yml"),
-			prom.url+"/-/reload")
+		return e2eRender(t, "prometheus/butler.toml", map[string]string{
+			"dest": dest, "target": strings.TrimPrefix(node, "http://"), "check": check,
+			"source": src.url(""), "reload": prom.url + "/-/reload",
+		})
 	}
 	b.writeConfig(t, config(""))
 
 	var good e2eSnapshot // the files of the last applied configuration
 	var goodConfig string
-
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
-		{"refused first sync: no last-known-good yet, the files from before are put back", func(t *testing.T) {
-			bootstrap := e2eSnap(t, dest)
-			bootConfig := prom.configText(t)
+	var bootstrap e2eSnapshot
+	var bootConfig string
+	stillGood := func(t *testing.T) {
+		good.wantSame(t, dest)
+		prom.wantRunning(t, goodConfig)
+	}
+	keepGood := func(t *testing.T) {
+		good = e2eSnap(t, dest)
+		goodConfig = prom.configText(t)
+	}
+	e2eRunSteps(t, b, prom, "prometheus.txt", []e2eStep{
+		{name: "refused first sync: no last-known-good yet, the files from before are put back", before: func(t *testing.T) {
+			bootstrap = e2eSnap(t, dest)
+			bootConfig = prom.configText(t)
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_unknown_field.yml"))
-			res := b.sync(t)
-			res.wantCode(t, 1)
-			res.wantStderr(t, "manager prometheus", "500", "field bogus not found")
+		}, after: func(t *testing.T) {
 			bootstrap.wantSame(t, dest) // the rule files this run created are gone
 			prom.wantRunning(t, bootConfig)
-			prom.wantReloads(t, 1)
-			prom.wantLastReloadOK(t, 0)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="prometheus"}`:         500,
-				`butler_reload_failures_total{manager="prometheus"}`: 1,
-				`butler_lkg_restores_total{manager="prometheus"}`:    0,
-				`butler_manager_success{manager="prometheus"}`:       0,
-				`butler_run_success`:                                 0,
-			})
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
 		}},
-		{"first good sync renders, writes and reloads", func(t *testing.T) {
-			res := b.sync(t, "--log-format", "json")
-			res.wantCode(t, 0)
-			res.wantJSONLog(t, map[string]string{"manager": "prometheus", "file": "prometheus.yml", "phase": "write"})
-			res.wantJSONLog(t, map[string]string{"manager": "prometheus", "phase": "reload"})
-
+		{name: "first good sync renders, writes and reloads", after: func(t *testing.T) {
 			if got, want := e2eRead(t, filepath.Join(dest, "rules", "instance.yml")), e2eFixture(t, "prometheus/rules/instance.yml"); got != want {
 				t.Errorf("rules/instance.yml (template = false) was changed on its way:\n%s", got)
 			}
@@ -156,124 +115,29 @@ timeout = "10s"
 			rules := e2ePromRules(t, prom.url)
 			e2eWantRule(t, rules, "instance", "InstanceDown", map[string]string{"summary": "{{ $labels.instance }} is down"})
 			e2eWantRule(t, rules, "dc-ams1", "JobMissing", map[string]string{"summary": "{{ $labels.job }} has no target in ams1"})
-
-			prom.wantReloads(t, 2)
-			prom.wantLastReloadOK(t, 1)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="prometheus"}`:                                     200,
-				`butler_manager_success{manager="prometheus"}`:                                   1,
-				`butler_run_success`:                                                             1,
-				`butler_write{file="rules/dc.yml",manager="prometheus"}`:                         1,
-				`butler_cfg_render{file="prometheus.yml",manager="prometheus",method="yml"}`:     1,
-				`butler_cfg_mustache{file="rules/instance.yml",manager="prometheus"}`:            1,
-				`butler_remote_status{file="rules/instance.yml",manager="prometheus"}`:           200,
-				`butler_reloads_total{manager="prometheus"}`:                                     2,
-				`butler_lkg_restores_total{manager="prometheus"}`:                                0,
-				`butler_remote_fetch_failures_total{file="prometheus.yml",manager="prometheus"}`: 0,
-			})
-			b.wantSeries(t, `butler_lkg{manager="prometheus"}`)
-			good = e2eSnap(t, dest)
-			goodConfig = prom.configText(t)
+			keepGood(t)
 		}},
-		{"second sync changes nothing", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 0)
-			prom.wantReloads(t, 2)
-			good.wantSame(t, dest)
-		}},
-		{"refused config: last-known-good restored, Prometheus keeps the old one", func(t *testing.T) {
+		{name: "second sync changes nothing", after: func(t *testing.T) { good.wantSame(t, dest) }},
+		{name: "refused config: last-known-good restored, Prometheus keeps the old one", before: func(t *testing.T) {
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_refused.yml"))
-			res := b.sync(t)
-			res.wantCode(t, 1)
-			res.wantStderr(t, "manager prometheus", "500")
-			good.wantSame(t, dest)
-			prom.wantRunning(t, goodConfig)
-			prom.wantReloads(t, 3)
-			prom.wantLastReloadOK(t, 0)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="prometheus"}`:         500,
-				`butler_lkg_restores_total{manager="prometheus"}`:    1,
-				`butler_reload_failures_total{manager="prometheus"}`: 2,
-				`butler_manager_success{manager="prometheus"}`:       0,
-				`butler_run_success`:                                 0,
-			})
-		}},
-		{"refused content is not reloaded again", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 1)
-			res.wantStderr(t, "manager prometheus", "refused")
-			good.wantSame(t, dest)
-			prom.wantReloads(t, 3)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="prometheus"}`:      500,
-				`butler_lkg_restores_total{manager="prometheus"}`: 1,
-				`butler_reloads_total{manager="prometheus"}`:      3,
-				`butler_manager_success{manager="prometheus"}`:    0,
-				`butler_run_success`:                              0,
-			})
-		}},
-		{"fixed source is applied", func(t *testing.T) {
+		}, after: stillGood},
+		{name: "refused content is not reloaded again", after: func(t *testing.T) { good.wantSame(t, dest) }},
+		{name: "fixed source is applied", before: func(t *testing.T) {
 			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_fixed.yml"))
-			res := b.sync(t)
-			res.wantCode(t, 0)
+		}, after: func(t *testing.T) {
 			cfg := prom.config(t)
 			e2eWantPath(t, cfg, "fixed", "global", "external_labels", "tier")
 			e2eWantPath(t, cfg, "node-fixed", "scrape_configs", 0, "job_name")
-			prom.wantReloads(t, 4)
-			prom.wantLastReloadOK(t, 1)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="prometheus"}`:      200,
-				`butler_lkg_restores_total{manager="prometheus"}`: 1,
-				`butler_manager_success{manager="prometheus"}`:    1,
-				`butler_run_success`:                              1,
-			})
-			good = e2eSnap(t, dest)
-			goodConfig = prom.configText(t)
+			keepGood(t)
 		}},
-		{"promtool as check stops bad configurations before they are written", func(t *testing.T) {
+		{name: "promtool as check stops bad configurations before they are written", before: func(t *testing.T) {
 			b.writeConfig(t, config(fmt.Sprintf("check = [%q, \"check\", \"config\", \"prometheus.yml\"]", promtool)))
-			cases := []struct {
-				name, path, fixture, stderr string
-			}{
-				{"invalid PromQL in a rule file", "/rules/instance.yml", "prometheus/rules/instance_bad_expr.yml", "could not parse expression"},
-				{"invalid relabel regex", "/prometheus.yml", "prometheus/prometheus_bad_regex.yml", "error parsing regexp"},
-			}
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					before := src.get(c.path)
-					t.Cleanup(func() { src.set(c.path, before) })
-					src.set(c.path, e2eFixture(t, c.fixture))
-					res := b.sync(t, "--log-format", "json")
-					res.wantCode(t, 1)
-					res.wantStderr(t, c.stderr)
-					res.wantJSONLog(t, map[string]string{"manager": "prometheus", "phase": "check"})
-					good.wantSame(t, dest)
-					prom.wantReloads(t, 4)
-					prom.wantRunning(t, goodConfig)
-					b.wantMetrics(t, map[string]float64{
-						`butler_reload_status{manager="prometheus"}`:   200,
-						`butler_manager_success{manager="prometheus"}`: 0,
-						`butler_run_success`:                           0,
-					})
-				})
-			}
+		}, cases: []e2eStep{
+			{name: "invalid PromQL in a rule file", before: src.setFor("/rules/instance.yml", "prometheus/rules/instance_bad_expr.yml"), after: stillGood},
+			{name: "invalid relabel regex", before: src.setFor("/prometheus.yml", "prometheus/prometheus_bad_regex.yml"), after: stillGood},
 		}},
-		{"promtool passes the good configuration", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 0)
-			good.wantSame(t, dest)
-			prom.wantReloads(t, 4)
-			b.wantMetrics(t, map[string]float64{
-				`butler_manager_success{manager="prometheus"}`: 1,
-				`butler_run_success`:                           1,
-			})
-		}},
-	}
-	for _, s := range steps {
-		if !t.Run(s.name, s.run) {
-			t.FailNow() // the next steps build on this one
-		}
-	}
+		{name: "promtool passes the good configuration", after: func(t *testing.T) { good.wantSame(t, dest) }},
+	})
 }
 
 // TestE2EAlertmanager syncs a running Alertmanager through a good configuration,
@@ -285,8 +149,7 @@ func TestE2EAlertmanager(t *testing.T) {
 	nodeBin := needProgram(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
-	dest := filepath.Join(root, "etc", "alertmanager")
-	e2eWriteFile(t, filepath.Join(dest, "alertmanager.yml"), e2eFixture(t, "alertmanager/bootstrap.yml"))
+	dest := e2eNewDest(t, root, "alertmanager")
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
 	am := e2eNewAlertmanager(e2eStartProgram(t, amBin, func(addr string) []string {
 		return []string{
@@ -300,106 +163,39 @@ func TestE2EAlertmanager(t *testing.T) {
 	src := e2eNewSources(t)
 	src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager.yml"))
 	b := e2eNewButler(t, root, node)
-	b.writeConfig(t, fmt.Sprintf(`
-[vars]
-datacenter = "ams1"
-
-[managers.alertmanager]
-dest = %q
-vars = { team = "sre" }
-
-[[managers.alertmanager.files]]
-source = %q
-mode   = "0640"
-
-[managers.alertmanager.reload]
-url = %q
-`, dest, src.url("/alertmanager.yml"), am.url+"/-/reload"))
+	b.writeConfig(t, e2eRender(t, "alertmanager/butler.toml", map[string]string{
+		"dest": dest, "source": src.url(""), "reload": am.url + "/-/reload",
+	}))
 
 	var good e2eSnapshot
 	var goodConfig string
-
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
-		{"first sync renders, writes and reloads", func(t *testing.T) {
-			res := b.sync(t, "--log-format", "json")
-			res.wantCode(t, 0)
-			res.wantJSONLog(t, map[string]string{"manager": "alertmanager", "file": "alertmanager.yml", "phase": "write"})
+	e2eRunSteps(t, b, am, "alertmanager.txt", []e2eStep{
+		{name: "first sync renders, writes and reloads", after: func(t *testing.T) {
 			if fi, err := os.Stat(filepath.Join(dest, "alertmanager.yml")); err != nil || fi.Mode().Perm() != 0o640 {
 				t.Errorf("alertmanager.yml: mode %v, error %v; want 0640", fi.Mode().Perm(), err)
 			}
 			cfg := am.config(t)
 			e2eWantPath(t, cfg, "sre-pager", "route", "receiver")
 			e2eWantPath(t, cfg, "http://127.0.0.1:9/ams1", "receivers", 0, "webhook_configs", 0, "url")
-			am.wantReloads(t, 1)
-			am.wantLastReloadOK(t, 1)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="alertmanager"}`:   200,
-				`butler_manager_success{manager="alertmanager"}`: 1,
-				`butler_run_success`:                             1,
-			})
 			good = e2eSnap(t, dest)
 			goodConfig = am.configText(t)
 		}},
-		{"second sync changes nothing", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 0)
-			am.wantReloads(t, 1)
-			good.wantSame(t, dest)
-		}},
-		{"refused config: last-known-good restored, Alertmanager keeps the old one", func(t *testing.T) {
+		{name: "second sync changes nothing", after: func(t *testing.T) { good.wantSame(t, dest) }},
+		{name: "refused config: last-known-good restored, Alertmanager keeps the old one", before: func(t *testing.T) {
 			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_refused.yml"))
-			res := b.sync(t, "--log-format", "json")
-			res.wantCode(t, 1)
-			res.wantStderr(t, "manager alertmanager", "500", "undefined receiver")
-			res.wantJSONLog(t, map[string]string{"manager": "alertmanager", "phase": "reload"})
+		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			am.wantRunning(t, goodConfig)
-			am.wantReloads(t, 2)
-			am.wantLastReloadOK(t, 0)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="alertmanager"}`:      500,
-				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
-				`butler_manager_success{manager="alertmanager"}`:    0,
-				`butler_run_success`:                                0,
-			})
 		}},
-		{"refused content is not reloaded again", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 1)
-			res.wantStderr(t, "manager alertmanager")
-			good.wantSame(t, dest)
-			am.wantReloads(t, 2)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="alertmanager"}`:      500,
-				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
-				`butler_run_success`:                                0,
-			})
-		}},
-		{"fixed source is applied", func(t *testing.T) {
+		{name: "refused content is not reloaded again", after: func(t *testing.T) { good.wantSame(t, dest) }},
+		{name: "fixed source is applied", before: func(t *testing.T) {
 			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_fixed.yml"))
-			res := b.sync(t)
-			res.wantCode(t, 0)
+		}, after: func(t *testing.T) {
 			cfg := am.config(t)
 			e2eWantPath(t, cfg, "sre-fixed", "route", "receiver")
 			e2eWantPath(t, cfg, "http://127.0.0.1:9/ams1/fixed", "receivers", 0, "webhook_configs", 0, "url")
-			am.wantReloads(t, 3)
-			am.wantLastReloadOK(t, 1)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="alertmanager"}`:      200,
-				`butler_lkg_restores_total{manager="alertmanager"}`: 1,
-				`butler_manager_success{manager="alertmanager"}`:    1,
-				`butler_run_success`:                                1,
-			})
 		}},
-	}
-	for _, s := range steps {
-		if !t.Run(s.name, s.run) {
-			t.FailNow()
-		}
-	}
+	})
 }
 
 // TestE2EReloadTimeout reloads through an endpoint that can be told to never
@@ -439,99 +235,43 @@ retries = 0
 		}
 	}
 	var lkg, reloadTime float64
-
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
-		{"answered reload", func(t *testing.T) {
+	e2eRunSteps(t, b, ep, "reload_timeout.txt", []e2eStep{
+		{name: "answered reload", before: func(t *testing.T) {
 			b.writeConfig(t, config(false))
 			src.set("/app.yml", content("1"))
-			res := b.sync(t)
-			res.wantCode(t, 0)
+		}, after: func(t *testing.T) {
 			wantFile(t, "1")
-			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 1)
-			b.wantMetrics(t, map[string]float64{`butler_reload_status{manager="app"}`: 200})
 			lkg = b.value(t, `butler_lkg{manager="app"}`)
 			reloadTime = b.value(t, `butler_reload_time{manager="app"}`)
 		}},
-		{"timeout_ok: no answer counts as applied, status kept", func(t *testing.T) {
+		{name: "timeout_ok: no answer counts as applied, status kept", before: func(t *testing.T) {
 			b.writeConfig(t, config(true))
 			ep.hang.Store(true)
 			src.set("/app.yml", content("2"))
-			res := b.sync(t)
-			res.wantCode(t, 0)
+		}, after: func(t *testing.T) {
 			wantFile(t, "2")
-			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 2)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="app"}`:   200,
-				`butler_manager_success{manager="app"}`: 1,
-				`butler_lkg{manager="app"}`:             lkg,
-				`butler_run_success`:                    1,
-			})
+			b.wantMetrics(t, map[string]float64{`butler_lkg{manager="app"}`: lkg})
 			if got := b.value(t, `butler_reload_time{manager="app"}`); got <= reloadTime {
 				t.Errorf("butler_reload_time = %v, want after the previous reload at %v", got, reloadTime)
 			}
 		}},
-		{"timeout_ok: applied content is not reloaded again", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 0)
-			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 2)
-		}},
-		{"no answer fails the run, the files stay", func(t *testing.T) {
+		{name: "timeout_ok: applied content is not reloaded again"},
+		{name: "no answer fails the run, the files stay", before: func(t *testing.T) {
 			b.writeConfig(t, config(false))
 			src.set("/app.yml", content("3"))
-			res := b.sync(t, "--log-format", "json")
-			res.wantCode(t, 1)
-			res.wantStderr(t, "no response")
-			res.wantJSONLog(t, map[string]string{"manager": "app", "phase": "reload"})
+		}, after: func(t *testing.T) {
 			wantFile(t, "3")
-			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 3)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="app"}`:         0,
-				`butler_reload_failures_total{manager="app"}`: 1,
-				`butler_lkg_restores_total{manager="app"}`:    0,
-				`butler_lkg{manager="app"}`:                   lkg,
-				`butler_manager_success{manager="app"}`:       0,
-				`butler_run_success`:                          0,
-			})
+			b.wantMetrics(t, map[string]float64{`butler_lkg{manager="app"}`: lkg})
 		}},
-		{"the next run reloads again though nothing changed", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 1)
+		{name: "the next run reloads again though nothing changed", after: func(t *testing.T) { wantFile(t, "3") }},
+		{name: "an answer at last: applied", before: func(t *testing.T) { ep.hang.Store(false) }, after: func(t *testing.T) {
 			wantFile(t, "3")
-			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 4)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="app"}`:         0,
-				`butler_reload_failures_total{manager="app"}`: 2,
-			})
-		}},
-		{"an answer at last: applied", func(t *testing.T) {
-			ep.hang.Store(false)
-			res := b.sync(t)
-			res.wantCode(t, 0)
-			wantFile(t, "3")
-			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 5)
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="app"}`:   200,
-				`butler_manager_success{manager="app"}`: 1,
-				`butler_run_success`:                    1,
-			})
 			if got := b.value(t, `butler_lkg{manager="app"}`); got <= lkg {
 				t.Errorf("butler_lkg = %v, want later than %v", got, lkg)
 			}
 		}},
-		{"then in step", func(t *testing.T) {
-			res := b.sync(t)
-			res.wantCode(t, 0)
-			e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), 5)
-		}},
-	}
-	for _, s := range steps {
-		if !t.Run(s.name, s.run) {
-			t.FailNow()
-		}
-	}
+		{name: "then in step"},
+	})
 }
 
 // e2eStartProgram starts bin with the arguments args gives for a listen address,
@@ -581,6 +321,29 @@ func e2eStartProgram(t *testing.T, bin string, args func(addr string) []string, 
 	}
 	t.Fatalf("%s exited before it was ready, three times:\n%s", filepath.Base(bin), out)
 	return ""
+}
+
+// e2eNewDest makes root/etc/NAME, the dest of the manager NAME, holding
+// NAME.yml as the fixture NAME/bootstrap.yml has it, and returns its path.
+func e2eNewDest(t *testing.T, root, name string) string {
+	t.Helper()
+	dest := filepath.Join(root, "etc", name)
+	e2eWriteFile(t, filepath.Join(dest, name+".yml"), e2eFixture(t, filepath.Join(name, "bootstrap.yml")))
+	return dest
+}
+
+// e2eStartPrometheus starts Prometheus on dest/prometheus.yml, reloads
+// enabled, its storage under root.
+func e2eStartPrometheus(t *testing.T, bin, root, dest string) *e2eServer {
+	t.Helper()
+	return e2eNewPrometheus(e2eStartProgram(t, bin, func(addr string) []string {
+		return []string{
+			"--web.enable-lifecycle",
+			"--config.file=" + filepath.Join(dest, "prometheus.yml"),
+			"--storage.tsdb.path=" + filepath.Join(root, "tsdb"),
+			"--web.listen-address=" + addr,
+		}
+	}, "/-/ready"))
 }
 
 // e2eStartNodeExporter starts node_exporter with only the textfile collector,
@@ -697,6 +460,16 @@ func (s *e2eSources) get(path string) string {
 
 func (s *e2eSources) url(path string) string { return s.base + path }
 
+// setFor is a step's change: path serves the fixture until the step ends,
+// then what it served before.
+func (s *e2eSources) setFor(path, fixture string) func(t *testing.T) {
+	return func(t *testing.T) {
+		before := s.get(path)
+		t.Cleanup(func() { s.set(path, before) })
+		s.set(path, e2eFixture(t, fixture))
+	}
+}
+
 // e2eHangingEndpoint is a reload endpoint that answers 200, or while hang is set
 // never answers at all. It counts the requests it gets.
 type e2eHangingEndpoint struct {
@@ -723,6 +496,12 @@ func e2eNewHangingEndpoint(t *testing.T) *e2eHangingEndpoint {
 	t.Cleanup(func() { close(release) }) // runs first: Close waits for handlers
 	ep.url = srv.URL + "/-/reload"
 	return ep
+}
+
+// wantReloads requires the endpoint to have had n requests.
+func (ep *e2eHangingEndpoint) wantReloads(t *testing.T, n float64) {
+	t.Helper()
+	e2eWantFloat(t, "reload requests", float64(ep.calls.Load()), n)
 }
 
 // e2eButler runs the built binary with one configuration, state directory and
@@ -890,14 +669,21 @@ func (b *e2eButler) metrics(t *testing.T) map[string]float64 {
 
 func (b *e2eButler) wantMetrics(t *testing.T, want map[string]float64) {
 	t.Helper()
-	got := b.metrics(t)
-	for k, v := range want {
+	e2eWantEntries(t, b.metrics(t), want, "textfile has no %s", "textfile: %s = %v, want %v")
+}
+
+// e2eWantEntries requires got to hold every entry of want: a key it lacks is
+// reported with the format missing (of the key), another value with the
+// format changed (of the key, the value got has, the value wanted).
+func e2eWantEntries[V comparable](t *testing.T, got, want map[string]V, missing, changed string) {
+	t.Helper()
+	for k, w := range want {
 		g, ok := got[k]
 		switch {
 		case !ok:
-			t.Errorf("textfile has no %s", k)
-		case g != v:
-			t.Errorf("textfile: %s = %v, want %v", k, g, v)
+			t.Errorf(missing, k)
+		case g != w:
+			t.Errorf(changed, k, g, w)
 		}
 	}
 }
@@ -1199,20 +985,22 @@ func e2eSnap(t *testing.T, dir string) e2eSnapshot {
 func (s e2eSnapshot) wantSame(t *testing.T, dir string) {
 	t.Helper()
 	now := e2eSnap(t, dir)
-	for p, want := range s {
-		got, ok := now[p]
-		switch {
-		case !ok:
-			t.Errorf("%s is gone", p)
-		case got != want:
-			t.Errorf("%s changed:\n%s\nwant:\n%s", p, got, want)
-		}
-	}
+	e2eWantEntries(t, now, s, "%s is gone", "%s changed:\n%s\nwant:\n%s")
 	for p := range now {
 		if _, ok := s[p]; !ok {
 			t.Errorf("%s appeared", p)
 		}
 	}
+}
+
+// e2eRender renders a fixture with vars, as butler renders its templates.
+func e2eRender(t *testing.T, rel string, vars map[string]string) string {
+	t.Helper()
+	out, err := mustache.RenderRaw(e2eFixture(t, rel), true, vars)
+	if err != nil {
+		t.Fatalf("render %s: %v", rel, err)
+	}
+	return out
 }
 
 func e2eFixture(t *testing.T, rel string) string {

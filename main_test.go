@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/textfile"
 )
 
 // butlerBin is the binary built once for every test of this package.
@@ -136,4 +138,17 @@ func TestMakeInstall(t *testing.T) {
 	if err != nil || info.Mode().Perm() != 0o755 {
 		t.Errorf("binary mode: %v %v", info, err)
 	}
+}
+
+// textfileValue returns the value of the series name{labels} in the textfile
+// at path, and whether it has that series. A textfile it cannot read fails
+// the test.
+func textfileValue(t *testing.T, path, name string, labels textfile.Labels) (float64, bool) {
+	t.Helper()
+	fams, err := textfile.ReadFile(path)
+	if err != nil {
+		t.Fatalf("textfile %s: %v", path, err)
+	}
+	f, _ := textfile.Find(fams, name)
+	return f.Value(labels)
 }

@@ -20,8 +20,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cbroglie/mustache"
 )
 
 // TestE2ENginx syncs a running nginx through a good change, one that nginx -t
@@ -70,8 +68,8 @@ func TestE2ENginx(t *testing.T) {
 	// would; the port is the one e2eStartProgram found free.
 	base := e2eStartProgram(t, nginxBin, func(addr string) []string {
 		_, vars["port"], _ = strings.Cut(addr, ":")
-		e2eWriteFile(t, filepath.Join(dest, "nginx.conf"), nginxRender(t, "nginx.conf", vars))
-		e2eWriteFile(t, filepath.Join(dest, "conf.d", "site.conf"), nginxRender(t, "site_bootstrap.conf", vars))
+		e2eWriteFile(t, filepath.Join(dest, "nginx.conf"), e2eRender(t, "nginx/nginx.conf", vars))
+		e2eWriteFile(t, filepath.Join(dest, "conf.d", "site.conf"), e2eRender(t, "nginx/site_bootstrap.conf", vars))
 		return []string{"-p", prefix, "-c", "conf/nginx.conf"}
 	}, "/")
 	nginxWantBody(t, base, "bootstrap\n")
@@ -103,86 +101,33 @@ timeout = "20s"
 		reloadScript, filepath.Join(prefix, "logs", "nginx.pid"), prefix))
 
 	var good e2eSnapshot
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
-		{"a good change is checked, written, reloaded and served", func(t *testing.T) {
-			res := b.sync(t, "--log-format", "json")
-			res.wantCode(t, 0)
-			res.wantJSONLog(t, map[string]string{"manager": "nginx", "file": "conf.d/site.conf", "phase": "write"})
+	e2eRunSteps(t, b, nil, "nginx.txt", []e2eStep{
+		{name: "a good change is checked, written, reloaded and served", after: func(t *testing.T) {
 			nginxWantBody(t, base, "one\n")
 			if got := e2eRead(t, filepath.Join(dest, "nginx.conf")); !strings.Contains(got, "pid "+prefix+"/logs/nginx.pid;") {
 				t.Errorf("nginx.conf is not rendered:\n%s", got)
 			}
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="nginx"}`:   200,
-				`butler_manager_success{manager="nginx"}`: 1,
-				`butler_reloads_total{manager="nginx"}`:   1,
-				`butler_run_success`:                      1,
-			})
 			good = e2eSnap(t, dest)
 		}},
-		{"nginx -t refuses: nothing written, nginx serves the old configuration", func(t *testing.T) {
+		{name: "nginx -t refuses: nothing written, nginx serves the old configuration", before: func(t *testing.T) {
 			src.set("/site.conf", e2eFixture(t, "nginx/site_bad_directive.conf"))
-			res := b.sync(t, "--log-format", "json")
-			res.wantCode(t, 1)
-			res.wantStderr(t, `unknown directive \"retrun\"`)
-			res.wantJSONLog(t, map[string]string{"manager": "nginx", "phase": "check"})
+		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			nginxWantBody(t, base, "one\n")
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="nginx"}`:   200,
-				`butler_reloads_total{manager="nginx"}`:   1,
-				`butler_manager_success{manager="nginx"}`: 0,
-			})
 		}},
-		{"nginx refuses at reload: last-known-good put back, nginx serves the old configuration", func(t *testing.T) {
+		{name: "nginx refuses at reload: last-known-good put back, nginx serves the old configuration", before: func(t *testing.T) {
 			src.set("/site.conf", e2eFixture(t, "nginx/site_port_taken.conf"))
-			res := b.sync(t)
-			res.wantCode(t, 1)
-			res.wantStderr(t, "manager nginx", "500", "nginx kept its old configuration")
+		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			nginxWantBody(t, base, "one\n")
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="nginx"}`:      500,
-				`butler_reloads_total{manager="nginx"}`:      2,
-				`butler_lkg_restores_total{manager="nginx"}`: 1,
-				`butler_manager_success{manager="nginx"}`:    0,
-			})
 			if log := e2eRead(t, filepath.Join(prefix, "logs", "error.log")); !strings.Contains(log, vars["taken_port"]+" failed") {
 				t.Errorf("nginx's error log does not name the taken port:\n%s", log)
 			}
 		}},
-		{"a fixed source is applied and served", func(t *testing.T) {
+		{name: "a fixed source is applied and served", before: func(t *testing.T) {
 			src.set("/site.conf", e2eFixture(t, "nginx/site_two.conf"))
-			res := b.sync(t)
-			res.wantCode(t, 0)
-			nginxWantBody(t, base, "two\n")
-			b.wantMetrics(t, map[string]float64{
-				`butler_reload_status{manager="nginx"}`:   200,
-				`butler_reloads_total{manager="nginx"}`:   3,
-				`butler_manager_success{manager="nginx"}`: 1,
-				`butler_run_success`:                      1,
-			})
-		}},
-	}
-	for _, s := range steps {
-		if !t.Run(s.name, s.run) {
-			t.FailNow() // the next steps build on this one
-		}
-	}
-}
-
-// nginxRender renders a fixture of testdata/e2e/nginx with vars, as butler's
-// templates are rendered.
-func nginxRender(t *testing.T, name string, vars map[string]string) string {
-	t.Helper()
-	out, err := mustache.RenderRaw(e2eFixture(t, filepath.Join("nginx", name)), true, vars)
-	if err != nil {
-		t.Fatalf("render %s: %v", name, err)
-	}
-	return out
+		}, after: func(t *testing.T) { nginxWantBody(t, base, "two\n") }},
+	})
 }
 
 // nginxWantBody requires GET base/ to answer 200 with body. A reload is done
@@ -213,8 +158,8 @@ func TestNginxReloadScript(t *testing.T) {
 		}
 	}
 	vars := map[string]string{"prefix": prefix, "port": strconv.Itoa(freePort(t))}
-	e2eWriteFile(t, filepath.Join(prefix, "conf", "nginx.conf"), nginxRender(t, "nginx.conf", vars))
-	e2eWriteFile(t, filepath.Join(prefix, "conf", "conf.d", "site.conf"), nginxRender(t, "site_one.conf", vars))
+	e2eWriteFile(t, filepath.Join(prefix, "conf", "nginx.conf"), e2eRender(t, "nginx/nginx.conf", vars))
+	e2eWriteFile(t, filepath.Join(prefix, "conf", "conf.d", "site.conf"), e2eRender(t, "nginx/site_one.conf", vars))
 	pidfile := filepath.Join(prefix, "logs", "nginx.pid")
 	nginxOpts := []string{"-p", prefix, "-c", "conf/nginx.conf"}
 	tests := []struct {

@@ -159,12 +159,7 @@ func (e *signalEnv) file(manager, name string) string {
 
 func (e *signalEnv) metric(name string, labels textfile.Labels) float64 {
 	e.t.Helper()
-	fams, err := textfile.ReadFile(e.textfile)
-	if err != nil {
-		e.t.Fatalf("textfile after the signal: %v", err)
-	}
-	f, _ := textfile.Find(fams, name)
-	v, ok := f.Value(labels)
+	v, ok := textfileValue(e.t, e.textfile, name, labels)
 	if !ok {
 		e.t.Fatalf("no %s%v in the textfile", name, labels)
 	}
@@ -194,20 +189,34 @@ func (e *signalEnv) assertClean() {
 	}
 }
 
+// interrupt runs sync, sends sig once it reached phase, and requires the
+// exit code of a process that sig ended (128+sig); it returns stderr.
+func (e *signalEnv) interrupt(sig syscall.Signal, phase string) string {
+	e.t.Helper()
+	code, stderr := e.sync(sig, phase)
+	if want := 128 + int(sig); code != want {
+		e.t.Fatalf("exit %d, want %d; stderr:\n%s", code, want, stderr)
+	}
+	return stderr
+}
+
+// wantMetric requires the series name{labels} of the textfile to be want.
+func (e *signalEnv) wantMetric(want float64, name string, labels textfile.Labels) {
+	e.t.Helper()
+	if v := e.metric(name, labels); v != want {
+		e.t.Errorf("%s%v = %v, want %v", name, labels, v, want)
+	}
+}
+
 func TestSignals(t *testing.T) {
 	t.Run("SIGTERM during fetch", func(t *testing.T) {
 		e := newSignalEnv(t)
 		e.fetchWait.Store(5000)
-		code, stderr := e.sync(syscall.SIGTERM, "fetch")
-		if code != 143 {
-			t.Fatalf("exit %d, want 143; stderr:\n%s", code, stderr)
-		}
+		stderr := e.interrupt(syscall.SIGTERM, "fetch")
 		if got := e.file("fetching", "slow.yml"); got != "" {
 			t.Errorf("interrupted fetch wrote %q", got)
 		}
-		if v := e.metric("butler_run_success", nil); v != 0 {
-			t.Errorf("butler_run_success = %v, want 0", v)
-		}
+		e.wantMetric(0, "butler_run_success", nil)
 		if !strings.Contains(stderr, "interrupted by terminated") {
 			t.Errorf("the log does not say why the run ended:\n%s", stderr)
 		}
@@ -217,19 +226,13 @@ func TestSignals(t *testing.T) {
 		e := newSignalEnv(t)
 		e.fetchWait.Store(0)
 		e.reloadMS.Store(2000)
-		code, stderr := e.sync(syscall.SIGINT, "reload")
-		if code != 130 {
-			t.Fatalf("exit %d, want 130; stderr:\n%s", code, stderr)
-		}
+		e.interrupt(syscall.SIGINT, "reload")
 		if got := e.file("reloading", "fast.yml"); got != "fast: 1\n" {
 			t.Errorf("file of the finished reload = %q", got)
 		}
-		if v := e.metric("butler_reload_status", textfile.L("manager", "reloading")); v != 200 {
-			t.Errorf("reload status = %v, want 200: the reload was let finish", v)
-		}
-		if v := e.metric("butler_run_success", nil); v != 0 {
-			t.Errorf("butler_run_success = %v, want 0", v)
-		}
+		// the reload was let finish
+		e.wantMetric(200, "butler_reload_status", textfile.L("manager", "reloading"))
+		e.wantMetric(0, "butler_run_success", nil)
 		e.assertClean()
 	})
 	t.Run("SIGTERM during a reload that never answers", func(t *testing.T) {
@@ -240,19 +243,14 @@ func TestSignals(t *testing.T) {
 		e.version.Store(2)
 		e.reloadMS.Store(-1)
 		start := time.Now()
-		code, stderr := e.sync(syscall.SIGTERM, "reload")
-		if code != 143 {
-			t.Fatalf("exit %d, want 143; stderr:\n%s", code, stderr)
-		}
+		e.interrupt(syscall.SIGTERM, "reload")
 		if d := time.Since(start); d > 15*time.Second {
 			t.Errorf("took %v: the grace period is 5s", d)
 		}
 		if got := e.file("reloading", "fast.yml"); got != "fast: 1\n" {
 			t.Errorf("half-applied manager: file = %q, want the version from before the run", got)
 		}
-		if v := e.metric("butler_reload_status", textfile.L("manager", "reloading")); v != 0 {
-			t.Errorf("reload status = %v, want 0", v)
-		}
+		e.wantMetric(0, "butler_reload_status", textfile.L("manager", "reloading"))
 		e.assertClean()
 	})
 }

@@ -17,27 +17,22 @@ import (
 // from the same command definitions as --help so that the two never drift
 // apart. make man and make deb run it.
 func manCommand(d *Deps) *cli.Command {
-	return &cli.Command{
-		Name:         "man",
-		Usage:        "print the butler(1) man page (roff; make man writes it to bin/butler.1)",
-		Hidden:       true,
-		OnUsageError: usageError,
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "markdown", Usage: "print the markdown the page is rendered from"},
-		},
-		Action: noArgs(func(_ context.Context, cmd *cli.Command) error {
-			md, err := manMarkdown(cmd.Root())
-			if err != nil {
-				return err
-			}
-			out := []byte(md)
-			if !cmd.Bool("markdown") {
-				out = md2man.Render(out)
-			}
-			_, err = d.Stdout.Write(out)
+	cmd := subcommand("man", []cli.Flag{
+		&cli.BoolFlag{Name: "markdown", Usage: "print the markdown the page is rendered from"},
+	}, func(_ context.Context, cmd *cli.Command) error {
+		md, err := manMarkdown(cmd.Root())
+		if err != nil {
 			return err
-		}),
-	}
+		}
+		out := []byte(md)
+		if !cmd.Bool("markdown") {
+			out = md2man.Render(out)
+		}
+		_, err = d.Stdout.Write(out)
+		return err
+	})
+	cmd.Hidden = true
+	return cmd
 }
 
 // manMarkdown returns the page as markdown: what urfave/cli-docs makes of the

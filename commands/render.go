@@ -10,41 +10,32 @@ import (
 )
 
 func renderCommand(d *Deps) *cli.Command {
-	return &cli.Command{
-		Name:      "render",
-		Usage:     "fetch and render one manager's files and print them; changes nothing",
-		UsageText: "butler [global flags] render --manager NAME [--file PATH]",
-		Description: `Prints each rendered file after a line "==> PATH <==", or with --file only
-that file's content, exactly as sync would write it.`,
-		OnUsageError: usageError,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "manager", Usage: "the manager whose files to print", Required: true},
-			&cli.StringFlag{Name: "file", Usage: "only this file of it (its path)"},
-		},
-		Action: noArgs(func(ctx context.Context, cmd *cli.Command) error {
-			cfg, err := loadConfig(ctx, cmd, d)
-			if err != nil {
+	return subcommand("render", []cli.Flag{
+		&cli.StringFlag{Name: "manager", Usage: "the manager whose files to print", Required: true},
+		&cli.StringFlag{Name: "file", Usage: "only this file of it (its path)"},
+	}, func(ctx context.Context, cmd *cli.Command) error {
+		cfg, err := loadConfig(ctx, cmd, d)
+		if err != nil {
+			return err
+		}
+		files, err := pipeline.RenderManager(ctx, cfg, cmd.String("manager"), cmd.String("file"), pipeline.Options{
+			Now: d.Now, Logger: d.logger, Environ: d.Environ, Hostname: d.Hostname, HTTPClient: d.HTTPClient,
+		})
+		if err != nil {
+			return err
+		}
+		if cmd.IsSet("file") {
+			_, err := d.Stdout.Write(files[0].Data)
+			return err
+		}
+		for _, f := range files {
+			if _, err := fmt.Fprintf(d.Stdout, "==> %s <==\n%s", f.Path, f.Data); err != nil {
 				return err
 			}
-			files, err := pipeline.RenderManager(ctx, cfg, cmd.String("manager"), cmd.String("file"), pipeline.Options{
-				Now: d.Now, Logger: d.logger, Environ: d.Environ, Hostname: d.Hostname, HTTPClient: d.HTTPClient,
-			})
-			if err != nil {
-				return err
+			if n := len(f.Data); n > 0 && f.Data[n-1] != '\n' {
+				fmt.Fprintln(d.Stdout)
 			}
-			if cmd.IsSet("file") {
-				_, err := d.Stdout.Write(files[0].Data)
-				return err
-			}
-			for _, f := range files {
-				if _, err := fmt.Fprintf(d.Stdout, "==> %s <==\n%s", f.Path, f.Data); err != nil {
-					return err
-				}
-				if n := len(f.Data); n > 0 && f.Data[n-1] != '\n' {
-					fmt.Fprintln(d.Stdout)
-				}
-			}
-			return nil
-		}),
-	}
+		}
+		return nil
+	})
 }

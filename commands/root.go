@@ -141,15 +141,21 @@ when a reload is refused. It reports what it did in a node_exporter textfile.`,
 	}
 }
 
-// noArgs is the action of a command that takes no arguments: with any, the
-// command is a usage error and action does not run.
-func noArgs(action cli.ActionFunc) cli.ActionFunc {
-	return func(ctx context.Context, cmd *cli.Command) error {
+// subcommand builds the command name, which takes no arguments (all but
+// status, whose errors follow the Nagios convention): its help text, its
+// flags and its action. A bad flag or any argument is a usage error (exit 2),
+// and then action does not run.
+func subcommand(name string, flags []cli.Flag, action cli.ActionFunc) *cli.Command {
+	cmd := described(name)
+	cmd.Flags = flags
+	cmd.OnUsageError = usageError
+	cmd.Action = func(ctx context.Context, cmd *cli.Command) error {
 		if cmd.NArg() > 0 {
 			return fmt.Errorf("%w: %s takes no arguments, got %q", errUsage, cmd.Name, cmd.Args().Slice())
 		}
 		return action(ctx, cmd)
 	}
+	return cmd
 }
 
 func usageError(_ context.Context, _ *cli.Command, err error, _ bool) error {

@@ -51,71 +51,52 @@ const statusListed = 5
 const statusReasonMax = 100
 
 func statusCommand(d *Deps) *cli.Command {
-	return &cli.Command{
-		Name:      "status",
-		Usage:     "show each manager's health from the state directory (no network, no lock)",
-		UsageText: "butler [global flags] status [--json | --nagios] [--events] [--manager REGEX]",
-		Description: `Reads only the state directory: it fetches nothing, takes no lock, and works
-while a sync runs. The state directory is --state-dir, else [butler] state_dir of
-a local --config, else the default; a --config URL is never fetched.
-
-One row per manager: health, since when, the last successful fetch, the last
-applied change, the last reload (status and age), the last-known-good copy, and
-the reason. --events prints each manager's history instead, newest first.
---manager selects managers whose whole name matches REGEX (Go syntax, anchored:
-"prom" selects only "prom", "prom.*" also "prometheus").
-
-EXIT STATUS (the Nagios plugin convention; the worst health of the selected managers)
-   0  OK
-   1  WARNING
-   2  CRITICAL
-   3  UNKNOWN: no run recorded yet, no manager selected, or status itself failed
-      (bad flags, bad REGEX, unreadable state file)`,
-		OnUsageError: func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
-			return statusFail(d, statusModeOf(cmd), fmt.Sprintf("usage: %v (see butler status --help)", err))
-		},
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"},
-			&cli.BoolFlag{Name: "nagios", Usage: "print one line in the Nagios plugin format, with perfdata"},
-			&cli.BoolFlag{Name: "events", Usage: "print each manager's events, newest first"},
-			&cli.StringFlag{Name: "manager", Usage: "only managers whose whole name matches `REGEX`"},
-		},
-		Action: func(_ context.Context, cmd *cli.Command) error {
-			mode := statusModeOf(cmd)
-			switch {
-			case cmd.NArg() > 0:
-				return statusFail(d, mode, fmt.Sprintf("usage: status takes no arguments, got %q", cmd.Args().Slice()))
-			case cmd.Bool("json") && cmd.Bool("nagios"):
-				return statusFail(d, mode, "usage: --json and --nagios cannot be combined")
-			case cmd.Bool("nagios") && cmd.Bool("events"):
-				return statusFail(d, mode, "usage: --events cannot be combined with --nagios, whose output is one line")
-			}
-			filter := cmd.String("manager")
-			match, err := statusMatcher(filter)
-			if err != nil {
-				return statusFail(d, mode, err.Error())
-			}
-			dir, note := statusStateDir(cmd, d)
-			r := statusReport{Filter: filter, Events: cmd.Bool("events")}
-			if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-				r.Missing = true
-				if note != "" {
-					fmt.Fprintf(d.Stderr, "butler: %s\n", note)
-				}
-			}
-			r.Status, err = pipeline.ReadStatus(dir, d.Now(), match)
-			if err != nil {
-				return statusFail(d, mode, err.Error())
-			}
-			if err := statusWrite(d.Stdout, mode, r); err != nil {
-				return statusFail(d, statusModeTable, err.Error())
-			}
-			if code := int(r.Worst()); code != ExitOK {
-				return statusExit{code}
-			}
-			return nil
-		},
+	cmd := described("status")
+	cmd.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
+		return statusFail(d, statusModeOf(cmd), fmt.Sprintf("usage: %v (see butler status --help)", err))
 	}
+	cmd.Flags = []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"},
+		&cli.BoolFlag{Name: "nagios", Usage: "print one line in the Nagios plugin format, with perfdata"},
+		&cli.BoolFlag{Name: "events", Usage: "print each manager's events, newest first"},
+		&cli.StringFlag{Name: "manager", Usage: "only managers whose whole name matches `REGEX`"},
+	}
+	cmd.Action = func(_ context.Context, cmd *cli.Command) error {
+		mode := statusModeOf(cmd)
+		switch {
+		case cmd.NArg() > 0:
+			return statusFail(d, mode, fmt.Sprintf("usage: status takes no arguments, got %q", cmd.Args().Slice()))
+		case cmd.Bool("json") && cmd.Bool("nagios"):
+			return statusFail(d, mode, "usage: --json and --nagios cannot be combined")
+		case cmd.Bool("nagios") && cmd.Bool("events"):
+			return statusFail(d, mode, "usage: --events cannot be combined with --nagios, whose output is one line")
+		}
+		filter := cmd.String("manager")
+		match, err := statusMatcher(filter)
+		if err != nil {
+			return statusFail(d, mode, err.Error())
+		}
+		dir, note := statusStateDir(cmd, d)
+		r := statusReport{Filter: filter, Events: cmd.Bool("events")}
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			r.Missing = true
+			if note != "" {
+				fmt.Fprintf(d.Stderr, "butler: %s\n", note)
+			}
+		}
+		r.Status, err = pipeline.ReadStatus(dir, d.Now(), match)
+		if err != nil {
+			return statusFail(d, mode, err.Error())
+		}
+		if err := statusWrite(d.Stdout, mode, r); err != nil {
+			return statusFail(d, statusModeTable, err.Error())
+		}
+		if code := int(r.Worst()); code != ExitOK {
+			return statusExit{code}
+		}
+		return nil
+	}
+	return cmd
 }
 
 func statusModeOf(cmd *cli.Command) statusMode {

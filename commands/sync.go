@@ -13,70 +13,52 @@ import (
 )
 
 func syncCommand(d *Deps) *cli.Command {
-	return &cli.Command{
-		Name:      "sync",
-		Usage:     "run every phase once for every manager (the job cron or the timer runs)",
-		UsageText: "butler [global flags] sync [--manager NAME]... [--dry-run] [--force] [--splay D] [--timeout D]",
-		Description: `For every manager: fetch its files, render and validate them, write what changed
-atomically, reload the manager, and keep or restore the last-known-good copy.
-Metrics go to the textfile of [butler] textfile.
-
-EXIT STATUS
-   0  every selected manager is in step: applied and reloaded, or unchanged
-   1  at least one manager failed in some phase (the others still ran); metrics written
-   2  usage or configuration error (nothing fetched); metrics written when the textfile path is known
-   3  another butler run holds the lock; nothing done, textfile untouched
-   130, 143  ended by SIGINT or SIGTERM: nothing new started, a reload under way
-      finished or its files put back, lock released, metrics written`,
-		OnUsageError: usageError,
-		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "manager", Usage: "only this manager (repeatable)"},
-			&cli.BoolFlag{Name: "dry-run", Usage: "print a unified diff of what would change; write nothing, reload nothing"},
-			&cli.BoolFlag{Name: "force", Usage: "write and reload even when nothing changed; re-apply content whose reload failed"},
-			&cli.DurationFlag{Name: "splay", Usage: "first wait a random time in [0, DURATION)"},
-			&cli.DurationFlag{Name: "timeout", Usage: "deadline for the whole run (overrides [butler] timeout)"},
-		},
-		Action: noArgs(func(ctx context.Context, cmd *cli.Command) error {
-			for _, f := range []string{"splay", "timeout"} {
-				if cmd.Duration(f) < 0 {
-					return fmt.Errorf("%w: --%s %s: must not be negative", errUsage, f, cmd.Duration(f))
-				}
+	return subcommand("sync", []cli.Flag{
+		&cli.StringSliceFlag{Name: "manager", Usage: "only this manager (repeatable)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print a unified diff of what would change; write nothing, reload nothing"},
+		&cli.BoolFlag{Name: "force", Usage: "write and reload even when nothing changed; re-apply content whose reload failed"},
+		&cli.DurationFlag{Name: "splay", Usage: "first wait a random time in [0, DURATION)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "deadline for the whole run (overrides [butler] timeout)"},
+	}, func(ctx context.Context, cmd *cli.Command) error {
+		for _, f := range []string{"splay", "timeout"} {
+			if cmd.Duration(f) < 0 {
+				return fmt.Errorf("%w: --%s %s: must not be negative", errUsage, f, cmd.Duration(f))
 			}
-			ctx, stop := withSignals(ctx, d.Signals)
-			defer stop()
-			l, err := loadConfigFallback(ctx, cmd, d, true)
-			cfg := l.cfg
-			if err != nil {
-				recordConfigError(cmd, cfg, d)
-				return err
-			}
-			opts := pipeline.Options{
-				Managers:            cmd.StringSlice("manager"),
-				DryRun:              cmd.Bool("dry-run"),
-				Force:               cmd.Bool("force"),
-				Splay:               cmd.Duration("splay"),
-				Timeout:             cmd.Duration("timeout"),
-				Now:                 d.Now,
-				Logger:              d.logger,
-				Stdout:              d.Stdout,
-				Environ:             d.Environ,
-				Hostname:            d.Hostname,
-				Build:               d.Build,
-				HTTPClient:          d.HTTPClient,
-				ConfigFetched:       l.fetched,
-				KeepConfig:          l.keep,
-				KeepConfigSignature: l.keepSig,
-			}
-			res, err := pipeline.Run(ctx, cfg, opts)
-			if errors.Is(err, config.ErrInvalid) && !opts.DryRun {
-				recordConfigError(cmd, cfg, d)
-			}
-			if res != nil {
-				summarize(d.logger, res, opts.DryRun, err)
-			}
+		}
+		ctx, stop := withSignals(ctx, d.Signals)
+		defer stop()
+		l, err := loadConfigFallback(ctx, cmd, d, true)
+		cfg := l.cfg
+		if err != nil {
+			recordConfigError(cmd, cfg, d)
 			return err
-		}),
-	}
+		}
+		opts := pipeline.Options{
+			Managers:            cmd.StringSlice("manager"),
+			DryRun:              cmd.Bool("dry-run"),
+			Force:               cmd.Bool("force"),
+			Splay:               cmd.Duration("splay"),
+			Timeout:             cmd.Duration("timeout"),
+			Now:                 d.Now,
+			Logger:              d.logger,
+			Stdout:              d.Stdout,
+			Environ:             d.Environ,
+			Hostname:            d.Hostname,
+			Build:               d.Build,
+			HTTPClient:          d.HTTPClient,
+			ConfigFetched:       l.fetched,
+			KeepConfig:          l.keep,
+			KeepConfigSignature: l.keepSig,
+		}
+		res, err := pipeline.Run(ctx, cfg, opts)
+		if errors.Is(err, config.ErrInvalid) && !opts.DryRun {
+			recordConfigError(cmd, cfg, d)
+		}
+		if res != nil {
+			summarize(d.logger, res, opts.DryRun, err)
+		}
+		return err
+	})
 }
 
 // recordConfigError writes the metrics of a run stopped by a configuration error,

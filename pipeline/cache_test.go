@@ -185,10 +185,7 @@ func TestRunNotModifiedWithoutCondition(t *testing.T) {
 	e, s, text := cacheEnv(t, "")
 	s.always = true
 	res, err := e.run(e.parse(text), nil)
-	wantFailed(t, err)
-	if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "304 Not Modified to a request without a condition") {
-		t.Errorf("result = %+v", mr)
-	}
+	wantFailedIn(t, res, err, PhaseFetch, "304 Not Modified to a request without a condition")
 	if _, err := os.Stat(filepath.Join(e.dest, "rules", "a.yml")); !os.IsNotExist(err) {
 		t.Error("a file was written from a 304")
 	}
@@ -296,10 +293,7 @@ func TestRunChecksumWithNotModified(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := e.run(cfg, nil)
-	wantFailed(t, err)
-	if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "checksum mismatch") {
-		t.Errorf("result = %+v, want a checksum mismatch in the fetch phase", mr)
-	}
+	wantFailedIn(t, res, err, PhaseFetch, "checksum mismatch")
 	if got := e.read("rules/a.yml"); got != "groups: []\n" {
 		t.Errorf("rules/a.yml = %q: the mismatched body was used", got)
 	}
@@ -400,9 +394,7 @@ func TestRunConditionalS3(t *testing.T) {
 	if conditional != 1 || notModified != 1 {
 		t.Errorf("conditional GetObject requests %d, 304s %d; want 1 and 1", conditional, notModified)
 	}
-	if v := e.metric("butler_remote_status", "manager", "prom", "file", "rules/a.yml"); v != 304 {
-		t.Errorf("butler_remote_status = %v, want 304", v)
-	}
+	e.wantMetric(t, 304, "butler_remote_status", "manager", "prom", "file", "rules/a.yml")
 	if e.read("rules/a.yml") != "groups: []\n" {
 		t.Error("rules/a.yml not as in the bucket")
 	}

@@ -97,9 +97,7 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 
 			res, err := e.run(cfg, nil)
 			wantNoErr(t, err)
-			if n := e.reload.takeCalls(); n != tc.reloads {
-				t.Errorf("reload calls = %d, want %d", n, tc.reloads)
-			}
+			e.wantReloads(t, tc.reloads)
 			if tc.reloads > 0 {
 				if got := res.Managers[0].Outcome; got != "applied" {
 					t.Errorf("outcome = %q, want applied", got)
@@ -123,9 +121,8 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 			if got := res.Managers[0].Outcome; got != "unchanged" {
 				t.Errorf("next outcome = %q, want unchanged", got)
 			}
-			if n := e.reload.takeCalls(); n != 0 {
-				t.Errorf("next run reloaded %d times, want 0", n)
-			}
+			// the next run does not reload
+			e.wantReloads(t, 0)
 		})
 	}
 }

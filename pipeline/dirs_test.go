@@ -50,9 +50,7 @@ max_files = 3
 	if fstest.Exists(t, filepath.Join(e.dest, "rules", "README.txt")) {
 		t.Error("a file include does not match was written")
 	}
-	if v := e.metric("butler_remote_status", "manager", "prom", "file", "rules/team/b.yml"); v != 200 {
-		t.Errorf("butler_remote_status of rules/team/b.yml = %v", v)
-	}
+	e.wantMetric(t, 200, "butler_remote_status", "manager", "prom", "file", "rules/team/b.yml")
 
 	// b.yml removed upstream, c.yml added.
 	if err := os.Remove(filepath.Join(src, "team", "b.yml")); err != nil {
@@ -91,10 +89,7 @@ max_files = 3
 		t.Run(name, func(t *testing.T) {
 			spoil()
 			res, err := e.run(cfg, nil)
-			wantFailed(t, err)
-			if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "dir rules") {
-				t.Errorf("result %+v, want a fetch failure naming dir rules", mr)
-			}
+			wantFailedIn(t, res, err, PhaseFetch, "dir rules")
 			fstest.SameTree(t, e.dest, before)
 		})
 	}
@@ -195,10 +190,7 @@ template = false
 			}
 			b.del("rules/a.yml")
 			res, err = e.run(cfg, nil)
-			wantFailed(t, err)
-			if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "no file matches") {
-				t.Errorf("empty prefix: %+v", mr)
-			}
+			wantFailedIn(t, res, err, PhaseFetch, "no file matches")
 			if e.read("rules/a.yml") != "groups: [a]\n" {
 				t.Error("an empty prefix wiped the rules")
 			}
@@ -276,9 +268,6 @@ template = false
 	before := fstest.Tree(t, e.dest)
 	fstest.WriteFile(t, filepath.Join(src, "c.yml"), "groups: [unsigned]\n", 0o644)
 	res, err := e.run(cfg, nil)
-	wantFailed(t, err)
-	if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "rules/c.yml") || !strings.Contains(mr.Err.Error(), "signature") {
-		t.Errorf("result %+v, want a fetch failure naming rules/c.yml and its signature", mr)
-	}
+	wantFailedIn(t, res, err, PhaseFetch, "rules/c.yml", "signature")
 	fstest.SameTree(t, e.dest, before)
 }

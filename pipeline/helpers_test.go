@@ -34,6 +34,7 @@ type runRemote struct {
 	hang   map[string]bool          // a path never answers (until the client gives up)
 	auth   map[string][2]string     // a path demands basic auth
 	seen   map[string][]http.Header // request headers by path
+	paths  []string                 // the paths asked for, in order, since the last takePaths
 	srv    *httptest.Server
 }
 
@@ -51,6 +52,7 @@ func (r *runRemote) serve(w http.ResponseWriter, req *http.Request) {
 	status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
 	cred, needAuth := r.auth[req.URL.Path]
 	r.seen[req.URL.Path] = append(r.seen[req.URL.Path], req.Header.Clone())
+	r.paths = append(r.paths, req.URL.Path)
 	r.mu.Unlock()
 	if hang {
 		<-req.Context().Done()
@@ -87,6 +89,15 @@ func (r *runRemote) fail(path string, status int) {
 }
 
 func (r *runRemote) url(path string) string { return r.srv.URL + path }
+
+// takePaths returns the paths asked for since the last take, in order.
+func (r *runRemote) takePaths() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.paths
+	r.paths = nil
+	return p
+}
 
 // runReloader is a reload endpoint that answers a programmed status and counts calls.
 type runReloader struct {
@@ -251,6 +262,17 @@ func (e *runEnv) applied() *config.Config {
 	return cfg
 }
 
+// appliedGood is applied, with the reload of that run taken: it returns the
+// configuration and the prometheus.yml the run wrote, for the tests of a
+// later run that fails.
+func (e *runEnv) appliedGood() (*config.Config, string) {
+	e.t.Helper()
+	cfg := e.applied()
+	good := e.read("prometheus.yml")
+	e.reload.takeCalls()
+	return cfg, good
+}
+
 func (e *runEnv) read(path string) string {
 	e.t.Helper()
 	b, err := os.ReadFile(filepath.Join(e.dest, path))
@@ -277,6 +299,22 @@ func (e *runEnv) metric(name string, labels ...string) float64 {
 		e.t.Fatalf("no series %s%v in the textfile", name, labels)
 	}
 	return v
+}
+
+// wantMetric requires the series name{labels} to have the value want.
+func (e *runEnv) wantMetric(t *testing.T, want float64, name string, labels ...string) {
+	t.Helper()
+	if v := e.metric(name, labels...); v != want {
+		t.Errorf("%s%v = %v, want %v", name, labels, v, want)
+	}
+}
+
+// wantReloads requires n reload calls since the last take of them.
+func (e *runEnv) wantReloads(t *testing.T, n int) {
+	t.Helper()
+	if got := e.reload.takeCalls(); got != n {
+		t.Errorf("reload calls = %d, want %d", got, n)
+	}
 }
 
 func (e *runEnv) lookup(name string, labels ...string) (float64, bool) {

@@ -85,9 +85,8 @@ timeout = "2s"
 	if got := hook.take(); len(got) != 0 {
 		t.Errorf("first run sent %d messages", len(got))
 	}
-	if v := e.metric("butler_health", "manager", "prom"); v != 0 {
-		t.Errorf("butler_health = %v, want 0 (OK)", v)
-	}
+	// OK
+	e.wantMetric(t, 0, "butler_health", "manager", "prom")
 
 	// The manager refuses a config: one message, OK -> CRITICAL, with the problem.
 	e.remote.set("/prometheus.yml", "refused: 1\n")
@@ -101,9 +100,8 @@ timeout = "2s"
 	if probs := msgs[0]["problems"].([]any); len(probs) != 1 || !strings.Contains(fmt.Sprint(probs[0]), "refused") {
 		t.Errorf("problems = %v", probs)
 	}
-	if v := e.metric("butler_health", "manager", "prom"); v != 2 {
-		t.Errorf("butler_health = %v, want 2 (CRITICAL)", v)
-	}
+	// CRITICAL
+	e.wantMetric(t, 2, "butler_health", "manager", "prom")
 
 	// The same health again: nothing sent.
 	_, err = e.run(cfg, nil)
@@ -118,9 +116,7 @@ timeout = "2s"
 	e.reload.set(http.StatusOK, false)
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err) // a failed notification never fails the run
-	if v := e.metric("butler_notify_failures_total", "channel", "webhook"); v != 1 {
-		t.Errorf("notify failures = %v, want 1", v)
-	}
+	e.wantMetric(t, 1, "butler_notify_failures_total", "channel", "webhook")
 	if !strings.Contains(e.logs.String(), "notification not delivered") {
 		t.Error("failed notification not logged")
 	}
@@ -270,23 +266,13 @@ subject = "[cfg]"
 }
 
 func TestRunHeartbeat(t *testing.T) {
-	var mu sync.Mutex
-	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		paths = append(paths, r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
-	take := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		out := strings.Join(paths, " ")
-		paths = nil
-		return out
+	ping := newRunRemote(t)
+	for _, p := range []string{"/ping/abc/start", "/ping/abc", "/ping/abc/fail"} {
+		ping.set(p, "")
 	}
+	take := func() string { return strings.Join(ping.takePaths(), " ") }
 	e := newRunEnv(t)
-	cfg := e.parse(e.config("") + fmt.Sprintf("\n[notify]\nping_url = %q\n", srv.URL+"/ping/abc"))
+	cfg := e.parse(e.config("") + fmt.Sprintf("\n[notify]\nping_url = %q\n", ping.url("/ping/abc")))
 	_, err := e.run(cfg, nil)
 	wantNoErr(t, err)
 	if got := take(); got != "/ping/abc/start /ping/abc" {
@@ -299,7 +285,7 @@ func TestRunHeartbeat(t *testing.T) {
 		t.Errorf("failed run pinged %q", got)
 	}
 	// A dead heartbeat never fails the run.
-	srv.Close()
+	ping.srv.Close()
 	e.remote.fail("/rules/a.yml", 0)
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)
@@ -340,9 +326,7 @@ to = ["oncall@example.com"]
 	if mails, _ := be.Snapshot(); len(mails) != 1 {
 		t.Fatalf("%d mails after the change, want 1", len(mails))
 	}
-	if v := e.metric("butler_notify_failures_total", "channel", "webhook"); v != 1 {
-		t.Errorf("webhook failures = %v", v)
-	}
+	e.wantMetric(t, 1, "butler_notify_failures_total", "channel", "webhook")
 	if _, ok := e.lookup("butler_notify_failures_total", "channel", "email"); ok {
 		t.Error("email failures counted though the mail went out")
 	}

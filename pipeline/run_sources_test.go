@@ -138,12 +138,8 @@ source = "%s/hang.yml"
 			}
 		}
 	}
-	if v := e.metric("butler_remote_status", "manager", "hang", "file", "hang.yml"); v != 0 {
-		t.Errorf("hanging remote status = %v, want 0", v)
-	}
-	if v := e.metric("butler_remote_fetch_failures_total", "manager", "hang", "file", "hang.yml"); v != 1 {
-		t.Errorf("fetch failures = %v", v)
-	}
+	e.wantMetric(t, 0, "butler_remote_status", "manager", "hang", "file", "hang.yml")
+	e.wantMetric(t, 1, "butler_remote_fetch_failures_total", "manager", "hang", "file", "hang.yml")
 }
 
 // TestRunTimeoutFlag: --timeout (Options.Timeout) overrides [butler] timeout.
@@ -195,10 +191,7 @@ func TestRunMaxFileSize(t *testing.T) {
 				wantNoErr(t, err)
 				return
 			}
-			wantFailed(t, err)
-			if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "max_file_size") {
-				t.Errorf("result = %+v", mr)
-			}
+			wantFailedIn(t, res, err, PhaseFetch, "max_file_size")
 			if _, err := os.Stat(filepath.Join(e.dest, tt.path)); !os.IsNotExist(err) {
 				t.Error("an oversize file was written")
 			}
@@ -254,12 +247,11 @@ func TestRunCommandReloader(t *testing.T) {
 	tests := []struct {
 		name    string
 		command string
-		status  float64
-		ok      bool
+		status  float64 // butler_reload_status; the run succeeds with 200 only
 	}{
-		{"exit 0", `["true"]`, 200, true},
-		{"exit 1", `["sh", "-c", "echo nginx: bad directive >&2; exit 1"]`, 500, false},
-		{"timeout", `["sleep", "10"]`, 0, false},
+		{"exit 0", `["true"]`, 200},
+		{"exit 1", `["sh", "-c", "echo nginx: bad directive >&2; exit 1"]`, 500},
+		{"timeout", `["sleep", "10"]`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,14 +263,12 @@ func TestRunCommandReloader(t *testing.T) {
 			if time.Since(start) > 8*time.Second {
 				t.Errorf("run took %v", time.Since(start))
 			}
-			if tt.ok {
+			if tt.status == 200 {
 				wantNoErr(t, err)
 			} else {
 				wantFailed(t, err)
 			}
-			if v := e.metric("butler_reload_status", "manager", "m"); v != tt.status {
-				t.Errorf("reload status = %v, want %v", v, tt.status)
-			}
+			e.wantMetric(t, tt.status, "butler_reload_status", "manager", "m")
 			if tt.status == 500 && !strings.Contains(res.Managers[0].Err.Error(), "bad directive") {
 				t.Errorf("error does not carry the command's output: %v", res.Managers[0].Err)
 			}
@@ -288,9 +278,7 @@ func TestRunCommandReloader(t *testing.T) {
 
 func TestRunWriteFailsMidway(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.applied()
-	good := e.read("prometheus.yml")
-	e.reload.takeCalls()
+	cfg, good := e.appliedGood()
 
 	// Both files change, but rules/a.yml cannot be written: a directory stands in its way.
 	e.remote.set("/prometheus.yml", "changed: 1\n")
@@ -303,19 +291,13 @@ func TestRunWriteFailsMidway(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := e.run(cfg, nil)
-	wantFailed(t, err)
-	if mr := res.Managers[0]; mr.Phase != PhaseWrite || !strings.Contains(mr.Err.Error(), "rules/a.yml") {
-		t.Errorf("result = %+v", mr)
-	}
+	wantFailedIn(t, res, err, PhaseWrite, "rules/a.yml")
 	if got := e.read("prometheus.yml"); got != good {
 		t.Errorf("prometheus.yml not put back: %q", got)
 	}
-	if n := e.reload.takeCalls(); n != 0 {
-		t.Errorf("reloaded after a failed write: %d", n)
-	}
-	if v := e.metric("butler_write", "manager", "prom", "file", "rules/a.yml"); v != 0 {
-		t.Errorf("butler_write = %v, want 0", v)
-	}
+	// no reload after a failed write
+	e.wantReloads(t, 0)
+	e.wantMetric(t, 0, "butler_write", "manager", "prom", "file", "rules/a.yml")
 }
 
 // TestRunTextfileGolden pins the whole textfile of a scenario, clock included.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/lkg"
+	"github.com/butler-sre/butler/pipeline/minisigntest"
 	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
 )
@@ -34,15 +36,9 @@ func TestRunFirstAppliesSecondChangesNothing(t *testing.T) {
 	if got := e.read("rules/a.yml"); !strings.Contains(got, "name: a") {
 		t.Errorf("rules file = %q", got)
 	}
-	if n := e.reload.takeCalls(); n != 1 {
-		t.Errorf("reload calls = %d, want 1", n)
-	}
-	if v := e.metric("butler_reload_status", "manager", "prom"); v != 200 {
-		t.Errorf("reload status = %v", v)
-	}
-	if v := e.metric("butler_lkg", "manager", "prom"); v != unix(t1) {
-		t.Errorf("butler_lkg = %v, want %v", v, unix(t1))
-	}
+	e.wantReloads(t, 1)
+	e.wantMetric(t, 200, "butler_reload_status", "manager", "prom")
+	e.wantMetric(t, unix(t1), "butler_lkg", "manager", "prom")
 	lkg, ok, err := lkg.Load(filepath.Join(e.stateDir, "lkg", "prom"))
 	if err != nil || !ok || len(lkg) != 2 {
 		t.Fatalf("LKG not stored: %v %v %v", lkg, ok, err)
@@ -56,19 +52,13 @@ func TestRunFirstAppliesSecondChangesNothing(t *testing.T) {
 	if res.Managers[0].Outcome != "unchanged" {
 		t.Errorf("second outcome = %q, want unchanged", res.Managers[0].Outcome)
 	}
-	if n := e.reload.takeCalls(); n != 0 {
-		t.Errorf("second run reloaded %d times, want 0", n)
-	}
+	// the second run does not reload
+	e.wantReloads(t, 0)
 	// Fetch runs every run; the later phases keep their values.
-	if v := e.metric("butler_remote_time", "manager", "prom", "file", "prometheus.yml"); v != unix(t1.Add(time.Minute)) {
-		t.Errorf("remote_time = %v", v)
-	}
-	if v := e.metric("butler_reload_time", "manager", "prom"); v != unix(t1) {
-		t.Errorf("reload_time moved on an unchanged run: %v", v)
-	}
-	if v := e.metric("butler_remote_fetches_total", "manager", "prom", "file", "prometheus.yml"); v != 2 {
-		t.Errorf("fetches_total = %v, want 2", v)
-	}
+	e.wantMetric(t, unix(t1.Add(time.Minute)), "butler_remote_time", "manager", "prom", "file", "prometheus.yml")
+	// reload_time stays on an unchanged run
+	e.wantMetric(t, unix(t1), "butler_reload_time", "manager", "prom")
+	e.wantMetric(t, 2, "butler_remote_fetches_total", "manager", "prom", "file", "prometheus.yml")
 }
 
 func TestRunDriftIsRepaired(t *testing.T) {
@@ -83,9 +73,7 @@ func TestRunDriftIsRepaired(t *testing.T) {
 	if got := e.read("prometheus.yml"); !strings.Contains(got, "scrape_interval: 30s") {
 		t.Errorf("hand edit not repaired: %q", got)
 	}
-	if n := e.reload.takeCalls(); n != 1 {
-		t.Errorf("reload calls = %d, want 1", n)
-	}
+	e.wantReloads(t, 1)
 	if strings.Join(res.Managers[0].Changed, ",") != "prometheus.yml" {
 		t.Errorf("changed = %v", res.Managers[0].Changed)
 	}
@@ -102,61 +90,42 @@ func TestRunDriftIsRepaired(t *testing.T) {
 
 func TestRunRefusedReloadRestoresLKG(t *testing.T) {
 	e := newRunEnv(t)
-	cfg := e.applied()
-	good := e.read("prometheus.yml")
-	e.reload.takeCalls()
+	cfg, good := e.appliedGood()
 
 	// A config the manager refuses.
 	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: bogus\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	tRefused := e.now
 	res, err := e.run(cfg, nil)
-	wantFailed(t, err)
-	if mr := res.Managers[0]; mr.Phase != PhaseReload || !strings.Contains(mr.Err.Error(), "500") {
-		t.Errorf("result = %+v", mr)
-	}
+	wantFailedIn(t, res, err, PhaseReload, "500")
 	if got := e.read("prometheus.yml"); got != good {
 		t.Errorf("LKG not restored: %q", got)
 	}
-	if v := e.metric("butler_reload_status", "manager", "prom"); v != 500 {
-		t.Errorf("reload status = %v, want 500", v)
-	}
-	if v := e.metric("butler_reload_time", "manager", "prom"); v != unix(tRefused) {
-		t.Errorf("reload time = %v", v)
-	}
-	if v := e.metric("butler_lkg_restores_total", "manager", "prom"); v != 1 {
-		t.Errorf("lkg_restores_total = %v", v)
-	}
-	if v := e.metric("butler_manager_success", "manager", "prom"); v != 0 {
-		t.Errorf("manager_success = %v", v)
-	}
-	if v := e.metric("butler_run_success"); v != 0 {
-		t.Errorf("run_success = %v", v)
-	}
-	if n := e.reload.takeCalls(); n != 1 {
-		t.Errorf("reload calls = %d, want exactly 1 (a 500 is never retried)", n)
-	}
+	e.wantMetric(t, 500, "butler_reload_status", "manager", "prom")
+	e.wantMetric(t, unix(tRefused), "butler_reload_time", "manager", "prom")
+	e.wantMetric(t, 1, "butler_lkg_restores_total", "manager", "prom")
+	e.wantMetric(t, 0, "butler_manager_success", "manager", "prom")
+	e.wantMetric(t, 0, "butler_run_success")
+	// exactly one: a 500 is never retried
+	e.wantReloads(t, 1)
 
 	// No reload storm: the same content is not applied again.
 	e.reload.set(http.StatusOK, false)
 	_, err = e.run(cfg, nil)
 	wantFailed(t, err)
-	if n := e.reload.takeCalls(); n != 0 {
-		t.Errorf("refused content reloaded again: %d calls", n)
-	}
+	// refused content is not reloaded again
+	e.wantReloads(t, 0)
 	if got := e.read("prometheus.yml"); got != good {
 		t.Errorf("refused content written again: %q", got)
 	}
-	if v := e.metric("butler_reload_status", "manager", "prom"); v != 500 {
-		t.Errorf("metrics forgot the refusal: %v", v)
-	}
+	// the metrics remember the refusal
+	e.wantMetric(t, 500, "butler_reload_status", "manager", "prom")
 
 	// --force applies it anyway (and the manager now accepts it).
 	_, err = e.run(cfg, func(o *Options) { o.Force = true })
 	wantNoErr(t, err)
-	if n := e.reload.takeCalls(); n != 1 {
-		t.Errorf("--force: reload calls = %d, want 1", n)
-	}
+	// --force reloads
+	e.wantReloads(t, 1)
 	if got := e.read("prometheus.yml"); !strings.Contains(got, "bogus") {
 		t.Errorf("--force did not write: %q", got)
 	}
@@ -179,15 +148,9 @@ func TestRunRefusedThenFixedSourceIsApplied(t *testing.T) {
 	if got := e.read("prometheus.yml"); got != "fixed: 1\n" {
 		t.Errorf("fixed source not applied: %q", got)
 	}
-	if v := e.metric("butler_lkg", "manager", "prom"); v != unix(tFixed) {
-		t.Errorf("butler_lkg = %v, want %v", v, unix(tFixed))
-	}
-	if v := e.metric("butler_reload_failures_total", "manager", "prom"); v != 1 {
-		t.Errorf("reload_failures_total = %v", v)
-	}
-	if v := e.metric("butler_reloads_total", "manager", "prom"); v != 3 {
-		t.Errorf("reloads_total = %v", v)
-	}
+	e.wantMetric(t, unix(tFixed), "butler_lkg", "manager", "prom")
+	e.wantMetric(t, 1, "butler_reload_failures_total", "manager", "prom")
+	e.wantMetric(t, 3, "butler_reloads_total", "manager", "prom")
 }
 
 func TestRunRefusedWithoutLKGRestoresPreRunFiles(t *testing.T) {
@@ -209,9 +172,8 @@ func TestRunRefusedWithoutLKGRestoresPreRunFiles(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(e.dest, "rules/a.yml")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("file created by the refused run still there: %v", err)
 			}
-			if v := e.metric("butler_lkg_restores_total", "manager", "prom"); v != 0 {
-				t.Errorf("lkg_restores_total = %v, want 0 (there was no LKG)", v)
-			}
+			// there was no LKG
+			e.wantMetric(t, 0, "butler_lkg_restores_total", "manager", "prom")
 			if _, ok := e.lookup("butler_lkg", "manager", "prom"); ok {
 				t.Error("butler_lkg set though no LKG was ever stored")
 			}
@@ -229,9 +191,7 @@ func TestRunReloadTimeout(t *testing.T) {
 		if got := e.read("prometheus.yml"); !strings.Contains(got, "30s") {
 			t.Errorf("files did not stay: %q", got)
 		}
-		if v := e.metric("butler_reload_status", "manager", "prom"); v != 0 {
-			t.Errorf("reload status = %v, want 0", v)
-		}
+		e.wantMetric(t, 0, "butler_reload_status", "manager", "prom")
 		if _, ok := e.lookup("butler_lkg", "manager", "prom"); ok {
 			t.Error("LKG stored after a timed-out reload")
 		}
@@ -242,18 +202,14 @@ func TestRunReloadTimeout(t *testing.T) {
 		tRetry := e.now
 		_, err = e.run(cfg, nil)
 		wantNoErr(t, err)
-		if n := e.reload.takeCalls(); n != 1 {
-			t.Errorf("timed-out reload not retried: %d calls", n)
-		}
-		if v := e.metric("butler_lkg", "manager", "prom"); v != unix(tRetry) {
-			t.Errorf("butler_lkg = %v", v)
-		}
+		// a timed-out reload is retried
+		e.wantReloads(t, 1)
+		e.wantMetric(t, unix(tRetry), "butler_lkg", "manager", "prom")
 		// And once done, not again.
 		_, err = e.run(cfg, nil)
 		wantNoErr(t, err)
-		if n := e.reload.takeCalls(); n != 0 {
-			t.Errorf("reloaded again after success: %d", n)
-		}
+		// no reload again after success
+		e.wantReloads(t, 0)
 	})
 	t.Run("timeout_ok=true", func(t *testing.T) {
 		e := newRunEnv(t)
@@ -270,22 +226,17 @@ func TestRunReloadTimeout(t *testing.T) {
 		if got := e.read("prometheus.yml"); got != "changed: 1\n" {
 			t.Errorf("files did not stay: %q", got)
 		}
-		if v := e.metric("butler_reload_status", "manager", "prom"); v != 200 {
-			t.Errorf("reload status = %v, want the previous 200", v)
-		}
-		if v := e.metric("butler_reload_time", "manager", "prom"); v != unix(tTimeout) {
-			t.Errorf("reload time = %v, want %v", v, unix(tTimeout))
-		}
-		if v := e.metric("butler_lkg", "manager", "prom"); v != unix(tFirst) {
-			t.Errorf("LKG changed after a timeout: %v", v)
-		}
+		// the previous status
+		e.wantMetric(t, 200, "butler_reload_status", "manager", "prom")
+		e.wantMetric(t, unix(tTimeout), "butler_reload_time", "manager", "prom")
+		// the LKG stays after a timeout
+		e.wantMetric(t, unix(tFirst), "butler_lkg", "manager", "prom")
 		e.reload.takeCalls()
 		e.reload.set(http.StatusOK, false)
 		_, err = e.run(cfg, nil)
 		wantNoErr(t, err)
-		if n := e.reload.takeCalls(); n != 0 {
-			t.Errorf("timeout_ok: reload retried %d times", n)
-		}
+		// timeout_ok: the reload is not retried
+		e.wantReloads(t, 0)
 	})
 }
 
@@ -348,12 +299,9 @@ func TestRunManagersAreIndependent(t *testing.T) {
 	if !byName["prom"].InStep || byName["other"].Phase != PhaseFetch {
 		t.Errorf("results = %+v", res.Managers)
 	}
-	if v := e.metric("butler_remote_status", "manager", "other", "file", "missing.yml"); v != 404 {
-		t.Errorf("remote_status = %v, want 404", v)
-	}
-	if v := e.metric("butler_manager_success", "manager", "prom"); v != 1 {
-		t.Errorf("prom not in step: %v", v)
-	}
+	e.wantMetric(t, 404, "butler_remote_status", "manager", "other", "file", "missing.yml")
+	// prom in step
+	e.wantMetric(t, 1, "butler_manager_success", "manager", "prom")
 	if _, err := os.Stat(filepath.Join(e.dir, "etc", "other")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("failed manager's dest touched: %v", err)
 	}
@@ -392,9 +340,8 @@ func TestRunFailedPhaseWritesNothing(t *testing.T) {
 			if _, err := os.Stat(e.dest); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("something was written: %v", err)
 			}
-			if n := e.reload.takeCalls(); n != 0 {
-				t.Errorf("reloaded %d times", n)
-			}
+			// no reload
+			e.wantReloads(t, 0)
 			if tt.metric != "" {
 				f, _ := textfile.Find(e.metrics(), tt.metric)
 				zero := false
@@ -430,9 +377,8 @@ func TestRunDryRunChangesNothing(t *testing.T) {
 	if !strings.Contains(out, "+++ "+filepath.Join(e.dest, "prometheus.yml")) || !strings.Contains(out, "+  scrape_interval: 30s") {
 		t.Errorf("dry-run diff:\n%s", out)
 	}
-	if n := e.reload.takeCalls(); n != 0 {
-		t.Errorf("dry run reloaded")
-	}
+	// a dry run does not reload
+	e.wantReloads(t, 0)
 }
 
 func TestRunSecretsNeverShow(t *testing.T) {
@@ -513,12 +459,10 @@ func TestRunRefusedThenSourceRevertedIsHealthy(t *testing.T) {
 	e.reload.takeCalls()
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)
-	if n := e.reload.takeCalls(); n != 0 {
-		t.Errorf("reloaded %d times though the disk already holds the source", n)
-	}
-	if v := e.metric("butler_health", "manager", "prom"); v != 0 {
-		t.Errorf("health after the revert = %v, want 0 (OK)", v)
-	}
+	// no reload: the disk already holds the source
+	e.wantReloads(t, 0)
+	// health after the revert: OK
+	e.wantMetric(t, 0, "butler_health", "manager", "prom")
 }
 
 func TestRunReloadExpect(t *testing.T) {
@@ -528,10 +472,263 @@ func TestRunReloadExpect(t *testing.T) {
 	cfg := e.parse(strings.Replace(e.config(""), "retries = 0", "retries = 0\nexpect = [204, 500]", 1))
 	_, err := e.run(cfg, nil)
 	wantNoErr(t, err)
-	if v := e.metric("butler_reload_status", "manager", "prom"); v != 500 {
-		t.Errorf("reload status = %v", v)
-	}
+	e.wantMetric(t, 500, "butler_reload_status", "manager", "prom")
 	if _, ok := e.lookup("butler_lkg", "manager", "prom"); !ok {
 		t.Error("an expected status did not store the LKG")
+	}
+}
+
+func TestRunSplay(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	var asked time.Duration
+	jitter := func(max time.Duration) time.Duration { asked = max; return 20 * time.Millisecond }
+	start := time.Now()
+	_, err := e.run(cfg, func(o *Options) { o.Splay = time.Hour; o.Jitter = jitter })
+	wantNoErr(t, err)
+	if asked != time.Hour || time.Since(start) < 20*time.Millisecond {
+		t.Errorf("splay: asked for %v, waited %v", asked, time.Since(start))
+	}
+	// [butler] splay applies when the flag is not given.
+	asked = 0
+	cfgSplay := e.parse(strings.Replace(e.config(""), `timeout = "20s"`, "timeout = \"20s\"\nsplay = \"90s\"", 1))
+	_, err = e.run(cfgSplay, func(o *Options) { o.Jitter = jitter })
+	wantNoErr(t, err)
+	if asked != 90*time.Second {
+		t.Errorf("[butler] splay: asked for %v, want 1m30s", asked)
+	}
+	// A cancelled context ends the wait at once, before the lock or any fetch.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = Run(ctx, cfg, Options{Splay: time.Hour, Jitter: func(time.Duration) time.Duration { return time.Hour }})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestRunRemovedFileSeriesDisappear(t *testing.T) {
+	e := newRunEnv(t)
+	_, err := e.run(e.parse(e.config("")), nil)
+	wantNoErr(t, err)
+	if _, ok := e.lookup("butler_remote_status", "manager", "prom", "file", "rules/a.yml"); !ok {
+		t.Fatal("no series for rules/a.yml")
+	}
+	_, err = e.run(e.parse(withoutRules(e, "")), nil)
+	wantNoErr(t, err)
+	if _, ok := e.lookup("butler_remote_status", "manager", "prom", "file", "rules/a.yml"); ok {
+		t.Error("series of a file no longer configured still written")
+	}
+}
+
+// TestRunStoresLKGThatFailedBefore: applied content whose last-known-good copy
+// could not be stored (a full disk, say) is stored by the next run even when
+// nothing changed, so that a later refused reload puts back what the manager
+// really runs, never an older copy.
+func TestRunStoresLKGThatFailedBefore(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.parse(e.config(""))
+	e.remote.set("/rules/a.yml", "groups: [v1]\n")
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+
+	// v2 is applied and reloaded, but the copy cannot be stored.
+	lkgDir := filepath.Join(e.stateDir, "lkg")
+	if err := os.RemoveAll(lkgDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lkgDir, []byte("in the way"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.remote.set("/rules/a.yml", "groups: [v2]\n")
+	res, err := e.run(cfg, nil)
+	wantFailed(t, err)
+	if mr := res.Managers[0]; mr.Phase != PhaseLKG {
+		t.Fatalf("result = %+v, want a failed lkg phase", mr)
+	}
+
+	// The disk is free again: the unchanged run stores v2.
+	if err := os.Remove(lkgDir); err != nil {
+		t.Fatal(err)
+	}
+	res, err = e.run(cfg, nil)
+	wantNoErr(t, err)
+	if got := res.Managers[0].Outcome; got != "unchanged" {
+		t.Errorf("outcome = %q, want unchanged", got)
+	}
+	files, ok, err := lkg.Load(filepath.Join(lkgDir, "prom"))
+	if err != nil || !ok {
+		t.Fatalf("no last-known-good copy: %v", err)
+	}
+	for _, f := range files {
+		if f.Path == "rules/a.yml" && string(f.Data) != "groups: [v2]\n" {
+			t.Errorf("last-known-good rules/a.yml = %q, want v2", f.Data)
+		}
+	}
+
+	// v3 is refused: v2, which the manager runs, comes back.
+	e.remote.set("/rules/a.yml", "groups: [v3]\n")
+	e.reload.set(http.StatusInternalServerError, false)
+	_, err = e.run(cfg, nil)
+	wantFailed(t, err)
+	if b, _ := os.ReadFile(filepath.Join(e.dest, "rules", "a.yml")); string(b) != "groups: [v2]\n" {
+		t.Errorf("after the refusal rules/a.yml = %q, want v2", b)
+	}
+}
+
+// withoutRules is the standard configuration with its rules file dropped.
+func withoutRules(e *runEnv, extra string) string {
+	text := e.config(extra)
+	i := strings.Index(text, "[[managers.prom.files]]\nsource = \""+e.remote.url("/rules/a.yml"))
+	j := strings.Index(text, "[managers.prom.reload]")
+	return text[:i] + text[j:]
+}
+
+// TestRunRemovesFilesNoLongerWanted: a file butler wrote that is dropped from
+// the configuration is deleted as part of the change, after the new files
+// are in place and before the reload; a refused reload brings it back; a
+// file butler never wrote is never touched; prune = false keeps them all.
+func TestRunRemovesFilesNoLongerWanted(t *testing.T) {
+	e := newRunEnv(t)
+	_, err := e.run(e.parse(e.config("")), nil)
+	wantNoErr(t, err)
+	mine := filepath.Join(e.dest, "rules", "operator.yml")
+	if err := os.WriteFile(mine, []byte("mine: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(e.dest, "rules", "a.yml")
+
+	// prune = false keeps it.
+	_, err = e.run(e.parse(withoutRules(e, "prune = false")), nil)
+	wantNoErr(t, err)
+	if _, err := os.Stat(rules); err != nil {
+		t.Errorf("prune = false deleted rules/a.yml: %v", err)
+	}
+
+	// The reload sees the file gone already; it refuses: the file is back.
+	var seenAtReload bool
+	e.reload.set(http.StatusInternalServerError, false)
+	e.reload.mu.Lock()
+	e.reload.onCall = func() { _, err := os.Stat(rules); seenAtReload = err == nil }
+	e.reload.mu.Unlock()
+	_, err = e.run(e.parse(withoutRules(e, "")), nil)
+	wantFailed(t, err)
+	if seenAtReload {
+		t.Error("the removed file was still there when the reload came")
+	}
+	if _, err := os.Stat(rules); err != nil {
+		t.Errorf("refused reload: rules/a.yml not put back: %v", err)
+	}
+
+	// Dry run: the deletion as a diff to /dev/null, nothing deleted.
+	e.reload.set(http.StatusOK, false)
+	e.reload.mu.Lock()
+	e.reload.onCall = nil
+	e.reload.mu.Unlock()
+	e.stdout.Reset()
+	_, err = e.run(e.parse(withoutRules(e, "")), func(o *Options) { o.DryRun = true })
+	wantNoErr(t, err)
+	if out := e.stdout.String(); !strings.Contains(out, "+++ /dev/null") || !strings.Contains(out, "-groups:") {
+		t.Errorf("dry run shows no deletion:\n%s", out)
+	}
+	if _, err := os.Stat(rules); err != nil {
+		t.Error("the dry run deleted the file")
+	}
+
+	// Accepted (new content: the refusal is over): deleted, and the
+	// operator's own file stays.
+	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: 15s\n")
+	res, err := e.run(e.parse(withoutRules(e, "")), nil)
+	wantNoErr(t, err)
+	if _, err := os.Stat(rules); !os.IsNotExist(err) {
+		t.Errorf("rules/a.yml still there: %v", err)
+	}
+	if got := res.Managers[0].Changed; fmt.Sprint(got) != "[prometheus.yml rules/a.yml]" {
+		t.Errorf("changed = %v, want the new file and the removal", got)
+	}
+	if b, err := os.ReadFile(mine); err != nil || string(b) != "mine: 1\n" {
+		t.Errorf("the operator's file was touched: %q %v", b, err)
+	}
+	// Nothing left to remove: unchanged from now on.
+	res, err = e.run(e.parse(withoutRules(e, "")), nil)
+	wantNoErr(t, err)
+	if res.Managers[0].Outcome != "unchanged" {
+		t.Errorf("outcome %q, want unchanged", res.Managers[0].Outcome)
+	}
+}
+
+// TestRunSignedConfiguration: with [verify], a file must carry a minisign
+// signature by a trusted key: signed by the real minisign tool, applied;
+// altered, refused with nothing written; an older signed version replayed,
+// refused; a newer one, applied. butler_verify says which.
+func TestRunSignedConfiguration(t *testing.T) {
+	tool := minisigntest.Tool(t)
+	trusted, other := minisigntest.NewPair(t, tool), minisigntest.NewPair(t, tool)
+	e := newRunEnv(t)
+	serve := func(p minisigntest.Pair, path, body string, at time.Time) string {
+		sig := minisigntest.Sign(t, tool, p, []byte(body), "-t", fmt.Sprintf("timestamp:%d", at.Unix()))
+		e.remote.set(path, body)
+		e.remote.set(path+".minisig", string(sig))
+		return string(sig)
+	}
+	t0 := time.Unix(1_763_000_000, 0)
+	serve(trusted, "/prometheus.yml", "global: {}\n", t0)
+	v1 := "groups: [v1]\n"
+	v1sig := serve(trusted, "/rules/a.yml", v1, t0)
+	cfg := e.parse(e.config(fmt.Sprintf("[managers.prom.verify]\nminisign_keys = [%q]\n", trusted.Pub)))
+	verified := func(want float64) {
+		t.Helper()
+		e.wantMetric(t, want, "butler_verify", "manager", "prom", "file", "rules/a.yml")
+	}
+
+	_, err := e.run(cfg, nil)
+	wantNoErr(t, err)
+	verified(1)
+
+	steps := []struct {
+		name   string
+		serve  func()
+		errs   string
+		result string // rules/a.yml afterwards
+	}{
+		{"body altered", func() { e.remote.set("/rules/a.yml", "groups: [evil]\n") }, "signature", v1},
+		{"signed by an unknown key", func() { serve(other, "/rules/a.yml", "groups: [other]\n", t0.Add(time.Hour)) }, "key", v1},
+		{"signature missing", func() { e.remote.set("/rules/a.yml", v1); e.remote.fail("/rules/a.yml.minisig", http.StatusNotFound) }, "404", v1},
+		{"v2 applied", func() {
+			e.remote.fail("/rules/a.yml.minisig", 0)
+			serve(trusted, "/rules/a.yml", "groups: [v2]\n", t0.Add(2*time.Hour))
+		}, "", "groups: [v2]\n"},
+		{"v1 replayed", func() { e.remote.set("/rules/a.yml", v1); e.remote.set("/rules/a.yml.minisig", v1sig) }, "replay", "groups: [v2]\n"},
+	}
+	for _, st := range steps {
+		st.serve()
+		res, err := e.run(cfg, nil)
+		if st.errs == "" {
+			wantNoErr(t, err)
+			verified(1)
+		} else {
+			wantFailed(t, err)
+			if mr := res.Managers[0]; mr.Phase != PhaseFetch || !strings.Contains(mr.Err.Error(), "rules/a.yml") || !strings.Contains(mr.Err.Error(), st.errs) {
+				t.Errorf("%s: result %+v, want a fetch failure naming rules/a.yml and %q", st.name, mr, st.errs)
+			}
+			verified(0)
+		}
+		if got := e.read("rules/a.yml"); got != st.result {
+			t.Errorf("%s: rules/a.yml = %q, want %q", st.name, got, st.result)
+		}
+	}
+}
+
+// wantFailedIn requires a failed run whose first manager failed in phase,
+// with an error that names each of parts.
+func wantFailedIn(t *testing.T, res *Result, err error, phase string, parts ...string) {
+	t.Helper()
+	wantFailed(t, err)
+	mr := res.Managers[0]
+	ok := mr.Phase == phase && mr.Err != nil
+	for _, p := range parts {
+		ok = ok && strings.Contains(mr.Err.Error(), p)
+	}
+	if !ok {
+		t.Errorf("result = %+v, want a failure in phase %s naming %q", mr, phase, parts)
 	}
 }

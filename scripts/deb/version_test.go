@@ -1,31 +1,40 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
+// debVersionCases reads testdata/versions.txt: a describe output (quoted) and
+// the version it gives, a line each.
+func debVersionCases(t *testing.T) []struct{ describe, want string } {
+	t.Helper()
+	data, err := os.ReadFile("testdata/versions.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct{ describe, want string }
+	for i, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		quoted, want, _ := strings.Cut(line, "\" ")
+		describe, err := strconv.Unquote(quoted + "\"")
+		if err != nil || want == "" {
+			t.Fatalf("testdata/versions.txt:%d: want \"DESCRIBE\" VERSION: %q", i+1, line)
+		}
+		cases = append(cases, struct{ describe, want string }{describe, want})
+	}
+	return cases
+}
+
 func TestDebVersion(t *testing.T) {
 	commit := time.Date(2026, 12, 1, 23, 30, 0, 0, time.FixedZone("CET", 3600)) // 22:30 UTC
-	tests := []struct {
-		describe, want string
-	}{
-		{"v1.2.3", "1.2.3"},
-		{"1.2.3", "1.2.3"},
-		{"v1.2", "1.2"},
-		{"v1.2.3-rc.1", "1.2.3~rc.1"},
-		{"v1.2.3-rc-1", "1.2.3~rc.1"},
-		{"v1.2.3-4-gabc1234", "1.2.3+4.gabc1234"},
-		{"v1.2.3-rc.1-4-gabc1234", "1.2.3~rc.1+4.gabc1234"},
-		{"v1.2.3-dirty", "1.2.3+dirty"},
-		{"v1.2.3-4-gabc1234-dirty", "1.2.3+4.gabc1234.dirty"},
-		{"abc1234", "0.0.0~git20261201.abc1234"},
-		{"abc1234-dirty", "0.0.0~git20261201.abc1234+dirty"},
-		{"abc1234\n", "0.0.0~git20261201.abc1234"},
-	}
-	for _, tt := range tests {
+	for _, tt := range debVersionCases(t) {
 		t.Run(tt.describe, func(t *testing.T) {
 			got, err := debVersion(tt.describe, commit)
 			if err != nil || got != tt.want {
