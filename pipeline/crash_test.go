@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/atomicfile"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/lkg"
 	"github.com/butler-sre/butler/pipeline/state"
 )

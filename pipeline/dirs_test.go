@@ -15,8 +15,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
-	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
+	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/gitrepo"
 	"github.com/butler-sre/butler/pipeline/minisigntest"
 )
 

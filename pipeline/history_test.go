@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/health"
-	"github.com/butler-sre/butler/pipeline/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/state"
 )
 

@@ -16,9 +16,9 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/butler-sre/butler/internal/gitrepo"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
-	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
 )
 
 // runConfig builds a one-manager configuration around the given files and reload tables.

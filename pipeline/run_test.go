@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/config"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/lkg"
 	"github.com/butler-sre/butler/pipeline/minisigntest"
 	"github.com/butler-sre/butler/pipeline/state"

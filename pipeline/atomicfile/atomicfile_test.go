@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/errtest"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/internal/errtest"
+	"github.com/butler-sre/butler/internal/fstest"
 )
 
 // openRoot opens dir as a root, closed when the test ends.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/internal/fstest"
 )
 
 func TestRemoveStale(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butler-sre/butler/pipeline/internal/casefile"
+	"github.com/butler-sre/butler/internal/casefile"
 )
 
 func configEnv(vars map[string]string) func(string) (string, bool) {

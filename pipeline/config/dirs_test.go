@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/casefile"
+	"github.com/butler-sre/butler/internal/casefile"
 )
 
 // Two minisign public keys: SPEC section 12's example and the one of the

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/badinput"
 	"github.com/butler-sre/butler/pipeline/atomicfile"
-	"github.com/butler-sre/butler/pipeline/internal/badinput"
 )
 
 // fuzzSeeds returns the butler.toml of every bad-input case and every

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/errtest"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
-	"github.com/butler-sre/butler/pipeline/internal/undeletable"
+	"github.com/butler-sre/butler/internal/errtest"
+	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/undeletable"
 	"github.com/butler-sre/butler/pipeline/write"
 )
 

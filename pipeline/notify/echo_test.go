@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/config"
-	"github.com/butler-sre/butler/pipeline/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 

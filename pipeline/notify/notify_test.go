@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
 	"github.com/butler-sre/butler/pipeline/health"
-	"github.com/butler-sre/butler/pipeline/internal/smtptest"
 )
 
 // t0 is the time of the test message.

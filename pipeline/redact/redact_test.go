@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/casefile"
+	"github.com/butler-sre/butler/internal/casefile"
 )
 
 func TestRedactURL(t *testing.T) {

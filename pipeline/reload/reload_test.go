@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/command"
-	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/redact"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/butler-sre/butler/pipeline/internal/badinput"
+	"github.com/butler-sre/butler/internal/badinput"
 )
 
 // fuzzFiles returns the remote files of every bad-input case and the files

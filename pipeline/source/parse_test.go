@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/casefile"
+	"github.com/butler-sre/butler/internal/casefile"
 )
 
 // Digests of "version: 1\n".

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/casefile"
+	"github.com/butler-sre/butler/internal/casefile"
 )
 
 func TestScheme(t *testing.T) {

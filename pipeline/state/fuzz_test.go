@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/badinput"
 	"github.com/butler-sre/butler/pipeline/health"
-	"github.com/butler-sre/butler/pipeline/internal/badinput"
 )
 
 // fuzzSeeds returns state files: those of earlier releases kept under

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/internal/fstest"
 )
 
 // TestWritesRemoveStaleTemps: each file written in the state directory

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/casefile"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/health"
-	"github.com/butler-sre/butler/pipeline/internal/casefile"
 )
 
 // openTemp opens a new state directory in the test's temporary directory,

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/undeletable"
 	"github.com/butler-sre/butler/pipeline/atomicfile"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
-	"github.com/butler-sre/butler/pipeline/internal/undeletable"
 )
 
 // stuckTestDest makes a removeTestDest with the file stuck/z.yml, which

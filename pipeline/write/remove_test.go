@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/atomicfile"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
 // removeTestDest makes a dest of a manager whose rules are spread over

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/errtest"
+	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/atomicfile"
-	"github.com/butler-sre/butler/pipeline/internal/errtest"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
 )
 
 // openDest opens the dest dir, closed when the test ends.

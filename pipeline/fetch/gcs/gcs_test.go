@@ -25,7 +25,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"golang.org/x/oauth2"
 
-	"github.com/butler-sre/butler/pipeline/internal/nettest"
+	"github.com/butler-sre/butler/internal/nettest"
 )
 
 const testBucket = "configs"

@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/loctest"
+	"github.com/butler-sre/butler/internal/loctest"
 )
 
 func TestParseLocation(t *testing.T) {

@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/errtest"
+	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/gitrepo"
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/fetch/git"
-	"github.com/butler-sre/butler/pipeline/internal/errtest"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
-	"github.com/butler-sre/butler/pipeline/internal/gitrepo"
-	"github.com/butler-sre/butler/pipeline/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/source"
 )
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butler-sre/butler/pipeline/internal/errtest"
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/internal/errtest"
+	"github.com/butler-sre/butler/internal/fstest"
 )
 
 func TestParseProfile(t *testing.T) {

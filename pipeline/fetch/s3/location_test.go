@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/loctest"
+	"github.com/butler-sre/butler/internal/loctest"
 )
 
 func TestParseLocation(t *testing.T) {

@@ -21,8 +21,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"github.com/butler-sre/butler/pipeline/internal/errtest"
-	"github.com/butler-sre/butler/pipeline/internal/nettest"
+	"github.com/butler-sre/butler/internal/errtest"
+	"github.com/butler-sre/butler/internal/nettest"
 )
 
 const (

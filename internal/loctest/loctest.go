@@ -19,7 +19,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/pipeline/internal/fstest"
+	"github.com/butler-sre/butler/internal/fstest"
 )
 
 // Parse is a ParseLocation: it parses u, with its query q (nil for u's
