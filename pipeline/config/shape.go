@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -73,7 +74,10 @@ func checkShapes(md toml.MetaData, data []byte) []string {
 		if !ok {
 			continue // unknown keys are reported as such; vars hold anything
 		}
-		got := md.Type(key...)
+		if k := t.Kind(); k != reflect.Struct && k != reflect.Map && k != reflect.Slice {
+			continue // scalars: the TOML library refuses a wrong type itself
+		}
+		got := md.Type(key...) // only now: it renders the key to look it up
 		var want, example string
 		switch t.Kind() {
 		case reflect.Struct, reflect.Map:
@@ -97,8 +101,6 @@ func checkShapes(md toml.MetaData, data []byte) []string {
 				}
 				want, example = "a list", `["a", "b"]`
 			}
-		default:
-			continue // scalars: the TOML library refuses a wrong type itself
 		}
 		problems = append(problems, fmt.Sprintf("line %d: %s must be %s, like %s, not %s",
 			keyLine(data, key), key.String(), want, example, tomlType(got)))
@@ -117,16 +119,11 @@ func expectedType(key toml.Key) (reflect.Type, bool) {
 		}
 		switch t.Kind() {
 		case reflect.Struct:
-			found := false
-			for _, f := range reflect.VisibleFields(t) {
-				if !f.Anonymous && f.Tag.Get("toml") == part {
-					t, found = f.Type, true
-					break
-				}
-			}
+			ft, found := tomlFields(t)[part]
 			if !found {
 				return nil, false
 			}
+			t = ft
 		case reflect.Map:
 			if t.Elem().Kind() == reflect.Interface {
 				return nil, false // vars: any value
@@ -137,6 +134,30 @@ func expectedType(key toml.Key) (reflect.Type, bool) {
 		}
 	}
 	return t, true
+}
+
+// fieldCache holds what tomlFields found for each struct type it was asked
+// about: the raw types never change, so each is reflected on once.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// tomlFields maps the TOML key of each visible field of the struct type t
+// (its toml tag; the fields of an embedded struct count as its own) to the
+// field's type. When two fields carry the same tag, the first one counts.
+func tomlFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous {
+			continue
+		}
+		if tag := f.Tag.Get("toml"); m[tag] == nil {
+			m[tag] = f.Type
+		}
+	}
+	actual, _ := fieldCache.LoadOrStore(t, m)
+	return actual.(map[string]reflect.Type)
 }
 
 // tomlType names a TOML type for messages.
