@@ -338,7 +338,7 @@ func Parse(data []byte, name, baseDir string, lookupEnv func(string) (string, bo
 		}
 		c.errorf("line %d: unknown key %q", keyLine(data, k), k.String())
 	}
-	if err := expandEnvAll(reflect.ValueOf(&raw).Elem(), "", lookupEnv); err != nil {
+	if err := expandEnvAll(reflect.ValueOf(&raw).Elem(), lookupEnv); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
 	}
 	cfg := &Config{Source: name, Identity: name}
@@ -1062,7 +1062,56 @@ func unquote(key string) string {
 
 // expandEnvAll replaces ${NAME} in every string of v (struct fields, slices, maps,
 // values of vars) with the environment variable NAME; "$${" stands for "${".
-func expandEnvAll(v reflect.Value, where string, lookup func(string) (string, bool)) error {
+// An error names where the string is, as "managers.m.files[0].source".
+func expandEnvAll(v reflect.Value, lookup func(string) (string, bool)) error {
+	e := &envExpander{lookup: lookup}
+	return e.expand(v)
+}
+
+// envExpander walks the raw configuration for expandEnvAll. It keeps the
+// path to the value it is at as steps and spells it out only for an error,
+// so that a configuration without one builds no strings for it.
+type envExpander struct {
+	lookup func(string) (string, bool)
+	path   []envStep
+}
+
+// envStep is one step of the path to a value: a field of a struct, an
+// element of a slice or a value of a map.
+type envStep struct {
+	owner reflect.Type // a field: the struct type; nil for the other steps
+	n     int          // a field or an element: its index
+	key   string       // a map value: its key, as fmt.Sprint writes it
+	isKey bool
+}
+
+// where spells the path out: field and key names joined with ".", element
+// indexes in brackets.
+func (e *envExpander) where() string {
+	w := ""
+	for _, s := range e.path {
+		switch {
+		case s.owner != nil:
+			w = joinWhere(w, s.owner.Field(s.n).Tag.Get("toml"))
+		case s.isKey:
+			w = joinWhere(w, s.key)
+		default:
+			w = fmt.Sprintf("%s[%d]", w, s.n)
+		}
+	}
+	return w
+}
+
+// expandAt expands v, one step further down the path.
+func (e *envExpander) expandAt(v reflect.Value, step envStep) error {
+	e.path = append(e.path, step)
+	err := e.expand(v)
+	e.path = e.path[:len(e.path)-1]
+	return err
+}
+
+// expand replaces ${NAME} in every string of v.
+func (e *envExpander) expand(v reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
@@ -1071,24 +1120,23 @@ func expandEnvAll(v reflect.Value, where string, lookup func(string) (string, bo
 		if v.Kind() == reflect.Interface {
 			inner := reflect.New(v.Elem().Type()).Elem()
 			inner.Set(v.Elem())
-			if err := expandEnvAll(inner, where, lookup); err != nil {
+			if err := e.expand(inner); err != nil {
 				return err
 			}
 			v.Set(inner)
 			return nil
 		}
-		return expandEnvAll(v.Elem(), where, lookup)
+		return e.expand(v.Elem())
 	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < v.NumField(); i++ {
-			name := t.Field(i).Tag.Get("toml")
-			if err := expandEnvAll(v.Field(i), joinWhere(where, name), lookup); err != nil {
+			if err := e.expandAt(v.Field(i), envStep{owner: t, n: i}); err != nil {
 				return err
 			}
 		}
 	case reflect.Slice:
 		for i := 0; i < v.Len(); i++ {
-			if err := expandEnvAll(v.Index(i), fmt.Sprintf("%s[%d]", where, i), lookup); err != nil {
+			if err := e.expandAt(v.Index(i), envStep{n: i}); err != nil {
 				return err
 			}
 		}
@@ -1097,19 +1145,28 @@ func expandEnvAll(v reflect.Value, where string, lookup func(string) (string, bo
 			val := v.MapIndex(k)
 			cp := reflect.New(val.Type()).Elem()
 			cp.Set(val)
-			if err := expandEnvAll(cp, joinWhere(where, fmt.Sprint(k.Interface())), lookup); err != nil {
+			if err := e.expandAt(cp, envStep{key: mapKeyName(k), isKey: true}); err != nil {
 				return err
 			}
 			v.SetMapIndex(k, cp)
 		}
 	case reflect.String:
-		s, err := ExpandEnv(v.String(), lookup)
+		s, err := ExpandEnv(v.String(), e.lookup)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
+			return fmt.Errorf("%s: %w", e.where(), err)
 		}
 		v.SetString(s)
 	}
 	return nil
+}
+
+// mapKeyName is a map key as fmt.Sprint writes it, without boxing a string
+// key to do so.
+func mapKeyName(k reflect.Value) string {
+	if k.Kind() == reflect.String && k.Type().NumMethod() == 0 {
+		return k.String()
+	}
+	return fmt.Sprint(k.Interface())
 }
 
 func joinWhere(where, name string) string {
