@@ -532,10 +532,10 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 	if len(r.Files) == 0 && len(r.Dirs) == 0 {
 		c.errorf("%s: no files: add at least one [[managers.%s.files]] or [[managers.%s.dirs]]", where, name, name)
 	}
-	seen := map[string]int{}
-	fileNum := map[*File]int{}
+	seen := make(map[string]int, len(r.Files))
+	fileNums := make([]int, 0, len(r.Files)) // of each of m.Files: its number in the configuration
 	for i, rf := range r.Files {
-		f := c.file(fmt.Sprintf("%s: file #%d", where, i+1), m, rf, cfg.Butler.Schemes)
+		f := c.file(where+": file #"+strconv.Itoa(i+1), m, rf, cfg.Butler.Schemes)
 		if f == nil {
 			continue
 		}
@@ -544,25 +544,28 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 			continue
 		}
 		seen[f.Path] = i + 1
-		fileNum[f] = i + 1
+		fileNums = append(fileNums, i+1)
+		if m.Files == nil {
+			m.Files = make([]*File, 0, len(r.Files)) // room for them all
+		}
 		m.Files = append(m.Files, f)
 	}
 	if r.Verify != nil {
 		m.Verify = c.verify(where+": verify", r.Verify)
 	}
-	dirNum := map[*Dir]int{}
+	var dirNums []int // of each of m.Dirs: its number in the configuration
 	for i, rd := range r.Dirs {
-		d := c.dir(fmt.Sprintf("%s: dir #%d", where, i+1), rd, cfg.Butler.Schemes)
+		d := c.dir(where+": dir #"+strconv.Itoa(i+1), rd, cfg.Butler.Schemes)
 		if d == nil {
 			continue
 		}
 		if m.Verify != nil {
 			d.sigSuffix = m.Verify.Suffix
 		}
-		dirNum[d] = i + 1
+		dirNums = append(dirNums, i+1)
 		m.Dirs = append(m.Dirs, d)
 	}
-	c.dirOverlaps(where, m, dirNum, fileNum)
+	c.dirOverlaps(where, m, dirNums, fileNums)
 	if r.Reload != nil {
 		m.Reload = c.reload(where+": reload", r.Reload)
 	}
@@ -717,7 +720,7 @@ func (c *checker) entryPath(where, kind string, r *rawFile) (p, at string, ok bo
 	if p, ok = c.destPath(where, kind, r.Path, r.Source); !ok {
 		return "", "", false
 	}
-	at = fmt.Sprintf("%s (%s)", where, p)
+	at = where + " (" + p + ")"
 	if err := checkRelPath(p); err != nil {
 		msg := err.Error()
 		if kind == "directory" {
@@ -761,6 +764,11 @@ func (c *checker) source(where, src string, schemes []string) (resolved, scheme 
 	if scheme == "file" && c.baseDir == "" && !source.IsAbsFile(src) {
 		c.errorf("%s: source %q must be absolute when the configuration is not a local file", where, src)
 		return "", "", false
+	}
+	if scheme == "http" || scheme == "https" {
+		// Resolve gives back every http(s) source as written, and would
+		// parse it again to tell so.
+		return src, scheme, true
 	}
 	base := c.baseDir
 	if base == "" {

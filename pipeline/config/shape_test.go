@@ -3,6 +3,8 @@ package config
 import (
 	"reflect"
 	"testing"
+
+	"github.com/butler-sre/butler/pipeline/source"
 )
 
 // TestTomlFields checks the key table of a struct type: the fields of an
@@ -48,4 +50,26 @@ func TestExpectedType(t *testing.T) {
 			t.Errorf("expectedType(%v) = %v, %v; want %v", tc.key, got, ok, tc.want)
 		}
 	}
+}
+
+// FuzzHTTPSourceAsWritten: checker.source takes an http(s) source as
+// written without calling source.Resolve, which must agree.
+func FuzzHTTPSourceAsWritten(f *testing.F) {
+	for _, src := range []string{
+		"https://h/a.yml", "HTTP://h/a.yml?x=1", "http::github.com/o/r", "https::rel/p.yml",
+		"https://h//sub/a.yml", "http://u:p@h:8080/a%20b.yml#f", "http:///x", "https://h/a?b=c\nd",
+	} {
+		f.Add(src)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		scheme, err := source.Scheme(src)
+		if err != nil || scheme != "http" && scheme != "https" {
+			return
+		}
+		for _, base := range []string{"/", "/etc/butler"} {
+			if got, err := source.Resolve(src, base); got != src || err != nil {
+				t.Errorf("Resolve(%q, %q) = %q, %v; want it as written", src, base, got, err)
+			}
+		}
+	})
 }
