@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -1061,11 +1062,26 @@ func tableHeader(t string) (string, bool) {
 // unquote drops the quotes around the parts of a dotted key, roughly:
 // managers."my-app".files -> managers.my-app.files.
 func unquote(key string) string {
+	if isBareDotted(key) {
+		return key // nothing to trim
+	}
 	parts := strings.Split(key, ".")
 	for i, p := range parts {
 		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
 	}
 	return strings.Join(parts, ".")
+}
+
+// isBareDotted reports whether key holds no quote, no white space and no
+// byte outside ASCII: then unquote gives it back as it is.
+func isBareDotted(key string) bool {
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c >= utf8.RuneSelf, c == '"', c == '\'', c == ' ', '\t' <= c && c <= '\r':
+			return false
+		}
+	}
+	return true
 }
 
 // expandEnvAll replaces ${NAME} in every string of v (struct fields, slices, maps,

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -33,12 +34,12 @@ func checkDepth(data []byte) (line int, err error) {
 			}
 			i--
 		case '"', '\'':
-			quote := string(c)
+			n := 1 // quotes that open the string, and close it
 			if i+2 < len(data) && data[i+1] == c && data[i+2] == c {
-				quote = strings.Repeat(quote, 3)
+				n = 3
 			}
-			end := i + len(quote)
-			for end < len(data) && !strings.HasPrefix(string(data[end:min(end+3, len(data))]), quote) {
+			end := i + n
+			for end < len(data) && !closesString(data[end:], c, n) {
 				if data[end] == '\\' && c == '"' {
 					end++
 				}
@@ -47,7 +48,7 @@ func checkDepth(data []byte) (line int, err error) {
 				}
 				end++
 			}
-			i = end + len(quote) - 1
+			i = end + n - 1
 		case '[', '{':
 			depth++
 			if depth > maxDepth {
@@ -62,6 +63,20 @@ func checkDepth(data []byte) (line int, err error) {
 	return 0, nil
 }
 
+// closesString reports whether rest starts with the n quotes c that close a
+// string.
+func closesString(rest []byte, c byte, n int) bool {
+	if len(rest) < n {
+		return false
+	}
+	for _, b := range rest[:n] {
+		if b != c {
+			return false
+		}
+	}
+	return true
+}
+
 // checkShapes compares the type of every key the TOML holds with the shape
 // butler expects: the TOML library leaves a table-valued key that is given a
 // string, a number or an array silently empty ("headers = 5"), and butler
@@ -69,6 +84,8 @@ func checkDepth(data []byte) (line int, err error) {
 // wrong shape.
 func checkShapes(md toml.MetaData, data []byte) []string {
 	var problems []string
+	var last toml.Key // the key before, and its TOML type
+	var lastType string
 	for _, key := range md.Keys() {
 		t, ok := expectedType(key)
 		if !ok {
@@ -77,7 +94,12 @@ func checkShapes(md toml.MetaData, data []byte) []string {
 		if k := t.Kind(); k != reflect.Struct && k != reflect.Map && k != reflect.Slice {
 			continue // scalars: the TOML library refuses a wrong type itself
 		}
-		got := md.Type(key...) // only now: it renders the key to look it up
+		// md.Type renders the key to look it up: ask once for a key that
+		// repeats, as an array of tables' does for each of its tables.
+		if !slices.Equal(key, last) {
+			last, lastType = key, md.Type(key...)
+		}
+		got := lastType
 		var want, example string
 		switch t.Kind() {
 		case reflect.Struct, reflect.Map:
@@ -196,7 +218,9 @@ func checkInlineExtended(data []byte) []string {
 	inline := map[string]int{} // full key path -> line of its inline table
 	table := ""
 	inString := false
-	for i, line := range strings.Split(string(data), "\n") {
+	i := -1
+	for line := range strings.SplitSeq(string(data), "\n") {
+		i++
 		t := strings.TrimSpace(line)
 		if strings.Count(t, `"""`)%2 == 1 || strings.Count(t, `'''`)%2 == 1 {
 			inString = !inString
@@ -209,15 +233,14 @@ func checkInlineExtended(data []byte) []string {
 		if h, ok := tableHeader(t); ok {
 			table, full = h, h
 		} else if key, rest, found := strings.Cut(t, "="); found && !strings.ContainsAny(key, `"'[{`) {
-			key = strings.TrimSpace(key)
-			full = key
-			if table != "" {
-				full = table + "." + key
-			}
 			opensInline = strings.HasPrefix(strings.TrimSpace(rest), "{")
+			if !opensInline && len(inline) == 0 {
+				continue // nothing to add to, nothing opened: the path is not needed
+			}
+			full = joinKey(table, strings.TrimSpace(key))
 		}
 		for path, at := range inline {
-			if full != "" && strings.HasPrefix(full, path+".") {
+			if full != "" && isBelow(full, path) {
 				problems = append(problems, fmt.Sprintf("line %d: %s adds to the inline table %s of line %d, which TOML forbids: write the key inside the braces", i+1, full, path, at))
 			}
 		}
@@ -226,4 +249,17 @@ func checkInlineExtended(data []byte) []string {
 		}
 	}
 	return problems
+}
+
+// joinKey is the full path of key in table ("" at the top level).
+func joinKey(table, key string) string {
+	if table == "" {
+		return key
+	}
+	return table + "." + key
+}
+
+// isBelow reports whether the dotted key path full lies inside the table path.
+func isBelow(full, path string) bool {
+	return len(full) > len(path) && full[len(path)] == '.' && strings.HasPrefix(full, path)
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/butler-sre/butler/pipeline/source"
@@ -72,4 +74,77 @@ func FuzzHTTPSourceAsWritten(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestUnquote(t *testing.T) {
+	for key, want := range map[string]string{
+		"managers.m.files":        "managers.m.files",
+		`managers."my-app".files`: "managers.my-app.files",
+		"managers . m":            "managers.m",
+		"'a'.b":                   "a.b",
+		"a.\tb":                   "a.b",
+		"a.\u00a0b\u00a0":         "a.b",
+		"é.b":                     "é.b",
+		"":                        "",
+	} {
+		if got := unquote(key); got != want {
+			t.Errorf("unquote(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// TestCheckDepthStrings: brackets inside strings of each kind do not count,
+// and the line of the error counts the lines inside them.
+func TestCheckDepthStrings(t *testing.T) {
+	deep := strings.Repeat("[", maxDepth+1)
+	for _, tc := range []struct {
+		text string
+		line int // 0: no error
+	}{
+		{`a = "` + deep + `"`, 0},
+		{`a = '` + deep + `'`, 0},
+		{"a = \"\"\"\n" + deep + "\n\"\"\"", 0},
+		{"a = '''\n" + deep + "\n'''", 0},
+		{`a = "\"` + deep + `"`, 0},
+		{"a = \"\"\"\n\"\"\"\nb = " + deep, 3},
+		{"a = '\\'\nb = " + deep, 2},
+		{"# " + deep + "\nb = " + deep, 2},
+		{`a = "x`, 0},
+		{`a = """x""`, 0},
+	} {
+		line, err := checkDepth([]byte(tc.text))
+		if line != tc.line || (err != nil) != (tc.line != 0) {
+			t.Errorf("checkDepth(%q) = %d, %v; want line %d", tc.text, line, err, tc.line)
+		}
+	}
+}
+
+func TestCheckInlineExtended(t *testing.T) {
+	text := strings.Join([]string{
+		`a = 1`,
+		`[managers.m]`,
+		`vars = { a = 1 }`,
+		`vars.b = 2`,
+		`varsx = 3`,
+		`[managers.m.vars.c]`,
+		`[managers.m.files]`,
+		`headers = {}`,
+		`"headers".x = 1`,
+		`headers.y.z = 1`,
+		`s = """`,
+		`headers.q = 1`,
+		`"""`,
+		`t = { u = { v = 1 } }`,
+		`t.u.w = 1`,
+	}, "\n")
+	got := checkInlineExtended([]byte(text))
+	want := []string{
+		"line 4: managers.m.vars.b adds to the inline table managers.m.vars of line 3, which TOML forbids: write the key inside the braces",
+		"line 6: managers.m.vars.c adds to the inline table managers.m.vars of line 3, which TOML forbids: write the key inside the braces",
+		"line 10: managers.m.files.headers.y.z adds to the inline table managers.m.files.headers of line 8, which TOML forbids: write the key inside the braces",
+		"line 15: managers.m.files.t.u.w adds to the inline table managers.m.files.t of line 14, which TOML forbids: write the key inside the braces",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("checkInlineExtended:\ngot  %q\nwant %q", got, want)
+	}
 }
