@@ -939,7 +939,7 @@ func checkRelPath(p string) error {
 	if filepath.IsAbs(p) || strings.HasPrefix(p, "/") {
 		return fmt.Errorf("%q must be relative to dest", p)
 	}
-	for _, part := range strings.Split(filepath.ToSlash(p), "/") {
+	for part := range strings.SplitSeq(filepath.ToSlash(p), "/") {
 		if part == ".." {
 			return fmt.Errorf("%q must not contain \"..\"", p)
 		}
