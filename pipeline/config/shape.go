@@ -84,7 +84,7 @@ func closesString(rest []byte, c byte, n int) bool {
 // wrong shape.
 func checkShapes(md toml.MetaData, data []byte) []string {
 	var problems []string
-	var last toml.Key // the key before, and its TOML type
+	var last toml.Key // the last key md.Type was asked about, and its answer
 	var lastType string
 	for _, key := range md.Keys() {
 		t, ok := expectedType(key)
