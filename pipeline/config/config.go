@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -338,7 +339,7 @@ func Parse(data []byte, name, baseDir string, lookupEnv func(string) (string, bo
 		}
 		c.errorf("line %d: unknown key %q", keyLine(data, k), k.String())
 	}
-	if err := expandEnvAll(reflect.ValueOf(&raw).Elem(), "", lookupEnv); err != nil {
+	if err := expandEnvAll(reflect.ValueOf(&raw).Elem(), lookupEnv); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
 	}
 	cfg := &Config{Source: name, Identity: name}
@@ -532,10 +533,10 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 	if len(r.Files) == 0 && len(r.Dirs) == 0 {
 		c.errorf("%s: no files: add at least one [[managers.%s.files]] or [[managers.%s.dirs]]", where, name, name)
 	}
-	seen := map[string]int{}
-	fileNum := map[*File]int{}
+	seen := make(map[string]int, len(r.Files))
+	fileNums := make([]int, 0, len(r.Files)) // of each of m.Files: its number in the configuration
 	for i, rf := range r.Files {
-		f := c.file(fmt.Sprintf("%s: file #%d", where, i+1), m, rf, cfg.Butler.Schemes)
+		f := c.file(where+": file #"+strconv.Itoa(i+1), m, rf, cfg.Butler.Schemes)
 		if f == nil {
 			continue
 		}
@@ -544,25 +545,28 @@ func (c *checker) manager(name string, r *rawManager, cfg *Config) *Manager {
 			continue
 		}
 		seen[f.Path] = i + 1
-		fileNum[f] = i + 1
+		fileNums = append(fileNums, i+1)
+		if m.Files == nil {
+			m.Files = make([]*File, 0, len(r.Files)) // room for them all
+		}
 		m.Files = append(m.Files, f)
 	}
 	if r.Verify != nil {
 		m.Verify = c.verify(where+": verify", r.Verify)
 	}
-	dirNum := map[*Dir]int{}
+	var dirNums []int // of each of m.Dirs: its number in the configuration
 	for i, rd := range r.Dirs {
-		d := c.dir(fmt.Sprintf("%s: dir #%d", where, i+1), rd, cfg.Butler.Schemes)
+		d := c.dir(where+": dir #"+strconv.Itoa(i+1), rd, cfg.Butler.Schemes)
 		if d == nil {
 			continue
 		}
 		if m.Verify != nil {
 			d.sigSuffix = m.Verify.Suffix
 		}
-		dirNum[d] = i + 1
+		dirNums = append(dirNums, i+1)
 		m.Dirs = append(m.Dirs, d)
 	}
-	c.dirOverlaps(where, m, dirNum, fileNum)
+	c.dirOverlaps(where, m, dirNums, fileNums)
 	if r.Reload != nil {
 		m.Reload = c.reload(where+": reload", r.Reload)
 	}
@@ -717,7 +721,7 @@ func (c *checker) entryPath(where, kind string, r *rawFile) (p, at string, ok bo
 	if p, ok = c.destPath(where, kind, r.Path, r.Source); !ok {
 		return "", "", false
 	}
-	at = fmt.Sprintf("%s (%s)", where, p)
+	at = where + " (" + p + ")"
 	if err := checkRelPath(p); err != nil {
 		msg := err.Error()
 		if kind == "directory" {
@@ -761,6 +765,11 @@ func (c *checker) source(where, src string, schemes []string) (resolved, scheme 
 	if scheme == "file" && c.baseDir == "" && !source.IsAbsFile(src) {
 		c.errorf("%s: source %q must be absolute when the configuration is not a local file", where, src)
 		return "", "", false
+	}
+	if scheme == "http" || scheme == "https" {
+		// Resolve gives back every http(s) source as written, and would
+		// parse it again to tell so.
+		return src, scheme, true
 	}
 	base := c.baseDir
 	if base == "" {
@@ -930,7 +939,7 @@ func checkRelPath(p string) error {
 	if filepath.IsAbs(p) || strings.HasPrefix(p, "/") {
 		return fmt.Errorf("%q must be relative to dest", p)
 	}
-	for _, part := range strings.Split(filepath.ToSlash(p), "/") {
+	for part := range strings.SplitSeq(filepath.ToSlash(p), "/") {
 		if part == ".." {
 			return fmt.Errorf("%q must not contain \"..\"", p)
 		}
@@ -1053,6 +1062,9 @@ func tableHeader(t string) (string, bool) {
 // unquote drops the quotes around the parts of a dotted key, roughly:
 // managers."my-app".files -> managers.my-app.files.
 func unquote(key string) string {
+	if isBareDotted(key) {
+		return key // nothing to trim
+	}
 	parts := strings.Split(key, ".")
 	for i, p := range parts {
 		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
@@ -1060,9 +1072,70 @@ func unquote(key string) string {
 	return strings.Join(parts, ".")
 }
 
+// isBareDotted reports whether key holds no quote, no white space and no
+// byte outside ASCII: then unquote gives it back as it is.
+func isBareDotted(key string) bool {
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c >= utf8.RuneSelf, c == '"', c == '\'', c == ' ', '\t' <= c && c <= '\r':
+			return false
+		}
+	}
+	return true
+}
+
 // expandEnvAll replaces ${NAME} in every string of v (struct fields, slices, maps,
 // values of vars) with the environment variable NAME; "$${" stands for "${".
-func expandEnvAll(v reflect.Value, where string, lookup func(string) (string, bool)) error {
+// An error names where the string is, as "managers.m.files[0].source".
+func expandEnvAll(v reflect.Value, lookup func(string) (string, bool)) error {
+	e := &envExpander{lookup: lookup}
+	return e.expand(v)
+}
+
+// envExpander walks the raw configuration for expandEnvAll. It keeps the
+// path to the value it is at as steps and spells it out only for an error,
+// so that a configuration without one builds no strings for it.
+type envExpander struct {
+	lookup func(string) (string, bool)
+	path   []envStep
+}
+
+// envStep is one step of the path to a value: a field of a struct, an
+// element of a slice or a value of a map.
+type envStep struct {
+	owner reflect.Type // a field: the struct type; nil for the other steps
+	n     int          // a field or an element: its index
+	key   string       // a map value: its key, as fmt.Sprint writes it
+	isKey bool
+}
+
+// where spells the path out: field and key names joined with ".", element
+// indexes in brackets.
+func (e *envExpander) where() string {
+	w := ""
+	for _, s := range e.path {
+		switch {
+		case s.owner != nil:
+			w = joinWhere(w, s.owner.Field(s.n).Tag.Get("toml"))
+		case s.isKey:
+			w = joinWhere(w, s.key)
+		default:
+			w = fmt.Sprintf("%s[%d]", w, s.n)
+		}
+	}
+	return w
+}
+
+// expandAt expands v, one step further down the path.
+func (e *envExpander) expandAt(v reflect.Value, step envStep) error {
+	e.path = append(e.path, step)
+	err := e.expand(v)
+	e.path = e.path[:len(e.path)-1]
+	return err
+}
+
+// expand replaces ${NAME} in every string of v.
+func (e *envExpander) expand(v reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
@@ -1071,24 +1144,23 @@ func expandEnvAll(v reflect.Value, where string, lookup func(string) (string, bo
 		if v.Kind() == reflect.Interface {
 			inner := reflect.New(v.Elem().Type()).Elem()
 			inner.Set(v.Elem())
-			if err := expandEnvAll(inner, where, lookup); err != nil {
+			if err := e.expand(inner); err != nil {
 				return err
 			}
 			v.Set(inner)
 			return nil
 		}
-		return expandEnvAll(v.Elem(), where, lookup)
+		return e.expand(v.Elem())
 	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < v.NumField(); i++ {
-			name := t.Field(i).Tag.Get("toml")
-			if err := expandEnvAll(v.Field(i), joinWhere(where, name), lookup); err != nil {
+			if err := e.expandAt(v.Field(i), envStep{owner: t, n: i}); err != nil {
 				return err
 			}
 		}
 	case reflect.Slice:
 		for i := 0; i < v.Len(); i++ {
-			if err := expandEnvAll(v.Index(i), fmt.Sprintf("%s[%d]", where, i), lookup); err != nil {
+			if err := e.expandAt(v.Index(i), envStep{n: i}); err != nil {
 				return err
 			}
 		}
@@ -1097,19 +1169,28 @@ func expandEnvAll(v reflect.Value, where string, lookup func(string) (string, bo
 			val := v.MapIndex(k)
 			cp := reflect.New(val.Type()).Elem()
 			cp.Set(val)
-			if err := expandEnvAll(cp, joinWhere(where, fmt.Sprint(k.Interface())), lookup); err != nil {
+			if err := e.expandAt(cp, envStep{key: mapKeyName(k), isKey: true}); err != nil {
 				return err
 			}
 			v.SetMapIndex(k, cp)
 		}
 	case reflect.String:
-		s, err := ExpandEnv(v.String(), lookup)
+		s, err := ExpandEnv(v.String(), e.lookup)
 		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
+			return fmt.Errorf("%s: %w", e.where(), err)
 		}
 		v.SetString(s)
 	}
 	return nil
+}
+
+// mapKeyName is a map key as fmt.Sprint writes it, without boxing a string
+// key to do so.
+func mapKeyName(k reflect.Value) string {
+	if k.Kind() == reflect.String && k.Type().NumMethod() == 0 {
+		return k.String()
+	}
+	return fmt.Sprint(k.Interface())
 }
 
 func joinWhere(where, name string) string {

@@ -196,16 +196,18 @@ func checkGlob(g string) error {
 
 // dirOverlaps refuses a manager whose dirs' paths overlap each other or a
 // file's path: each file under dest has one source.
-func (c *checker) dirOverlaps(where string, m *Manager, dirNum map[*Dir]int, fileNum map[*File]int) {
+// dirNums and fileNums hold the number in the configuration of each of
+// m.Dirs and m.Files.
+func (c *checker) dirOverlaps(where string, m *Manager, dirNums, fileNums []int) {
 	for i, a := range m.Dirs {
-		for _, b := range m.Dirs[i+1:] {
+		for j, b := range m.Dirs[i+1:] {
 			if within(a.Path, b.Path) || within(b.Path, a.Path) {
-				c.errorf("%s: dirs #%d (%s) and #%d (%s) overlap: give each its own path", where, dirNum[a], a.Path, dirNum[b], b.Path)
+				c.errorf("%s: dirs #%d (%s) and #%d (%s) overlap: give each its own path", where, dirNums[i], a.Path, dirNums[i+1+j], b.Path)
 			}
 		}
-		for _, f := range m.Files {
+		for k, f := range m.Files {
 			if within(f.Path, a.Path) || within(a.Path, f.Path) {
-				c.errorf("%s: file #%d (%s) and dir #%d (%s) overlap: a file may not lie in a directory source's path", where, fileNum[f], f.Path, dirNum[a], a.Path)
+				c.errorf("%s: file #%d (%s) and dir #%d (%s) overlap: a file may not lie in a directory source's path", where, fileNums[k], f.Path, dirNums[i], a.Path)
 			}
 		}
 	}

@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -32,12 +34,12 @@ func checkDepth(data []byte) (line int, err error) {
 			}
 			i--
 		case '"', '\'':
-			quote := string(c)
+			n := 1 // quotes that open the string, and close it
 			if i+2 < len(data) && data[i+1] == c && data[i+2] == c {
-				quote = strings.Repeat(quote, 3)
+				n = 3
 			}
-			end := i + len(quote)
-			for end < len(data) && !strings.HasPrefix(string(data[end:min(end+3, len(data))]), quote) {
+			end := i + n
+			for end < len(data) && !closesString(data[end:], c, n) {
 				if data[end] == '\\' && c == '"' {
 					end++
 				}
@@ -46,7 +48,7 @@ func checkDepth(data []byte) (line int, err error) {
 				}
 				end++
 			}
-			i = end + len(quote) - 1
+			i = end + n - 1
 		case '[', '{':
 			depth++
 			if depth > maxDepth {
@@ -61,6 +63,20 @@ func checkDepth(data []byte) (line int, err error) {
 	return 0, nil
 }
 
+// closesString reports whether rest starts with the n quotes c that close a
+// string.
+func closesString(rest []byte, c byte, n int) bool {
+	if len(rest) < n {
+		return false
+	}
+	for _, b := range rest[:n] {
+		if b != c {
+			return false
+		}
+	}
+	return true
+}
+
 // checkShapes compares the type of every key the TOML holds with the shape
 // butler expects: the TOML library leaves a table-valued key that is given a
 // string, a number or an array silently empty ("headers = 5"), and butler
@@ -68,12 +84,22 @@ func checkDepth(data []byte) (line int, err error) {
 // wrong shape.
 func checkShapes(md toml.MetaData, data []byte) []string {
 	var problems []string
+	var last toml.Key // the last key md.Type was asked about, and its answer
+	var lastType string
 	for _, key := range md.Keys() {
 		t, ok := expectedType(key)
 		if !ok {
 			continue // unknown keys are reported as such; vars hold anything
 		}
-		got := md.Type(key...)
+		if k := t.Kind(); k != reflect.Struct && k != reflect.Map && k != reflect.Slice {
+			continue // scalars: the TOML library refuses a wrong type itself
+		}
+		// md.Type renders the key to look it up: ask once for a key that
+		// repeats, as an array of tables' does for each of its tables.
+		if !slices.Equal(key, last) {
+			last, lastType = key, md.Type(key...)
+		}
+		got := lastType
 		var want, example string
 		switch t.Kind() {
 		case reflect.Struct, reflect.Map:
@@ -97,8 +123,6 @@ func checkShapes(md toml.MetaData, data []byte) []string {
 				}
 				want, example = "a list", `["a", "b"]`
 			}
-		default:
-			continue // scalars: the TOML library refuses a wrong type itself
 		}
 		problems = append(problems, fmt.Sprintf("line %d: %s must be %s, like %s, not %s",
 			keyLine(data, key), key.String(), want, example, tomlType(got)))
@@ -117,16 +141,11 @@ func expectedType(key toml.Key) (reflect.Type, bool) {
 		}
 		switch t.Kind() {
 		case reflect.Struct:
-			found := false
-			for _, f := range reflect.VisibleFields(t) {
-				if !f.Anonymous && f.Tag.Get("toml") == part {
-					t, found = f.Type, true
-					break
-				}
-			}
+			ft, found := tomlFields(t)[part]
 			if !found {
 				return nil, false
 			}
+			t = ft
 		case reflect.Map:
 			if t.Elem().Kind() == reflect.Interface {
 				return nil, false // vars: any value
@@ -137,6 +156,30 @@ func expectedType(key toml.Key) (reflect.Type, bool) {
 		}
 	}
 	return t, true
+}
+
+// fieldCache holds what tomlFields found for each struct type it was asked
+// about: the raw types never change, so each is reflected on once.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// tomlFields maps the TOML key of each visible field of the struct type t
+// (its toml tag; the fields of an embedded struct count as its own) to the
+// field's type. When two fields carry the same tag, the first one counts.
+func tomlFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous {
+			continue
+		}
+		if tag := f.Tag.Get("toml"); m[tag] == nil {
+			m[tag] = f.Type
+		}
+	}
+	actual, _ := fieldCache.LoadOrStore(t, m)
+	return actual.(map[string]reflect.Type)
 }
 
 // tomlType names a TOML type for messages.
@@ -175,7 +218,9 @@ func checkInlineExtended(data []byte) []string {
 	inline := map[string]int{} // full key path -> line of its inline table
 	table := ""
 	inString := false
-	for i, line := range strings.Split(string(data), "\n") {
+	i := -1
+	for line := range strings.SplitSeq(string(data), "\n") {
+		i++
 		t := strings.TrimSpace(line)
 		if strings.Count(t, `"""`)%2 == 1 || strings.Count(t, `'''`)%2 == 1 {
 			inString = !inString
@@ -188,15 +233,14 @@ func checkInlineExtended(data []byte) []string {
 		if h, ok := tableHeader(t); ok {
 			table, full = h, h
 		} else if key, rest, found := strings.Cut(t, "="); found && !strings.ContainsAny(key, `"'[{`) {
-			key = strings.TrimSpace(key)
-			full = key
-			if table != "" {
-				full = table + "." + key
-			}
 			opensInline = strings.HasPrefix(strings.TrimSpace(rest), "{")
+			if !opensInline && len(inline) == 0 {
+				continue // nothing to add to, nothing opened: the path is not needed
+			}
+			full = joinKey(table, strings.TrimSpace(key))
 		}
 		for path, at := range inline {
-			if full != "" && strings.HasPrefix(full, path+".") {
+			if full != "" && isBelow(full, path) {
 				problems = append(problems, fmt.Sprintf("line %d: %s adds to the inline table %s of line %d, which TOML forbids: write the key inside the braces", i+1, full, path, at))
 			}
 		}
@@ -205,4 +249,17 @@ func checkInlineExtended(data []byte) []string {
 		}
 	}
 	return problems
+}
+
+// joinKey is the full path of key in table ("" at the top level).
+func joinKey(table, key string) string {
+	if table == "" {
+		return key
+	}
+	return table + "." + key
+}
+
+// isBelow reports whether the dotted key path full lies inside the table path.
+func isBelow(full, path string) bool {
+	return len(full) > len(path) && full[len(path)] == '.' && strings.HasPrefix(full, path)
 }

@@ -34,11 +34,12 @@ var shorthands = []shorthand{
 //
 // The query and the "//" subdirectory are set aside while the shorthands
 // look at the address and put back after it, so "github.com/o/r/p.yml?ref=x"
-// keeps its ref (go-getter escapes that "?" into the path).
-func expand(src, pwd string) (string, error) {
+// keeps its ref (go-getter escapes that "?" into the path). urls parses the
+// address, which Detect reads too.
+func expand(src, pwd string, urls *urlMemo) (string, error) {
 	force, rest := SplitForced(src)
 	base, sub := splitSubdir(rest)
-	if u, err := url.Parse(base); err == nil && u.Scheme != "" {
+	if u, err := urls.parse(base); err == nil && u.Scheme != "" {
 		return src, nil
 	}
 	addr, query, hasQuery := strings.Cut(base, "?")

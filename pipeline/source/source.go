@@ -25,7 +25,6 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -45,16 +44,28 @@ func IsKnown(scheme string) bool { return slices.Contains(known, scheme) }
 // set: every known one but git, which runs an external program.
 func DefaultSchemes() []string { return []string{"https", "http", "s3", "gcs", "file"} }
 
-// forced matches a forced getter prefix ("s3::", "git::").
-var forced = regexp.MustCompile(`^([A-Za-z0-9]+)::(.+)$`)
-
 // SplitForced splits "s3::https://x" into "s3" and "https://x"; a source
-// without a forced getter gives "" and itself.
+// without a forced getter gives "" and itself. A forced getter is a name of
+// ASCII letters and digits at the very start, then "::", then a rest that
+// is not empty and holds no newline.
 func SplitForced(src string) (getterName, rest string) {
-	if m := forced.FindStringSubmatch(src); m != nil {
-		return m[1], m[2]
+	n := 0
+	for n < len(src) && isAlnum(src[n]) {
+		n++
 	}
-	return "", src
+	if n == 0 || !strings.HasPrefix(src[n:], "::") {
+		return "", src
+	}
+	rest = src[n+2:]
+	if rest == "" || strings.IndexByte(rest, '\n') >= 0 {
+		return "", src
+	}
+	return src[:n], rest
+}
+
+// isAlnum reports whether c is an ASCII letter or digit.
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // normalizeGS turns the usual "gs://bucket/object" form, which go-getter v1
@@ -87,32 +98,33 @@ func Detect(src, pwd string) (detected, scheme string, err error) {
 	if strings.TrimSpace(src) == "" {
 		return "", "", errors.New("empty source")
 	}
-	scrub := redact.NewScrubber(redact.Secrets(src)...)
+	var urls urlMemo
 	s := normalizeGS(src)
-	if _, rest := SplitForced(s); strings.HasPrefix(strings.ToLower(rest), "bitbucket.org/") {
+	_, written := SplitForced(s)
+	if strings.HasPrefix(strings.ToLower(written), "bitbucket.org/") {
 		return "", "", errors.New("bitbucket.org shorthand sources are not supported: write git::https://bitbucket.org/OWNER/REPO.git//PATH")
 	}
-	if _, rest := SplitForced(s); strings.Contains(rest, "://") {
+	if strings.Contains(written, "://") {
 		// A URL that does not parse is a mistake, never a relative file name.
-		u, err := url.Parse(rest)
+		u, err := urls.parse(written)
 		if err != nil {
-			return "", "", fmt.Errorf("not a valid URL: %s", scrub.Scrub(urlErr(err).Error()))
+			return "", "", fmt.Errorf("not a valid URL: %s", scrubbed(src, urlErr(err).Error()))
 		}
 		pass, _ := u.User.Password()
 		if strings.Contains(u.User.Username()+pass, "@") {
 			return "", "", errors.New("the user info of the URL holds a raw \"@\": write it as %40")
 		}
 	}
-	detected, err = expand(s, pwd)
+	detected, err = expand(s, pwd, &urls)
 	if err != nil {
 		msg := strings.ReplaceAll(err.Error(), s, redact.URL(s))
-		return "", "", fmt.Errorf("unrecognised source: %s", scrub.Scrub(msg))
+		return "", "", fmt.Errorf("unrecognised source: %s", scrubbed(src, msg))
 	}
 	name, rest := SplitForced(detected)
 	base, sub := splitSubdir(rest)
-	u, err := url.Parse(base)
+	u, err := urls.parse(base)
 	if err != nil {
-		return "", "", fmt.Errorf("unrecognised source: %s", scrub.Scrub(urlErr(err).Error()))
+		return "", "", fmt.Errorf("unrecognised source: %s", scrubbed(src, urlErr(err).Error()))
 	}
 	scheme = strings.ToLower(name)
 	if scheme == "" {
@@ -128,6 +140,30 @@ func Detect(src, pwd string) (detected, scheme string, err error) {
 		return "", "", fmt.Errorf("the \"//\" subdirectory form is only supported for git sources, not %q", scheme)
 	}
 	return detected, scheme, nil
+}
+
+// scrubbed is msg without the credentials of src.
+func scrubbed(src, msg string) string {
+	return redact.NewScrubber(redact.Secrets(src)...).Scrub(msg)
+}
+
+// urlMemo parses URLs and keeps the last one it parsed: detection reads the
+// same address up to three times. The URL it returns is shared between those
+// reads, so callers must not change it.
+type urlMemo struct {
+	raw  string
+	u    *url.URL
+	err  error
+	done bool
+}
+
+// parse is url.Parse(raw), parsed again only when raw is not the last one.
+func (m *urlMemo) parse(raw string) (*url.URL, error) {
+	if !m.done || raw != m.raw {
+		m.raw, m.done = raw, true
+		m.u, m.err = url.Parse(raw)
+	}
+	return m.u, m.err
 }
 
 // Scheme returns the scheme of src after detection and forced getters:

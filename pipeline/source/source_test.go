@@ -2,6 +2,7 @@ package source
 
 import (
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -83,5 +84,47 @@ func TestDetect(t *testing.T) {
 		src, pwd, want := tc.Fields[0], tc.Fields[1], tc.Fields[2]
 		got, _, err := Detect(src, pwd)
 		casefile.Check(t, got, err, want, "Detect(%q, %q)", src, pwd)
+	})
+}
+
+// forcedPattern is the definition of a forced getter prefix that
+// SplitForced follows: a name of letters and digits, "::" and a rest
+// without a newline.
+var forcedPattern = regexp.MustCompile(`^([A-Za-z0-9]+)::(.+)$`)
+
+// splitForcedByPattern is SplitForced written with forcedPattern.
+func splitForcedByPattern(src string) (string, string) {
+	if m := forcedPattern.FindStringSubmatch(src); m != nil {
+		return m[1], m[2]
+	}
+	return "", src
+}
+
+var splitForcedSeeds = []string{
+	"", "s3::https://x", "git::https://h/r.git//p?ref=x", "S3::x", "a::", "::x",
+	"a:b::c", "a::b::c", "a::b\nc", "a::\n", "a-b::c", "\xff::x", "s3::\xff",
+	"https://h/p", "C:\\x", "file::rules.yml", "a::b\r",
+}
+
+func TestSplitForced(t *testing.T) {
+	for _, src := range splitForcedSeeds {
+		name, rest := SplitForced(src)
+		wantName, wantRest := splitForcedByPattern(src)
+		if name != wantName || rest != wantRest {
+			t.Errorf("SplitForced(%q) = %q, %q; want %q, %q", src, name, rest, wantName, wantRest)
+		}
+	}
+}
+
+func FuzzSplitForced(f *testing.F) {
+	for _, src := range splitForcedSeeds {
+		f.Add(src)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		name, rest := SplitForced(src)
+		wantName, wantRest := splitForcedByPattern(src)
+		if name != wantName || rest != wantRest {
+			t.Errorf("SplitForced(%q) = %q, %q; want %q, %q", src, name, rest, wantName, wantRest)
+		}
 	})
 }
