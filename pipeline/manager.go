@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
@@ -355,32 +356,45 @@ type fetched struct {
 func (r *managerRun) fetchAll(ctx context.Context, tc *templateContext) ([]fetched, error) {
 	out := make([]fetched, len(r.m.Files))
 	errs := make([]error, len(r.m.Files))
+	// A few workers take the files in turn, rather than a goroutine (and
+	// its stack) per file: a manager may have thousands.
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i, f := range r.m.Files {
+	for range min(len(r.m.Files), cap(r.run.sem)) {
 		wg.Go(func() {
-			select {
-			case r.run.sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = fmt.Errorf("%s: %w", f.Path, ctx.Err())
-				r.recordFetch(f, fetch.Result{}, errs[i])
-				return
-			}
-			defer func() { <-r.run.sem }()
-			out[i], errs[i] = r.fetchOne(ctx, f, !r.run.opts.Force)
-			if errs[i] == nil && r.m.Verify != nil {
-				errs[i] = r.verify(ctx, f, &out[i])
-			}
-			if errs[i] == nil {
-				fs := r.ms.Files[f.Path]
-				out[i].input = inputHash(f, out[i].sum, tc.hash(fs.Env))
-				if fs.Input == out[i].input && out[i].key != "" {
-					out[i].body = nil // the cache holds it, should it be needed
-				}
+			for i := int(next.Add(1) - 1); i < len(r.m.Files); i = int(next.Add(1) - 1) {
+				out[i], errs[i] = r.fetchFile(ctx, tc, r.m.Files[i])
 			}
 		})
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
+}
+
+// fetchFile is fetchAll's work for one file, at most `concurrency` at once
+// over all managers.
+func (r *managerRun) fetchFile(ctx context.Context, tc *templateContext, f *config.File) (fetched, error) {
+	select {
+	case r.run.sem <- struct{}{}:
+	case <-ctx.Done():
+		err := fmt.Errorf("%s: %w", f.Path, ctx.Err())
+		r.recordFetch(f, fetch.Result{}, err)
+		return fetched{}, err
+	}
+	defer func() { <-r.run.sem }()
+	got, err := r.fetchOne(ctx, f, !r.run.opts.Force)
+	if err == nil && r.m.Verify != nil {
+		err = r.verify(ctx, f, &got)
+	}
+	if err != nil {
+		return got, err
+	}
+	fs := r.ms.Files[f.Path]
+	got.input = inputHash(f, got.sum, tc.hash(fs.Env))
+	if fs.Input == got.input && got.key != "" {
+		got.body = nil // the cache holds it, should it be needed
+	}
+	return got, nil
 }
 
 // fetchOne fetches one file, conditional on the cached copy when cond is set,
