@@ -1,6 +1,7 @@
 package textfile
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"fmt"
@@ -29,18 +30,40 @@ import (
 // HELP text, a type other than Gauge or Counter, a family name given twice, or
 // two series of one family with the same label set.
 func Encode(w io.Writer, fams []Family) error {
+	sorted, err := checkFamilies(fams)
+	if err != nil {
+		return err
+	}
+	// Nothing reaches w before every series is checked: the text is made in
+	// one buffer first, grown once.
+	size := 0
+	for _, f := range sorted {
+		size += familySize(f)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if err := encode(buf, sorted); err != nil {
+		return err
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// checkFamilies checks what Encode refuses of the families themselves
+// (names, types, HELP, a name twice) and returns those with series, sorted
+// by name.
+func checkFamilies(fams []Family) ([]Family, error) {
 	seen := make(map[string]bool, len(fams))
 	sorted := make([]Family, 0, len(fams))
 	for _, f := range fams {
 		switch {
 		case !model.LegacyValidation.IsValidMetricName(f.Name):
-			return fmt.Errorf("invalid metric name %q", f.Name)
+			return nil, fmt.Errorf("invalid metric name %q", f.Name)
 		case seen[f.Name]:
-			return fmt.Errorf("duplicate metric family %s", f.Name)
+			return nil, fmt.Errorf("duplicate metric family %s", f.Name)
 		case f.Type != Gauge && f.Type != Counter:
-			return fmt.Errorf("metric %s: unsupported type %v", f.Name, f.Type)
+			return nil, fmt.Errorf("metric %s: unsupported type %v", f.Name, f.Type)
 		case f.Help == "":
-			return fmt.Errorf("metric %s: empty help text", f.Name)
+			return nil, fmt.Errorf("metric %s: empty help text", f.Name)
 		}
 		seen[f.Name] = true
 		if len(f.Series) > 0 {
@@ -48,23 +71,28 @@ func Encode(w io.Writer, fams []Family) error {
 		}
 	}
 	slices.SortFunc(sorted, func(a, b Family) int { return cmp.Compare(a.Name, b.Name) })
-	// Every family is checked before anything is written; the size the
-	// checks add up lets the text be made in one buffer, grown once.
-	rows := make([][]row, len(sorted))
-	size := 0
-	for i, f := range sorted {
+	return sorted, nil
+}
+
+// textWriter is what the text is written to: a bytes.Buffer, a bufio.Writer.
+type textWriter interface {
+	io.Writer
+	io.ByteWriter
+	io.StringWriter
+}
+
+// encode writes sorted families (see checkFamilies), each once its series
+// are checked and sorted; one slice of rows serves every family.
+func encode(w textWriter, sorted []Family) error {
+	var rows []row
+	for _, f := range sorted {
 		var err error
-		if rows[i], err = sortedRows(f); err != nil {
+		if rows, err = sortedRows(f, rows[:0]); err != nil {
 			return err
 		}
-		size += familySize(f, rows[i])
+		writeFamily(w, f, rows)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	for i, f := range sorted {
-		writeFamily(buf, f, rows[i])
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return nil
 }
 
 // row is a series ready to write: all its labels sorted by name, and its
@@ -76,10 +104,11 @@ type row struct {
 }
 
 // sortedRows checks the label names of f's series and returns them sorted by
-// identity; two series with one identity are an error. Labels that are
-// sorted already are used as they are, not copied.
-func sortedRows(f Family) ([]row, error) {
-	rows := make([]row, len(f.Series))
+// identity, in rows (whose capacity is reused); two series with one identity
+// are an error. Labels that are sorted already are used as they are, not
+// copied.
+func sortedRows(f Family, rows []row) ([]row, error) {
+	rows = slices.Grow(rows[:0], len(f.Series))[:len(f.Series)]
 	for i, s := range f.Series {
 		if err := validateLabels(s.Labels); err != nil {
 			return nil, fmt.Errorf("metric %s: %w", f.Name, err)
@@ -102,11 +131,11 @@ func sortedRows(f Family) ([]row, error) {
 // familySize is about the length of f's text, never much less: the HELP and
 // TYPE lines, and every row's name, labels and a value of 24 bytes (the
 // longest float64 in Go's shortest form). Escapes may add a little.
-func familySize(f Family, rows []row) int {
+func familySize(f Family) int {
 	n := 2*len(f.Name) + len(f.Help) + 32
-	for _, r := range rows {
+	for _, s := range f.Series {
 		n += len(f.Name) + 28
-		for _, l := range r.labels {
+		for _, l := range s.Labels {
 			n += len(l.Name) + len(l.Value) + 4
 		}
 	}
@@ -125,7 +154,7 @@ var (
 // the two together): butler writes thousands of series every run, and going
 // through the protobuf model cost more than the rest of a run that found
 // nothing changed.
-func writeFamily(buf *bytes.Buffer, f Family, rows []row) {
+func writeFamily(buf textWriter, f Family, rows []row) {
 	buf.WriteString("# HELP ")
 	buf.WriteString(f.Name)
 	buf.WriteByte(' ')
@@ -184,11 +213,21 @@ func appendFloat(b []byte, v float64) []byte {
 // first, so the caller must be the only writer of path: butler writes it
 // while holding its run lock.
 func WriteFile(path string, fams []Family) error {
-	var buf bytes.Buffer
-	if err := Encode(&buf, fams); err != nil {
+	sorted, err := checkFamilies(fams)
+	if err != nil {
 		return fmt.Errorf("write metrics %s: %w", path, err)
 	}
-	if err := atomicfile.WritePath(path, buf.Bytes(), 0o644, 0o755); err != nil {
+	// Written as it is made: a series that fails its check leaves path as
+	// it was, and the whole text is never in memory at once.
+	var invalid error // a series refused, rather than a failed write
+	err = atomicfile.WritePathFunc(path, func(w *bufio.Writer) error {
+		invalid = encode(w, sorted)
+		return invalid
+	}, 0o644, 0o755)
+	switch {
+	case invalid != nil:
+		return fmt.Errorf("write metrics %s: %w", path, invalid)
+	case err != nil:
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	return nil

@@ -22,6 +22,7 @@
 package atomicfile
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -115,7 +116,33 @@ func LstatNoSymlink(root *os.Root, rel string) (fs.FileInfo, error) {
 // parent directories are created with dirMode (see MkdirAll). On any failure
 // the temporary file is removed and name is left as it was.
 func WriteFile(root *os.Root, name string, data []byte, mode, dirMode os.FileMode) error {
-	return write(root, name, data, mode, dirMode, true)
+	return write(root, name, bytesFill(data), mode, dirMode, true)
+}
+
+// WriteFileFunc is WriteFile for content that fill writes, through a
+// buffer, so that a large file never has to be in memory whole. An error
+// from fill leaves name as it was, whatever fill wrote before it.
+func WriteFileFunc(root *os.Root, name string, fill func(*bufio.Writer) error, mode, dirMode os.FileMode) error {
+	return write(root, name, bufferedFill(fill), mode, dirMode, true)
+}
+
+// bufferedFill runs fill on a buffer over the file, for write.
+func bufferedFill(fill func(*bufio.Writer) error) func(*os.File) error {
+	return func(f *os.File) error {
+		w := bufio.NewWriterSize(f, 64<<10)
+		if err := fill(w); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+}
+
+// bytesFill writes data, for write.
+func bytesFill(data []byte) func(*os.File) error {
+	return func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	}
 }
 
 // Replace is WriteFile without the fsyncs: readers still see the old
@@ -124,11 +151,12 @@ func WriteFile(root *os.Root, name string, data []byte, mode, dirMode os.FileMod
 // while a run lasts, such as the marker of a running sync, which a crash
 // makes stale anyway.
 func Replace(root *os.Root, name string, data []byte, mode, dirMode os.FileMode) error {
-	return write(root, name, data, mode, dirMode, false)
+	return write(root, name, bytesFill(data), mode, dirMode, false)
 }
 
-// write is WriteFile, durable or not.
-func write(root *os.Root, name string, data []byte, mode, dirMode os.FileMode, durable bool) (err error) {
+// write is WriteFile, durable or not, of what fill writes to the temporary
+// file.
+func write(root *os.Root, name string, fill func(*os.File) error, mode, dirMode os.FileMode, durable bool) (err error) {
 	rel, err := CleanRel(name)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -158,7 +186,7 @@ func write(root *os.Root, name string, data []byte, mode, dirMode os.FileMode, d
 			_ = root.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
+	if err = fill(f); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	// Owner first: chown clears the setuid and setgid bits that chmod sets.
@@ -203,6 +231,17 @@ func write(root *os.Root, name string, data []byte, mode, dirMode os.FileMode, d
 // textfile, a kept configuration): its directory is created with dirMode
 // when missing and becomes the root.
 func WritePath(p string, data []byte, mode, dirMode os.FileMode) error {
+	return writePath(p, bytesFill(data), mode, dirMode)
+}
+
+// WritePathFunc is WritePath for content that fill writes (see
+// WriteFileFunc).
+func WritePathFunc(p string, fill func(*bufio.Writer) error, mode, dirMode os.FileMode) error {
+	return writePath(p, bufferedFill(fill), mode, dirMode)
+}
+
+// writePath is WritePath of what fill writes to the temporary file.
+func writePath(p string, fill func(*os.File) error, mode, dirMode os.FileMode) error {
 	dir := filepath.Dir(p)
 	if err := MkdirAllPath(dir, dirMode); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
@@ -217,7 +256,7 @@ func WritePath(p string, data []byte, mode, dirMode os.FileMode) error {
 	// butler is the only writer, under its lock. Best effort: a leftover is
 	// harmless, and the next write tries again.
 	_ = RemoveStale(root, []string{base})
-	if err := WriteFile(root, base, data, mode, dirMode); err != nil {
+	if err := write(root, base, fill, mode, dirMode, true); err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
 	return nil

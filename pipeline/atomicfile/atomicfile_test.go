@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -519,4 +520,40 @@ func TestSymlinkToOutside(t *testing.T) {
 			t.Errorf("the moved directory's file changed: %q", data)
 		}
 	})
+}
+
+// TestWriteFileFunc: what fill writes becomes the file, in one piece however
+// large; when fill fails midway the old file stays and no temporary is left.
+func TestWriteFileFunc(t *testing.T) {
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	big := strings.Repeat("0123456789abcdef", 20000) // larger than the buffer
+	fill := func(s string, fail error) func(*bufio.Writer) error {
+		return func(w *bufio.Writer) error {
+			if _, err := w.WriteString(s); err != nil {
+				return err
+			}
+			return fail
+		}
+	}
+	if err := WriteFileFunc(root, "f.txt", fill(big, nil), 0o640, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "f.txt")); string(got) != big {
+		t.Fatalf("file holds %d bytes, want the %d written", len(got), len(big))
+	}
+	boom := errors.New("boom")
+	if err := WriteFileFunc(root, "f.txt", fill("new "+big, boom), 0o640, 0o755); !errors.Is(err, boom) {
+		t.Fatalf("error %v, want the fill's", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "f.txt")); string(got) != big {
+		t.Error("a failed fill changed the file")
+	}
+	if names := fstest.Names(t, dir); !slices.Equal(names, []string{"f.txt"}) {
+		t.Errorf("directory holds %v, want only f.txt", names)
+	}
 }

@@ -15,7 +15,7 @@
 package state
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -386,7 +386,6 @@ type Dir struct {
 	Path string
 	root *os.Root
 	lock *flock.Flock
-	size int // of the state file Load read: Save's first guess of its size
 }
 
 // Open creates the state directory (0700: LKG copies may hold secrets) and
@@ -470,7 +469,6 @@ func (d *Dir) Load(now time.Time) (st *State, warning error, err error) {
 		}
 		perr = errors.New("it is a directory")
 	} else if st, perr = Parse(data); perr == nil {
-		d.size = len(data)
 		return st, nil, nil
 	} else if errors.Is(perr, ErrNewer) {
 		return nil, nil, fmt.Errorf("state file %s: %w", filepath.Join(d.Path, FileName), perr)
@@ -627,13 +625,13 @@ func Read(stateDir string) (*State, error) {
 // Save writes the state file atomically and durably.
 func (d *Dir) Save(st *State) error {
 	st.Version = Version
-	// Encode writes what Marshal would, and the final newline, into a
-	// buffer the size of the last file and a little more.
-	buf := bytes.NewBuffer(make([]byte, 0, d.size+d.size/8+512))
-	if err := json.NewEncoder(buf).Encode(st); err != nil {
-		return fmt.Errorf("state file: %w", err)
-	}
-	if err := d.WriteFile(FileName, buf.Bytes()); err != nil {
+	// Encode writes what Marshal would and a final newline, straight to the
+	// temporary file: no second copy of a large state in memory.
+	_ = atomicfile.RemoveStale(d.root, []string{FileName})
+	err := atomicfile.WriteFileFunc(d.root, FileName, func(w *bufio.Writer) error {
+		return json.NewEncoder(w).Encode(st)
+	}, fileMode, dirMode)
+	if err != nil {
 		return fmt.Errorf("state file: %w", err)
 	}
 	return nil
