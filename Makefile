@@ -11,7 +11,7 @@ COMMIT_TIME ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 DEB_DIR  ?= bin
 DEB_BUILD = $(DEB_DIR)/deb-build
 
-.PHONY: all build man deb test fuzz crash run demo lint bench bench-fleet install deps clean
+.PHONY: all build man deb test fuzz crash run demo lint bench bench-fleet bench-table install deps clean
 
 all: build
 
@@ -107,6 +107,15 @@ bench:
 # requests: the peak requests per second and the body bytes of a round.
 bench-fleet:
 	$(GO) test -run '^$$' -bench BenchmarkFleet -benchtime 3x ./pipeline/
+
+# The rows of README's Performance table: no-change runs against the floor
+# with the benchmark kit's run.sh (BENCH_RUN), then the change run of a
+# 10 MiB file (BASE=an older binary to compare with).
+BENCH_RUN ?= ../shared/bench/run.sh
+bench-table: build
+	@for row in "100 4096" "1000 4096" "10000 4096" "1 10485760" "100 1048576"; do \
+		$(BENCH_RUN) bin/butler $$row 10 || exit 1; done
+	$(GO) run ./scripts/benchchange -butler bin/butler $(if $(BASE),-base $(BASE))
 
 install: build
 	install -D -m 0755 bin/butler $(DESTDIR)$(PREFIX)/bin/butler
