@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/internal/program"
 )
 
 // TestCompletionBash sources the script of `butler completion bash` in a real
@@ -14,7 +16,7 @@ import (
 // bash-completion's _get_comp_words_by_ref is replaced by a no-op, so the test
 // needs bash only.
 func TestCompletionBash(t *testing.T) {
-	bash := needProgram(t, "bash")
+	bash := program.Need(t, "bash")
 	binDir := filepath.Dir(butlerBin)
 	script, err := exec.Command(butlerBin, "completion", "bash").Output()
 	if err != nil {

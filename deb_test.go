@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/butler-sre/butler/internal/program"
 )
 
 // debEntry is a path the package must hold: its tar mode string and type (as
@@ -49,7 +51,7 @@ func TestDebPackage(t *testing.T) {
 	t.Parallel()
 	needRoot(t)
 	for _, p := range []string{"make", "dpkg", "dpkg-deb", "dpkg-query", "git"} {
-		needProgram(t, p)
+		program.Need(t, p)
 	}
 	debRefuseToReplace(t)
 

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/butler-sre/butler/internal/program"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -52,9 +53,9 @@ const (
 // that promtool stops as the manager's check command.
 func TestE2EPrometheus(t *testing.T) {
 	t.Parallel()
-	promBin := needProgram(t, "prometheus")
-	promtool := needProgram(t, "promtool")
-	nodeBin := needProgram(t, "prometheus-node-exporter")
+	promBin := program.Need(t, "prometheus")
+	promtool := program.Need(t, "promtool")
+	nodeBin := program.Need(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
 	dest := e2eNewDest(t, root, "prometheus")
@@ -144,9 +145,9 @@ func TestE2EPrometheus(t *testing.T) {
 // one it refuses, the same one again, and a fixed one.
 func TestE2EAlertmanager(t *testing.T) {
 	t.Parallel()
-	amBin := needProgram(t, "prometheus-alertmanager")
-	needProgram(t, "promtool")
-	nodeBin := needProgram(t, "prometheus-node-exporter")
+	amBin := program.Need(t, "prometheus-alertmanager")
+	program.Need(t, "promtool")
+	nodeBin := program.Need(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
 	dest := e2eNewDest(t, root, "alertmanager")
@@ -203,8 +204,8 @@ func TestE2EAlertmanager(t *testing.T) {
 // value; without it the run fails, the files stay, and the next run tries again.
 func TestE2EReloadTimeout(t *testing.T) {
 	t.Parallel()
-	needProgram(t, "promtool")
-	nodeBin := needProgram(t, "prometheus-node-exporter")
+	program.Need(t, "promtool")
+	nodeBin := program.Need(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
 	dest := filepath.Join(root, "etc", "app")

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/program"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -38,23 +39,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// needProgram returns the path of a program the test needs. When it is missing the
-// test is skipped with a message naming it, except under CI (CI set), where it fails:
-// CI must run every test (scripts/test-deps.sh installs the programs).
-func needProgram(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s is not installed (scripts/test-deps.sh installs it as root)", name)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -111,7 +95,7 @@ func TestBundledExample(t *testing.T) {
 
 // TestMakeInstall installs into a DESTDIR with another PREFIX, as packagers do.
 func TestMakeInstall(t *testing.T) {
-	needProgram(t, "make")
+	program.Need(t, "make")
 	dest := t.TempDir()
 	cmd := exec.Command("make", "install", "DESTDIR="+dest, "PREFIX=/opt/butler")
 	if out, err := cmd.CombinedOutput(); err != nil {

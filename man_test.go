@@ -5,13 +5,15 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/butler-sre/butler/internal/program"
 )
 
 // TestManPageRenders formats the page of the built binary with groff, as man
 // does, with every warning on: a roff mistake in what cli-docs and md2man make
 // of the help texts shows here.
 func TestManPageRenders(t *testing.T) {
-	groff := needProgram(t, "groff")
+	groff := program.Need(t, "groff")
 	page, err := exec.Command(butlerBin, "man").Output()
 	if err != nil {
 		t.Fatalf("butler man: %v", err)

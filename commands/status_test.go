@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/statetest"
 	"github.com/butler-sre/butler/pipeline"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
@@ -234,18 +235,6 @@ func statusState(levels ...string) *state.State {
 	return st
 }
 
-func statusSaveState(t *testing.T, dir string, st *state.State) {
-	t.Helper()
-	sd, err := state.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
-	if err := sd.Save(st); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // statusRun runs butler in-process at statusNow.
 func statusRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -292,7 +281,7 @@ func TestStatusMain(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.state != nil {
-				statusSaveState(t, dir, tt.state)
+				statetest.Save(t, dir, tt.state)
 			}
 			statePath := filepath.Join(dir, "state.json")
 			if tt.corrupt {
@@ -340,7 +329,7 @@ func TestStatusMain(t *testing.T) {
 
 func TestStatusJSONShape(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	statusSaveState(t, dir, statusState("ok", "critical"))
+	statetest.Save(t, dir, statusState("ok", "critical"))
 	code, stdout, _ := statusRun(t, "--state-dir", dir, "status", "--json", "--events")
 	if code != 2 {
 		t.Fatalf("exit %d", code)
@@ -383,7 +372,7 @@ func TestStatusStateDirSources(t *testing.T) {
 	t.Run("from a local configuration", func(t *testing.T) {
 		base := t.TempDir()
 		dir := filepath.Join(base, "state")
-		statusSaveState(t, dir, statusState("warning"))
+		statetest.Save(t, dir, statusState("warning"))
 		config := filepath.Join(base, "butler.toml")
 		if err := os.WriteFile(config, fmt.Appendf(nil, "[butler]\nstate_dir = %q\n", dir), 0o600); err != nil {
 			t.Fatal(err)
@@ -396,7 +385,7 @@ func TestStatusStateDirSources(t *testing.T) {
 	t.Run("--state-dir wins over the configuration", func(t *testing.T) {
 		base := t.TempDir()
 		dir := filepath.Join(base, "state")
-		statusSaveState(t, dir, statusState("ok"))
+		statetest.Save(t, dir, statusState("ok"))
 		config := filepath.Join(base, "butler.toml")
 		if err := os.WriteFile(config, fmt.Appendf(nil, "[butler]\nstate_dir = %q\n", filepath.Join(base, "other")), 0o600); err != nil {
 			t.Fatal(err)
@@ -436,7 +425,7 @@ func TestStatusStateDirSources(t *testing.T) {
 	})
 	t.Run("works while a sync holds the lock", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "state")
-		statusSaveState(t, dir, statusState("ok"))
+		statetest.Save(t, dir, statusState("ok"))
 		sd, err := state.Open(dir)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/program"
 	"github.com/butler-sre/butler/pipeline/write"
 )
 
@@ -39,13 +40,7 @@ func diffRandom(rng *rand.Rand, n int) string {
 // TestDryRunDiffAppliesWithPatch feeds the dry run's diffs to the real
 // patch(1): applied to the file on disk, each gives exactly the rendered file.
 func TestDryRunDiffAppliesWithPatch(t *testing.T) {
-	patch, err := exec.LookPath("patch")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("patch is not installed (scripts/test-deps.sh installs it)")
-		}
-		t.Skip("patch is not installed")
-	}
+	patch := program.Need(t, "patch")
 	ten, twenty := diffLines("line ", 10), diffLines("line ", 20)
 	cases := []struct {
 		name     string

@@ -14,17 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/textfile"
 )
-
-// configEnv is a lookup of environment variables for config.Parse.
-func configEnv(vars map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := vars[k]
-		return v, ok
-	}
-}
 
 // runRemote is an HTTP file server whose files and failures tests change between runs.
 type runRemote struct {
@@ -225,7 +218,7 @@ source = %q
 
 func (e *runEnv) parse(text string) *config.Config {
 	e.t.Helper()
-	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(nil))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, envtest.Lookup(nil))
 	if err != nil {
 		e.t.Fatalf("config: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/health"
@@ -235,7 +236,7 @@ from = "butler@example.com"
 to = ["oncall@example.com"]
 subject = "[cfg]"
 `, port)
-	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"SMTP_USER": "butler", "SMTP_PASSWORD": password}))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, envtest.Lookup(map[string]string{"SMTP_USER": "butler", "SMTP_PASSWORD": password}))
 	if err != nil {
 		t.Fatal(err)
 	}

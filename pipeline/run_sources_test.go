@@ -16,6 +16,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/gitrepo"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
@@ -343,7 +344,7 @@ func BenchmarkRunUnchanged(b *testing.B) {
 			fmt.Fprintf(&text, "[[managers.m%d.files]]\nsource = \"%s/f%d.yml\"\n", m, srv.URL, f)
 		}
 	}
-	cfg, err := config.Parse([]byte(text.String()), "bench.toml", dir, configEnv(nil))
+	cfg, err := config.Parse([]byte(text.String()), "bench.toml", dir, envtest.Lookup(nil))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/lkg"
@@ -387,7 +388,7 @@ func TestRunSecretsNeverShow(t *testing.T) {
 	text := strings.Replace(e.config(""), e.remote.url("/prometheus.yml"),
 		strings.Replace(e.remote.url("/prometheus.yml"), "http://", "http://alice:${PASS}@", 1), 1)
 	text = strings.Replace(text, "path = \"rules/a.yml\"", "path = \"rules/a.yml\"\nheaders = { Authorization = \"Bearer ${TOKEN}\" }", 1)
-	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"PASS": "hunter2-secret", "TOKEN": "tok-abcdef-123"}))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, envtest.Lookup(map[string]string{"PASS": "hunter2-secret", "TOKEN": "tok-abcdef-123"}))
 	if err != nil {
 		t.Fatal(err)
 	}
