@@ -18,10 +18,7 @@ import (
 func TestCompletionBash(t *testing.T) {
 	bash := program.Need(t, "bash")
 	binDir := filepath.Dir(butlerBin)
-	script, err := exec.Command(butlerBin, "completion", "bash").Output()
-	if err != nil {
-		t.Fatalf("butler completion bash: %v", err)
-	}
+	script := butlerOutput(t, "completion", "bash")
 	scriptPath := filepath.Join(t.TempDir(), "butler.bash")
 	if err := os.WriteFile(scriptPath, script, 0o644); err != nil {
 		t.Fatal(err)

@@ -41,6 +41,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// butlerOutput runs the built binary with args and returns what it printed
+// on stdout. An exit other than 0 fails the test.
+func butlerOutput(t testing.TB, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(butlerBin, args...).Output()
+	if err != nil {
+		t.Fatalf("butler %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()

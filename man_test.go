@@ -14,10 +14,7 @@ import (
 // of the help texts shows here.
 func TestManPageRenders(t *testing.T) {
 	groff := program.Need(t, "groff")
-	page, err := exec.Command(butlerBin, "man").Output()
-	if err != nil {
-		t.Fatalf("butler man: %v", err)
-	}
+	page := butlerOutput(t, "man")
 	// -P-cbou: plain text, without bold or underline by overstriking.
 	cmd := exec.Command(groff, "-man", "-ww", "-Tutf8", "-rLL=80n", "-P-cbou")
 	cmd.Stdin = bytes.NewReader(page)

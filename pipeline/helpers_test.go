@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/internal/envtest"
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/textfile"
 )
@@ -23,18 +24,18 @@ import (
 type runRemote struct {
 	mu     sync.Mutex
 	files  map[string]string
-	status map[string]int           // a path answers this status instead
-	hang   map[string]bool          // a path never answers (until the client gives up)
-	auth   map[string][2]string     // a path demands basic auth
-	seen   map[string][]http.Header // request headers by path
-	paths  []string                 // the paths asked for, in order, since the last takePaths
+	status map[string]int       // a path answers this status instead
+	hang   map[string]bool      // a path never answers (until the client gives up)
+	auth   map[string][2]string // a path demands basic auth
+	log    nettest.Recorder     // the requests
+	taken  int                  // how many of them takePaths returned
 	srv    *httptest.Server
 }
 
 func newRunRemote(t *testing.T) *runRemote {
 	r := &runRemote{files: map[string]string{}, status: map[string]int{}, hang: map[string]bool{},
-		auth: map[string][2]string{}, seen: map[string][]http.Header{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+		auth: map[string][2]string{}}
+	r.srv = httptest.NewServer(r.log.Wrap(http.HandlerFunc(r.serve)))
 	t.Cleanup(r.srv.Close)
 	return r
 }
@@ -44,8 +45,6 @@ func (r *runRemote) serve(w http.ResponseWriter, req *http.Request) {
 	body, ok := r.files[req.URL.Path]
 	status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
 	cred, needAuth := r.auth[req.URL.Path]
-	r.seen[req.URL.Path] = append(r.seen[req.URL.Path], req.Header.Clone())
-	r.paths = append(r.paths, req.URL.Path)
 	r.mu.Unlock()
 	if hang {
 		<-req.Context().Done()
@@ -87,9 +86,24 @@ func (r *runRemote) url(path string) string { return r.srv.URL + path }
 func (r *runRemote) takePaths() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.paths
-	r.paths = nil
-	return p
+	reqs := r.log.All()[r.taken:]
+	r.taken += len(reqs)
+	var paths []string
+	for _, req := range reqs {
+		paths = append(paths, req.Path)
+	}
+	return paths
+}
+
+// headers returns the headers of each request for path, oldest first.
+func (r *runRemote) headers(path string) []http.Header {
+	var hs []http.Header
+	for _, req := range r.log.All() {
+		if req.Path == path {
+			hs = append(hs, req.Header)
+		}
+	}
+	return hs
 }
 
 // runReloader is a reload endpoint that answers a programmed status and counts calls.

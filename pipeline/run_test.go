@@ -394,7 +394,7 @@ func TestRunSecretsNeverShow(t *testing.T) {
 	}
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)
-	if hs := e.remote.seen["/rules/a.yml"]; len(hs) == 0 || hs[0].Get("Authorization") != "Bearer tok-abcdef-123" {
+	if hs := e.remote.headers("/rules/a.yml"); len(hs) == 0 || hs[0].Get("Authorization") != "Bearer tok-abcdef-123" {
 		t.Errorf("header not sent: %v", hs)
 	}
 	// A failing fetch and a dry run put the source in errors and output.
