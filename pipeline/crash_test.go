@@ -82,7 +82,7 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 			if tc.mark {
 				statetest.MarkWriting(t, e.stateDir, "prom")
 			}
-			e.remote.set("/rules/a.yml", tc.rules)
+			e.remote.Set("/rules/a.yml", tc.rules)
 			for rel, body := range map[string]string{"prometheus.yml": rendered, "rules/a.yml": tc.rules} {
 				if err := atomicfile.WritePath(filepath.Join(e.dest, rel), []byte(body), 0o644, 0o755); err != nil {
 					t.Fatal(err)

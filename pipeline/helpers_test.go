@@ -22,56 +22,44 @@ import (
 
 // runRemote is an HTTP file server whose files and failures tests change between runs.
 type runRemote struct {
+	*nettest.Files
 	mu     sync.Mutex
-	files  map[string]string
 	status map[string]int       // a path answers this status instead
 	hang   map[string]bool      // a path never answers (until the client gives up)
 	auth   map[string][2]string // a path demands basic auth
-	log    nettest.Recorder     // the requests
-	taken  int                  // how many of them takePaths returned
-	srv    *httptest.Server
+	taken  int                  // how many requests takePaths returned
 }
 
 func newRunRemote(t *testing.T) *runRemote {
-	r := &runRemote{files: map[string]string{}, status: map[string]int{}, hang: map[string]bool{},
-		auth: map[string][2]string{}}
-	r.srv = httptest.NewServer(r.log.Wrap(http.HandlerFunc(r.serve)))
-	t.Cleanup(r.srv.Close)
+	r := &runRemote{status: map[string]int{}, hang: map[string]bool{}, auth: map[string][2]string{}}
+	r.Files = nettest.NewFiles(t, nil, r.guard)
 	return r
 }
 
-func (r *runRemote) serve(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
-	body, ok := r.files[req.URL.Path]
-	status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
-	cred, needAuth := r.auth[req.URL.Path]
-	r.mu.Unlock()
-	if hang {
-		<-req.Context().Done()
-		return
-	}
-	if needAuth {
-		u, p, ok := req.BasicAuth()
-		if !ok || u != cred[0] || p != cred[1] {
-			w.WriteHeader(http.StatusUnauthorized)
+// guard answers the requests for the paths that fail, hang or demand auth.
+func (r *runRemote) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
+		cred, needAuth := r.auth[req.URL.Path]
+		r.mu.Unlock()
+		if hang {
+			<-req.Context().Done()
 			return
 		}
-	}
-	if status != 0 {
-		http.Error(w, "failing on purpose", status)
-		return
-	}
-	if !ok {
-		http.NotFound(w, req)
-		return
-	}
-	fmt.Fprint(w, body)
-}
-
-func (r *runRemote) set(path, body string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.files[path] = body
+		if needAuth {
+			u, p, ok := req.BasicAuth()
+			if !ok || u != cred[0] || p != cred[1] {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
+		if status != 0 {
+			http.Error(w, "failing on purpose", status)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 func (r *runRemote) fail(path string, status int) {
@@ -80,13 +68,13 @@ func (r *runRemote) fail(path string, status int) {
 	r.status[path] = status
 }
 
-func (r *runRemote) url(path string) string { return r.srv.URL + path }
+func (r *runRemote) url(path string) string { return r.URL + path }
 
 // takePaths returns the paths asked for since the last take, in order.
 func (r *runRemote) takePaths() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	reqs := r.log.All()[r.taken:]
+	reqs := r.Log.All()[r.taken:]
 	r.taken += len(reqs)
 	var paths []string
 	for _, req := range reqs {
@@ -98,7 +86,7 @@ func (r *runRemote) takePaths() []string {
 // headers returns the headers of each request for path, oldest first.
 func (r *runRemote) headers(path string) []http.Header {
 	var hs []http.Header
-	for _, req := range r.log.All() {
+	for _, req := range r.Log.All() {
 		if req.Path == path {
 			hs = append(hs, req.Header)
 		}
@@ -181,8 +169,8 @@ func newRunEnv(t *testing.T) *runEnv {
 		reload:   newRunReloader(t),
 		now:      time.Unix(1_763_780_000, 0).UTC(),
 	}
-	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: {{interval}}\n  external_labels:\n    dc: {{datacenter}}\n")
-	e.remote.set("/rules/a.yml", "groups:\n  - name: a\n    rules: []\n")
+	e.remote.Set("/prometheus.yml", "global:\n  scrape_interval: {{interval}}\n  external_labels:\n    dc: {{datacenter}}\n")
+	e.remote.Set("/rules/a.yml", "groups:\n  - name: a\n    rules: []\n")
 	return e
 }
 

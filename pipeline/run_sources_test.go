@@ -282,8 +282,8 @@ func TestRunWriteFailsMidway(t *testing.T) {
 	cfg, good := e.appliedGood()
 
 	// Both files change, but rules/a.yml cannot be written: a directory stands in its way.
-	e.remote.set("/prometheus.yml", "changed: 1\n")
-	e.remote.set("/rules/a.yml", "changed: 2\n")
+	e.remote.Set("/prometheus.yml", "changed: 1\n")
+	e.remote.Set("/rules/a.yml", "changed: 2\n")
 	target := filepath.Join(e.dest, "rules", "a.yml")
 	if err := os.Remove(target); err != nil {
 		t.Fatal(err)
@@ -305,7 +305,7 @@ func TestRunWriteFailsMidway(t *testing.T) {
 func TestRunTextfileGolden(t *testing.T) {
 	e := newRunEnv(t)
 	cfg := e.applied()
-	e.remote.set("/prometheus.yml", "refused: 1\n")
+	e.remote.Set("/prometheus.yml", "refused: 1\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	_, err := e.run(cfg, nil) // refused, LKG restored
 	wantFailed(t, err)
