@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -143,14 +142,8 @@ func (e *diskEnv) sync(v int) (int, string) {
 	e.mu.Lock()
 	e.version = v
 	e.mu.Unlock()
-	cmd := exec.Command(butlerBin, "--config", e.config, "sync")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		e.t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), out.String()
+	code, stdout, stderr := runButler(e.t, nil, "--config", e.config, "sync")
+	return code, stdout + stderr
 }
 
 // checkFiles asserts that dir holds every file at version v, complete.

@@ -41,6 +41,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// runButler runs the built binary with args, in the environment of the test
+// with env added, and returns its exit code and what it printed on stdout and
+// on stderr. A binary that does not run fails the test.
+func runButler(t testing.TB, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(butlerBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
 // butlerOutput runs the built binary with args and returns what it printed
 // on stdout. An exit other than 0 fails the test.
 func butlerOutput(t testing.TB, args ...string) []byte {
@@ -70,16 +87,7 @@ func TestBundledExample(t *testing.T) {
 	runDir := t.TempDir()
 	butler := func(args ...string) (int, string, string) {
 		t.Helper()
-		cmd := exec.Command(butlerBin, append([]string{"--config", "testdata/example/butler.toml"}, args...)...)
-		cmd.Env = append(os.Environ(), "BUTLER_RUN_DIR="+runDir)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+		return runButler(t, []string{"BUTLER_RUN_DIR=" + runDir}, append([]string{"--config", "testdata/example/butler.toml"}, args...)...)
 	}
 	code, _, stderr := butler("sync")
 	if code != 0 || !strings.Contains(stderr, "applied=2") || strings.Count(stderr, "msg=written") != 4 {
