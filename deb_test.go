@@ -18,8 +18,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/butler-sre/butler/internal/program"
 )
 
 // debEntry is a path the package must hold: its tar mode string and type (as
@@ -51,7 +49,7 @@ func TestDebPackage(t *testing.T) {
 	t.Parallel()
 	needRoot(t)
 	for _, p := range []string{"make", "dpkg", "dpkg-deb", "dpkg-query", "git"} {
-		program.Need(t, p)
+		needProgram(t, p)
 	}
 	debRefuseToReplace(t)
 

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butler-sre/butler/internal/program"
 	"github.com/butler-sre/butler/pipeline/minisigntest"
 )
 
@@ -42,8 +41,8 @@ url = %q
 // never touched.
 func TestE2EPrometheusRuleDirectory(t *testing.T) {
 	t.Parallel()
-	promBin := program.Need(t, "prometheus")
-	nodeBin := program.Need(t, "prometheus-node-exporter")
+	promBin := needProgram(t, "prometheus")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
 	root := t.TempDir()
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
 	dest := e2eNewDest(t, root, "prometheus")
@@ -115,8 +114,8 @@ template = false
 // signed version replayed is refused; a newer signed version is applied.
 func TestE2EPrometheusSignedConfiguration(t *testing.T) {
 	t.Parallel()
-	promBin := program.Need(t, "prometheus")
-	nodeBin := program.Need(t, "prometheus-node-exporter")
+	promBin := needProgram(t, "prometheus")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
 	tool := minisigntest.Tool(t)
 	key := minisigntest.NewPair(t, tool)
 	root := t.TempDir()

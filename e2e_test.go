@@ -37,7 +37,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/butler-sre/butler/internal/nettest"
-	"github.com/butler-sre/butler/internal/program"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -53,9 +52,9 @@ const (
 // that promtool stops as the manager's check command.
 func TestE2EPrometheus(t *testing.T) {
 	t.Parallel()
-	promBin := program.Need(t, "prometheus")
-	promtool := program.Need(t, "promtool")
-	nodeBin := program.Need(t, "prometheus-node-exporter")
+	promBin := needProgram(t, "prometheus")
+	promtool := needProgram(t, "promtool")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
 	dest := e2eNewDest(t, root, "prometheus")
@@ -145,9 +144,9 @@ func TestE2EPrometheus(t *testing.T) {
 // one it refuses, the same one again, and a fixed one.
 func TestE2EAlertmanager(t *testing.T) {
 	t.Parallel()
-	amBin := program.Need(t, "prometheus-alertmanager")
-	program.Need(t, "promtool")
-	nodeBin := program.Need(t, "prometheus-node-exporter")
+	amBin := needProgram(t, "prometheus-alertmanager")
+	needProgram(t, "promtool")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
 	dest := e2eNewDest(t, root, "alertmanager")
@@ -204,8 +203,8 @@ func TestE2EAlertmanager(t *testing.T) {
 // value; without it the run fails, the files stay, and the next run tries again.
 func TestE2EReloadTimeout(t *testing.T) {
 	t.Parallel()
-	program.Need(t, "promtool")
-	nodeBin := program.Need(t, "prometheus-node-exporter")
+	needProgram(t, "promtool")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
 
 	root := t.TempDir()
 	dest := filepath.Join(root, "etc", "app")

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/butler-sre/butler/internal/program"
 )
 
 // TestCompletionBash sources the script of `butler completion bash` in a real
@@ -21,7 +19,7 @@ import (
 // bash-completion's _get_comp_words_by_ref is replaced by a no-op, so the test
 // needs bash only.
 func TestCompletionBash(t *testing.T) {
-	bash := program.Need(t, "bash")
+	bash := needProgram(t, "bash")
 	binDir := filepath.Dir(butlerBin)
 	script := butlerOutput(t, "completion", "bash")
 	scriptPath := filepath.Join(t.TempDir(), "butler.bash")
@@ -76,7 +74,7 @@ printf '%s\n' "${COMPREPLY[@]}" | sort
 // does, with every warning on: a roff mistake in what cli-docs and md2man make
 // of the help texts shows here.
 func TestManPageRenders(t *testing.T) {
-	groff := program.Need(t, "groff")
+	groff := needProgram(t, "groff")
 	page := butlerOutput(t, "man")
 	// -P-cbou: plain text, without bold or underline by overstriking.
 	cmd := exec.Command(groff, "-man", "-ww", "-Tutf8", "-rLL=80n", "-P-cbou")

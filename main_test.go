@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butler-sre/butler/internal/program"
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -39,6 +39,13 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// needProgram returns the path of a program the test needs. When it is
+// missing the test is skipped, except under CI (CI set), where it fails.
+func needProgram(t testing.TB, name string) string {
+	t.Helper()
+	return envtest.Program(t, name, "scripts/test-deps.sh installs it as root")
 }
 
 // runButler runs the built binary with args, in the environment of the test
@@ -114,7 +121,7 @@ func TestBundledExample(t *testing.T) {
 
 // TestMakeInstall installs into a DESTDIR with another PREFIX, as packagers do.
 func TestMakeInstall(t *testing.T) {
-	program.Need(t, "make")
+	needProgram(t, "make")
 	dest := t.TempDir()
 	cmd := exec.Command("make", "install", "DESTDIR="+dest, "PREFIX=/opt/butler")
 	if out, err := cmd.CombinedOutput(); err != nil {

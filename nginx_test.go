@@ -20,8 +20,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/butler-sre/butler/internal/program"
 )
 
 // TestE2ENginx syncs a running nginx through a good change, one that nginx -t
@@ -31,9 +29,9 @@ import (
 // after each.
 func TestE2ENginx(t *testing.T) {
 	t.Parallel()
-	nginxBin := program.Need(t, "nginx")
-	program.Need(t, "promtool")
-	nodeBin := program.Need(t, "prometheus-node-exporter")
+	nginxBin := needProgram(t, "nginx")
+	needProgram(t, "promtool")
+	nodeBin := needProgram(t, "prometheus-node-exporter")
 	reloadScript, err := filepath.Abs(filepath.Join("scripts", "nginx-reload"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +149,7 @@ func nginxWantBody(t *testing.T, base, body string) {
 // TestNginxReloadScript covers what the end-to-end test does not reach: usage
 // errors, and an nginx that is not running.
 func TestNginxReloadScript(t *testing.T) {
-	nginxBin := program.Need(t, "nginx")
+	nginxBin := needProgram(t, "nginx")
 	script := filepath.Join("scripts", "nginx-reload")
 	prefix := t.TempDir()
 	for _, d := range []string{"conf/conf.d", "logs", "tmp"} {

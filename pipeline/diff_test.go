@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/fstest"
-	"github.com/butler-sre/butler/internal/program"
 	"github.com/butler-sre/butler/pipeline/write"
 )
 
@@ -40,7 +40,7 @@ func diffRandom(rng *rand.Rand, n int) string {
 // TestDryRunDiffAppliesWithPatch feeds the dry run's diffs to the real
 // patch(1): applied to the file on disk, each gives exactly the rendered file.
 func TestDryRunDiffAppliesWithPatch(t *testing.T) {
-	patch := program.Need(t, "patch")
+	patch := envtest.Program(t, "patch", "scripts/test-deps.sh installs it")
 	ten, twenty := diffLines("line ", 10), diffLines("line ", 20)
 	cases := []struct {
 		name     string
