@@ -14,16 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -106,30 +103,18 @@ type diskEnv struct {
 	dest     string
 	stateDir string
 	textfile string
-
-	mu      sync.Mutex
-	version int
-	reloads int
+	srv      *nettest.Files // /files/P and the reload endpoint /reload
 }
 
 func diskNewEnv(t *testing.T, dest, stateDir, textfileDir string) *diskEnv {
 	e := &diskEnv{t: t, dest: dest, stateDir: stateDir, textfile: filepath.Join(textfileDir, "butler.prom")}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if r.URL.Path == "/reload" {
-			e.reloads++
-			return
-		}
-		_, _ = w.Write(diskContent(strings.TrimPrefix(r.URL.Path, "/files/"), e.version))
-	}))
-	t.Cleanup(srv.Close)
+	e.srv = nettest.NewFiles(t, map[string]string{"/reload": ""})
 	var b strings.Builder
 	fmt.Fprintf(&b, "[butler]\nstate_dir = %q\ntextfile = %q\n\n[managers.%s]\ndest = %q\n\n", stateDir, e.textfile, diskManager, dest)
 	for _, p := range diskFiles {
-		fmt.Fprintf(&b, "[[managers.%s.files]]\nsource = %q\npath = %q\n\n", diskManager, srv.URL+"/files/"+p, p)
+		fmt.Fprintf(&b, "[[managers.%s.files]]\nsource = %q\npath = %q\n\n", diskManager, e.srv.URL+"/files/"+p, p)
 	}
-	fmt.Fprintf(&b, "[managers.%s.reload]\nurl = %q\n", diskManager, srv.URL+"/reload")
+	fmt.Fprintf(&b, "[managers.%s.reload]\nurl = %q\n", diskManager, e.srv.URL+"/reload")
 	e.config = filepath.Join(t.TempDir(), "butler.toml")
 	if err := os.WriteFile(e.config, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -140,17 +125,11 @@ func diskNewEnv(t *testing.T, dest, stateDir, textfileDir string) *diskEnv {
 // sync runs butler once with the files at version v.
 func (e *diskEnv) sync(v int) (int, string) {
 	e.t.Helper()
-	e.mu.Lock()
-	e.version = v
-	e.mu.Unlock()
-	cmd := exec.Command(butlerBin, "--config", e.config, "sync")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		e.t.Fatal(err)
+	for _, p := range diskFiles {
+		e.srv.Set("/files/"+p, string(diskContent(p, v)))
 	}
-	return cmd.ProcessState.ExitCode(), out.String()
+	code, stdout, stderr := runButler(e.t, nil, "--config", e.config, "sync")
+	return code, stdout + stderr
 }
 
 // checkFiles asserts that dir holds every file at version v, complete.

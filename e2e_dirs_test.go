@@ -124,13 +124,13 @@ func TestE2EPrometheusSignedConfiguration(t *testing.T) {
 	prom := e2eStartPrometheus(t, promBin, root, dest)
 	src := e2eNewSources(t)
 	publish := func(body string, at time.Time) {
-		src.set("/prometheus.yml", body)
-		src.set("/prometheus.yml.minisig", string(minisigntest.Sign(t, tool, key, []byte(body), "-t", fmt.Sprintf("timestamp:%d", at.Unix()))))
+		src.Set("/prometheus.yml", body)
+		src.Set("/prometheus.yml.minisig", string(minisigntest.Sign(t, tool, key, []byte(body), "-t", fmt.Sprintf("timestamp:%d", at.Unix()))))
 	}
 	v1 := "global:\n  scrape_interval: 11s\n"
 	t0 := time.Now().Add(-time.Hour)
 	publish(v1, t0)
-	v1sig := src.get("/prometheus.yml.minisig")
+	v1sig := src.Get("/prometheus.yml.minisig")
 
 	b := e2eNewButler(t, root, node)
 	b.writeConfig(t, e2ePromManager(dest, src.url("/prometheus.yml"), prom, fmt.Sprintf(`
@@ -151,8 +151,8 @@ minisign_keys = [%q]
 		{"an older signed version replayed", "", "", "replay"},
 	} {
 		if step.body != "" {
-			src.set("/prometheus.yml", step.body)
-			src.set("/prometheus.yml.minisig", step.sig)
+			src.Set("/prometheus.yml", step.body)
+			src.Set("/prometheus.yml.minisig", step.sig)
 		} else {
 			publish(v1, t0.Add(-time.Hour)) // the same v1, signed earlier
 		}

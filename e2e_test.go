@@ -25,7 +25,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -37,6 +36,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -62,9 +62,9 @@ func TestE2EPrometheus(t *testing.T) {
 	prom := e2eStartPrometheus(t, promBin, root, dest)
 
 	src := e2eNewSources(t)
-	src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
-	src.set("/rules/instance.yml", e2eFixture(t, "prometheus/rules/instance.yml"))
-	src.set("/rules/dc.yml", e2eFixture(t, "prometheus/rules/dc.yml"))
+	src.Set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
+	src.Set("/rules/instance.yml", e2eFixture(t, "prometheus/rules/instance.yml"))
+	src.Set("/rules/dc.yml", e2eFixture(t, "prometheus/rules/dc.yml"))
 
 	b := e2eNewButler(t, root, node)
 	config := func(check string) string {
@@ -91,11 +91,11 @@ func TestE2EPrometheus(t *testing.T) {
 		{name: "refused first sync: no last-known-good yet, the files from before are put back", before: func(t *testing.T) {
 			bootstrap = e2eSnap(t, dest)
 			bootConfig = prom.configText(t)
-			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_unknown_field.yml"))
+			src.Set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_unknown_field.yml"))
 		}, after: func(t *testing.T) {
 			bootstrap.wantSame(t, dest) // the rule files this run created are gone
 			prom.wantRunning(t, bootConfig)
-			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
+			src.Set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus.yml"))
 		}},
 		{name: "first good sync renders, writes and reloads", after: func(t *testing.T) {
 			if got, want := e2eRead(t, filepath.Join(dest, "rules", "instance.yml")), e2eFixture(t, "prometheus/rules/instance.yml"); got != want {
@@ -119,11 +119,11 @@ func TestE2EPrometheus(t *testing.T) {
 		}},
 		{name: "second sync changes nothing", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "refused config: last-known-good restored, Prometheus keeps the old one", before: func(t *testing.T) {
-			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_refused.yml"))
+			src.Set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_refused.yml"))
 		}, after: stillGood},
 		{name: "refused content is not reloaded again", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "fixed source is applied", before: func(t *testing.T) {
-			src.set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_fixed.yml"))
+			src.Set("/prometheus.yml", e2eFixture(t, "prometheus/prometheus_fixed.yml"))
 		}, after: func(t *testing.T) {
 			cfg := prom.config(t)
 			e2eWantPath(t, cfg, "fixed", "global", "external_labels", "tier")
@@ -161,7 +161,7 @@ func TestE2EAlertmanager(t *testing.T) {
 	}, "/-/ready"))
 
 	src := e2eNewSources(t)
-	src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager.yml"))
+	src.Set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager.yml"))
 	b := e2eNewButler(t, root, node)
 	b.writeConfig(t, e2eRender(t, "alertmanager/butler.toml", map[string]string{
 		"dest": dest, "source": src.url(""), "reload": am.url + "/-/reload",
@@ -182,14 +182,14 @@ func TestE2EAlertmanager(t *testing.T) {
 		}},
 		{name: "second sync changes nothing", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "refused config: last-known-good restored, Alertmanager keeps the old one", before: func(t *testing.T) {
-			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_refused.yml"))
+			src.Set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_refused.yml"))
 		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			am.wantRunning(t, goodConfig)
 		}},
 		{name: "refused content is not reloaded again", after: func(t *testing.T) { good.wantSame(t, dest) }},
 		{name: "fixed source is applied", before: func(t *testing.T) {
-			src.set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_fixed.yml"))
+			src.Set("/alertmanager.yml", e2eFixture(t, "alertmanager/alertmanager_fixed.yml"))
 		}, after: func(t *testing.T) {
 			cfg := am.config(t)
 			e2eWantPath(t, cfg, "sre-fixed", "route", "receiver")
@@ -238,7 +238,7 @@ retries = 0
 	e2eRunSteps(t, b, ep, "reload_timeout.txt", []e2eStep{
 		{name: "answered reload", before: func(t *testing.T) {
 			b.writeConfig(t, config(false))
-			src.set("/app.yml", content("1"))
+			src.Set("/app.yml", content("1"))
 		}, after: func(t *testing.T) {
 			wantFile(t, "1")
 			lkg = b.value(t, `butler_lkg{manager="app"}`)
@@ -247,7 +247,7 @@ retries = 0
 		{name: "timeout_ok: no answer counts as applied, status kept", before: func(t *testing.T) {
 			b.writeConfig(t, config(true))
 			ep.hang.Store(true)
-			src.set("/app.yml", content("2"))
+			src.Set("/app.yml", content("2"))
 		}, after: func(t *testing.T) {
 			wantFile(t, "2")
 			b.wantMetrics(t, map[string]float64{`butler_lkg{manager="app"}`: lkg})
@@ -258,7 +258,7 @@ retries = 0
 		{name: "timeout_ok: applied content is not reloaded again"},
 		{name: "no answer fails the run, the files stay", before: func(t *testing.T) {
 			b.writeConfig(t, config(false))
-			src.set("/app.yml", content("3"))
+			src.Set("/app.yml", content("3"))
 		}, after: func(t *testing.T) {
 			wantFile(t, "3")
 			b.wantMetrics(t, map[string]float64{`butler_lkg{manager="app"}`: lkg})
@@ -423,50 +423,21 @@ func e2eTail(path string) string {
 
 // e2eSources serves configuration sources from a map that tests change between
 // runs.
-type e2eSources struct {
-	mu    sync.Mutex
-	files map[string]string
-	base  string
-}
+type e2eSources struct{ *nettest.Files }
 
 func e2eNewSources(t *testing.T) *e2eSources {
-	s := &e2eSources{files: map[string]string{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		body, ok := s.files[r.URL.Path]
-		s.mu.Unlock()
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = io.WriteString(w, body)
-	}))
-	t.Cleanup(srv.Close)
-	s.base = srv.URL
-	return s
+	return &e2eSources{nettest.NewFiles(t, nil)}
 }
 
-func (s *e2eSources) set(path, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.files[path] = body
-}
-
-func (s *e2eSources) get(path string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.files[path]
-}
-
-func (s *e2eSources) url(path string) string { return s.base + path }
+func (s *e2eSources) url(path string) string { return s.URL + path }
 
 // setFor is a step's change: path serves the fixture until the step ends,
 // then what it served before.
 func (s *e2eSources) setFor(path, fixture string) func(t *testing.T) {
 	return func(t *testing.T) {
-		before := s.get(path)
-		t.Cleanup(func() { s.set(path, before) })
-		s.set(path, e2eFixture(t, fixture))
+		before := s.Get(path)
+		t.Cleanup(func() { s.Set(path, before) })
+		s.Set(path, e2eFixture(t, fixture))
 	}
 }
 

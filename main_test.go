@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -40,21 +41,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needProgram returns the path of a program the test needs. When it is missing the
-// test is skipped with a message naming it, except under CI (CI set), where it fails:
-// CI must run every test (scripts/test-deps.sh installs the programs).
+// needProgram returns the path of a program the test needs. When it is
+// missing the test is skipped, except under CI (CI set), where it fails.
 func needProgram(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
+	return envtest.Program(t, name, "scripts/test-deps.sh installs it as root")
+}
+
+// runButler runs the built binary with args, in the environment of the test
+// with env added, and returns its exit code and what it printed on stdout and
+// on stderr. A binary that does not run fails the test.
+func runButler(t testing.TB, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(butlerBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
 	}
-	msg := fmt.Sprintf("%s is not installed (scripts/test-deps.sh installs it as root)", name)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// butlerOutput runs the built binary with args and returns what it printed
+// on stdout. An exit other than 0 fails the test.
+func butlerOutput(t testing.TB, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(butlerBin, args...).Output()
+	if err != nil {
+		t.Fatalf("butler %s: %v", strings.Join(args, " "), err)
 	}
-	t.Skip(msg)
-	return ""
+	return out
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -75,16 +94,7 @@ func TestBundledExample(t *testing.T) {
 	runDir := t.TempDir()
 	butler := func(args ...string) (int, string, string) {
 		t.Helper()
-		cmd := exec.Command(butlerBin, append([]string{"--config", "testdata/example/butler.toml"}, args...)...)
-		cmd.Env = append(os.Environ(), "BUTLER_RUN_DIR="+runDir)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+		return runButler(t, []string{"BUTLER_RUN_DIR=" + runDir}, append([]string{"--config", "testdata/example/butler.toml"}, args...)...)
 	}
 	code, _, stderr := butler("sync")
 	if code != 0 || !strings.Contains(stderr, "applied=2") || strings.Count(stderr, "msg=written") != 4 {

@@ -76,8 +76,8 @@ func TestE2ENginx(t *testing.T) {
 
 	node := e2eStartNodeExporter(t, nodeBin, filepath.Join(root, "textfile"))
 	src := e2eNewSources(t)
-	src.set("/nginx.conf", e2eFixture(t, "nginx/nginx.conf"))
-	src.set("/site.conf", e2eFixture(t, "nginx/site_one.conf"))
+	src.Set("/nginx.conf", e2eFixture(t, "nginx/nginx.conf"))
+	src.Set("/site.conf", e2eFixture(t, "nginx/site_one.conf"))
 	b := e2eNewButler(t, root, node)
 	b.writeConfig(t, fmt.Sprintf(`
 [managers.nginx]
@@ -110,13 +110,13 @@ timeout = "20s"
 			good = e2eSnap(t, dest)
 		}},
 		{name: "nginx -t refuses: nothing written, nginx serves the old configuration", before: func(t *testing.T) {
-			src.set("/site.conf", e2eFixture(t, "nginx/site_bad_directive.conf"))
+			src.Set("/site.conf", e2eFixture(t, "nginx/site_bad_directive.conf"))
 		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			nginxWantBody(t, base, "one\n")
 		}},
 		{name: "nginx refuses at reload: last-known-good put back, nginx serves the old configuration", before: func(t *testing.T) {
-			src.set("/site.conf", e2eFixture(t, "nginx/site_port_taken.conf"))
+			src.Set("/site.conf", e2eFixture(t, "nginx/site_port_taken.conf"))
 		}, after: func(t *testing.T) {
 			good.wantSame(t, dest)
 			nginxWantBody(t, base, "one\n")
@@ -125,7 +125,7 @@ timeout = "20s"
 			}
 		}},
 		{name: "a fixed source is applied and served", before: func(t *testing.T) {
-			src.set("/site.conf", e2eFixture(t, "nginx/site_two.conf"))
+			src.Set("/site.conf", e2eFixture(t, "nginx/site_two.conf"))
 		}, after: func(t *testing.T) { nginxWantBody(t, base, "two\n") }},
 	})
 }

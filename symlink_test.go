@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -294,15 +293,9 @@ func (e *swapEnv) sync(v int) (int, string) {
 	e.mu.Lock()
 	e.version, e.running = v, true
 	e.mu.Unlock()
-	cmd := exec.Command(butlerBin, "--config", e.config, "sync")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	e.unswap()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		e.t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), out.String()
+	defer e.unswap()
+	code, stdout, stderr := runButler(e.t, nil, "--config", e.config, "sync")
+	return code, stdout + stderr
 }
 
 // swapEntry is what is recorded of one entry of the outside directory.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/pipeline"
 	"github.com/butler-sre/butler/pipeline/health"
 	"github.com/butler-sre/butler/pipeline/minisigntest"
@@ -34,15 +35,7 @@ type cmdEnv struct {
 
 func newCmdEnv(t *testing.T) *cmdEnv {
 	e := &cmdEnv{t: t, dir: t.TempDir(), reloadOK: true}
-	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/app.yml":
-			fmt.Fprint(w, "name: {{manager}}\nhost: {{host.hostname}}\n")
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(remote.Close)
+	remote := nettest.NewFiles(t, map[string]string{"/app.yml": "name: {{manager}}\nhost: {{host.hostname}}\n"})
 	reload := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.reloads++
 		if !e.reloadOK {
@@ -503,30 +496,16 @@ func TestRemoteConfigSigned(t *testing.T) {
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
 	prom := filepath.Join(dir, "butler.prom")
-	var mu sync.Mutex
-	files := map[string]string{"/app.yml": "app: 1\n"}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		body, ok := files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprint(w, body)
-	}))
-	defer srv.Close()
+	srv := nettest.NewFiles(t, map[string]string{"/app.yml": "app: 1\n"})
 	text := func(n int) string {
 		return fmt.Sprintf("[butler]\ntextfile = %q\n[managers.app]\ndest = %q\n# version %d\n[[managers.app.files]]\nsource = \"%s/app.yml\"\n",
 			prom, filepath.Join(dir, "app"), n, srv.URL)
 	}
 	publish := func(body string, at time.Time, sign bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		files["/butler.toml"] = body
-		delete(files, "/butler.toml.minisig")
+		srv.Set("/butler.toml", body)
+		srv.Remove("/butler.toml.minisig")
 		if sign {
-			files["/butler.toml.minisig"] = string(minisigntest.Sign(t, tool, key, []byte(body), "-t", fmt.Sprintf("timestamp:%d", at.Unix())))
+			srv.Set("/butler.toml.minisig", string(minisigntest.Sign(t, tool, key, []byte(body), "-t", fmt.Sprintf("timestamp:%d", at.Unix()))))
 		}
 	}
 	sync := func() (int, string, float64) {
@@ -551,9 +530,7 @@ func TestRemoteConfigSigned(t *testing.T) {
 	}{
 		{"altered", "signature", func() {
 			publish(text(1), t0, true)
-			mu.Lock()
-			files["/butler.toml"] += "# changed\n"
-			mu.Unlock()
+			srv.Set("/butler.toml", text(1)+"# changed\n")
 		}},
 		{"unsigned", "signature", func() { publish(text(2), t0.Add(time.Minute), false) }},
 		{"replayed", "replay", func() { publish(text(0), t0.Add(-time.Hour), true) }},

@@ -49,7 +49,7 @@ func TestCompletionUsage(t *testing.T) {
 }
 
 // TestCompletionCandidates asks butler for candidates the way the scripts do.
-// (The root command's candidates come from os.Args: completion_test.go of
+// (The root command's candidates come from os.Args: help_test.go of
 // package main asks the built binary for them.)
 func TestCompletionCandidates(t *testing.T) {
 	tests := []struct {

@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/nettest"
+	"github.com/butler-sre/butler/internal/statetest"
 	"github.com/butler-sre/butler/pipeline"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
@@ -234,18 +233,6 @@ func statusState(levels ...string) *state.State {
 	return st
 }
 
-func statusSaveState(t *testing.T, dir string, st *state.State) {
-	t.Helper()
-	sd, err := state.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
-	if err := sd.Save(st); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // statusRun runs butler in-process at statusNow.
 func statusRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -288,19 +275,15 @@ func TestStatusMain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "state")
-			if err := os.Mkdir(dir, 0o700); err != nil {
-				t.Fatal(err)
-			}
+			fstest.Mkdir(t, dir, 0o700)
 			if tt.state != nil {
-				statusSaveState(t, dir, tt.state)
+				statetest.Save(t, dir, tt.state)
 			}
 			statePath := filepath.Join(dir, "state.json")
 			if tt.corrupt {
-				if err := os.WriteFile(statePath, []byte("{not json"), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				fstest.WriteFile(t, statePath, "{not json", 0o600)
 			}
-			before, _ := os.ReadFile(statePath)
+			before := fstest.Tree(t, dir)
 			code, stdout, stderr := statusRun(t, append([]string{"--state-dir", dir, "status"}, tt.args...)...)
 			if code != tt.code {
 				t.Errorf("exit code = %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
@@ -324,14 +307,10 @@ func TestStatusMain(t *testing.T) {
 				statusCheckNagiosLine(t, stdout, health.Level(code), !tt.corrupt && !strings.Contains(tt.name, "regex"))
 			}
 			// status changes nothing, not even a corrupt state file.
-			after, _ := os.ReadFile(statePath)
-			if !bytes.Equal(before, after) {
-				t.Error("status changed the state file")
-			}
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				if strings.Contains(e.Name(), "corrupt") {
-					t.Errorf("status moved the state file aside: %s", e.Name())
+			fstest.SameTree(t, dir, before)
+			for _, name := range fstest.Names(t, dir) {
+				if strings.Contains(name, "corrupt") {
+					t.Errorf("status moved the state file aside: %s", name)
 				}
 			}
 		})
@@ -340,7 +319,7 @@ func TestStatusMain(t *testing.T) {
 
 func TestStatusJSONShape(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	statusSaveState(t, dir, statusState("ok", "critical"))
+	statetest.Save(t, dir, statusState("ok", "critical"))
 	code, stdout, _ := statusRun(t, "--state-dir", dir, "status", "--json", "--events")
 	if code != 2 {
 		t.Fatalf("exit %d", code)
@@ -383,11 +362,9 @@ func TestStatusStateDirSources(t *testing.T) {
 	t.Run("from a local configuration", func(t *testing.T) {
 		base := t.TempDir()
 		dir := filepath.Join(base, "state")
-		statusSaveState(t, dir, statusState("warning"))
+		statetest.Save(t, dir, statusState("warning"))
 		config := filepath.Join(base, "butler.toml")
-		if err := os.WriteFile(config, fmt.Appendf(nil, "[butler]\nstate_dir = %q\n", dir), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		fstest.WriteFile(t, config, fmt.Sprintf("[butler]\nstate_dir = %q\n", dir), 0o600)
 		code, stdout, stderr := statusRun(t, "--config", config, "status", "--nagios")
 		if code != 1 || !strings.HasPrefix(stdout, "BUTLER WARNING - ") {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -396,11 +373,9 @@ func TestStatusStateDirSources(t *testing.T) {
 	t.Run("--state-dir wins over the configuration", func(t *testing.T) {
 		base := t.TempDir()
 		dir := filepath.Join(base, "state")
-		statusSaveState(t, dir, statusState("ok"))
+		statetest.Save(t, dir, statusState("ok"))
 		config := filepath.Join(base, "butler.toml")
-		if err := os.WriteFile(config, fmt.Appendf(nil, "[butler]\nstate_dir = %q\n", filepath.Join(base, "other")), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		fstest.WriteFile(t, config, fmt.Sprintf("[butler]\nstate_dir = %q\n", filepath.Join(base, "other")), 0o600)
 		code, stdout, _ := statusRun(t, "--config", config, "--state-dir", dir, "status", "--nagios")
 		if code != 0 {
 			t.Errorf("exit %d, stdout %q", code, stdout)
@@ -412,31 +387,26 @@ func TestStatusStateDirSources(t *testing.T) {
 		if code != 3 || !strings.Contains(stdout, "does not exist") {
 			t.Errorf("exit %d, stdout %q", code, stdout)
 		}
-		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		if fstest.Exists(t, dir) {
 			t.Error("status created the state directory")
 		}
 	})
 	t.Run("a configuration URL is never fetched", func(t *testing.T) {
-		var hits atomic.Int32
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			hits.Add(1)
-			fmt.Fprint(w, "[butler]\n")
-		}))
-		defer srv.Close()
+		srv := nettest.NewFiles(t, map[string]string{"/butler.toml": "[butler]\n"})
 		code, stdout, stderr := statusRun(t, "--config", srv.URL+"/butler.toml", "status", "--nagios")
-		if hits.Load() != 0 {
-			t.Errorf("status fetched the configuration URL %d times", hits.Load())
+		if n := srv.Log.Count(); n != 0 {
+			t.Errorf("status fetched the configuration URL %d times", n)
 		}
 		if !strings.HasPrefix(stdout, "BUTLER ") {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
-		if _, err := os.Stat(config.DefaultStateDir); os.IsNotExist(err) && !strings.Contains(stderr, "--state-dir") {
+		if !fstest.Exists(t, config.DefaultStateDir) && !strings.Contains(stderr, "--state-dir") {
 			t.Errorf("no hint to give --state-dir: %q", stderr)
 		}
 	})
 	t.Run("works while a sync holds the lock", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "state")
-		statusSaveState(t, dir, statusState("ok"))
+		statetest.Save(t, dir, statusState("ok"))
 		sd, err := state.Open(dir)
 		if err != nil {
 			t.Fatal(err)

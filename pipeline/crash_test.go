@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/statetest"
 	"github.com/butler-sre/butler/pipeline/atomicfile"
 	"github.com/butler-sre/butler/pipeline/lkg"
-	"github.com/butler-sre/butler/pipeline/state"
 )
 
 // TestRunRemovesStaleTemps checks that a run clears what a killed run left
@@ -80,9 +80,9 @@ func TestRunKilledBeforeStateSaved(t *testing.T) {
 			}
 			// What the killed run left: its mark, and every file written.
 			if tc.mark {
-				markWriting(t, e.stateDir, "prom")
+				statetest.MarkWriting(t, e.stateDir, "prom")
 			}
-			e.remote.set("/rules/a.yml", tc.rules)
+			e.remote.Set("/rules/a.yml", tc.rules)
 			for rel, body := range map[string]string{"prometheus.yml": rendered, "rules/a.yml": tc.rules} {
 				if err := atomicfile.WritePath(filepath.Join(e.dest, rel), []byte(body), 0o644, 0o755); err != nil {
 					t.Fatal(err)
@@ -148,19 +148,6 @@ func TestRunMarksWritingUntilStateSaved(t *testing.T) {
 	}
 	if isMarked(t, e.stateDir, "prom") {
 		t.Error("mark left after the state was saved")
-	}
-}
-
-// markWriting leaves the mark a run killed while writing leaves.
-func markWriting(t *testing.T, stateDir, manager string) {
-	t.Helper()
-	sd, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
-	if err := sd.MarkWriting(manager); err != nil {
-		t.Fatal(err)
 	}
 }
 

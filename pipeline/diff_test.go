@@ -3,12 +3,13 @@ package pipeline
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/envtest"
+	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/write"
 )
 
@@ -39,13 +40,7 @@ func diffRandom(rng *rand.Rand, n int) string {
 // TestDryRunDiffAppliesWithPatch feeds the dry run's diffs to the real
 // patch(1): applied to the file on disk, each gives exactly the rendered file.
 func TestDryRunDiffAppliesWithPatch(t *testing.T) {
-	patch, err := exec.LookPath("patch")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("patch is not installed (scripts/test-deps.sh installs it)")
-		}
-		t.Skip("patch is not installed")
-	}
+	patch := envtest.Program(t, "patch", "scripts/test-deps.sh installs it")
 	ten, twenty := diffLines("line ", 10), diffLines("line ", 20)
 	cases := []struct {
 		name     string
@@ -75,9 +70,7 @@ func TestDryRunDiffAppliesWithPatch(t *testing.T) {
 			dir := t.TempDir()
 			target := filepath.Join(dir, "conf.yml")
 			if tc.exists {
-				if err := os.WriteFile(target, []byte(tc.old), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				fstest.WriteFile(t, target, tc.old, 0o644)
 			}
 			d := unifiedDiff(target, tc.exists, []byte(tc.old), write.File{Path: "conf.yml", Data: []byte(tc.new), Mode: 0o644})
 			if tc.exists && tc.old == tc.new {
@@ -92,11 +85,7 @@ func TestDryRunDiffAppliesWithPatch(t *testing.T) {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("patch: %v\n%s\ndiff:\n%s", err, out, d)
 			}
-			got, err := os.ReadFile(target)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tc.new {
+			if got, _ := fstest.Read(t, target); got != tc.new {
 				t.Errorf("patched file = %q, want %q\ndiff:\n%s", got, tc.new, d)
 			}
 		})

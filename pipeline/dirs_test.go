@@ -249,7 +249,7 @@ func TestRunSignedDirectory(t *testing.T) {
 	}
 	sign("a.yml", "groups: [a]\n")
 	sign("b.yml", "groups: [b]\n")
-	e.remote.set("/prometheus.yml.minisig", string(minisigntest.Sign(t, tool, key, []byte(e.remote.files["/prometheus.yml"]))))
+	e.remote.Set("/prometheus.yml.minisig", string(minisigntest.Sign(t, tool, key, []byte(e.remote.Get("/prometheus.yml")))))
 	text := strings.Replace(withoutRules(e, fmt.Sprintf("[managers.prom.verify]\nminisign_keys = [%q]\n", key.Pub)), "[managers.prom.reload]", fmt.Sprintf(`[[managers.prom.dirs]]
 source = %q
 path = "rules"

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/pipeline/config"
 )
 
@@ -103,7 +104,7 @@ func BenchmarkFleet(b *testing.B) {
 
 func parseFleet(b *testing.B, text string) *config.Config {
 	b.Helper()
-	cfg, err := config.Parse([]byte(text), "butler.toml", "/", configEnv(nil))
+	cfg, err := config.Parse([]byte(text), "butler.toml", "/", envtest.Lookup(nil))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,72 +14,52 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/textfile"
 )
 
-// configEnv is a lookup of environment variables for config.Parse.
-func configEnv(vars map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := vars[k]
-		return v, ok
-	}
-}
-
 // runRemote is an HTTP file server whose files and failures tests change between runs.
 type runRemote struct {
+	*nettest.Files
 	mu     sync.Mutex
-	files  map[string]string
-	status map[string]int           // a path answers this status instead
-	hang   map[string]bool          // a path never answers (until the client gives up)
-	auth   map[string][2]string     // a path demands basic auth
-	seen   map[string][]http.Header // request headers by path
-	paths  []string                 // the paths asked for, in order, since the last takePaths
-	srv    *httptest.Server
+	status map[string]int       // a path answers this status instead
+	hang   map[string]bool      // a path never answers (until the client gives up)
+	auth   map[string][2]string // a path demands basic auth
+	taken  int                  // how many requests takePaths returned
 }
 
 func newRunRemote(t *testing.T) *runRemote {
-	r := &runRemote{files: map[string]string{}, status: map[string]int{}, hang: map[string]bool{},
-		auth: map[string][2]string{}, seen: map[string][]http.Header{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
+	r := &runRemote{status: map[string]int{}, hang: map[string]bool{}, auth: map[string][2]string{}}
+	r.Files = nettest.NewFiles(t, nil, r.guard)
 	return r
 }
 
-func (r *runRemote) serve(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
-	body, ok := r.files[req.URL.Path]
-	status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
-	cred, needAuth := r.auth[req.URL.Path]
-	r.seen[req.URL.Path] = append(r.seen[req.URL.Path], req.Header.Clone())
-	r.paths = append(r.paths, req.URL.Path)
-	r.mu.Unlock()
-	if hang {
-		<-req.Context().Done()
-		return
-	}
-	if needAuth {
-		u, p, ok := req.BasicAuth()
-		if !ok || u != cred[0] || p != cred[1] {
-			w.WriteHeader(http.StatusUnauthorized)
+// guard answers the requests for the paths that fail, hang or demand auth.
+func (r *runRemote) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		status, hang := r.status[req.URL.Path], r.hang[req.URL.Path]
+		cred, needAuth := r.auth[req.URL.Path]
+		r.mu.Unlock()
+		if hang {
+			<-req.Context().Done()
 			return
 		}
-	}
-	if status != 0 {
-		http.Error(w, "failing on purpose", status)
-		return
-	}
-	if !ok {
-		http.NotFound(w, req)
-		return
-	}
-	fmt.Fprint(w, body)
-}
-
-func (r *runRemote) set(path, body string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.files[path] = body
+		if needAuth {
+			u, p, ok := req.BasicAuth()
+			if !ok || u != cred[0] || p != cred[1] {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
+		if status != 0 {
+			http.Error(w, "failing on purpose", status)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 func (r *runRemote) fail(path string, status int) {
@@ -88,15 +68,30 @@ func (r *runRemote) fail(path string, status int) {
 	r.status[path] = status
 }
 
-func (r *runRemote) url(path string) string { return r.srv.URL + path }
+func (r *runRemote) url(path string) string { return r.URL + path }
 
 // takePaths returns the paths asked for since the last take, in order.
 func (r *runRemote) takePaths() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.paths
-	r.paths = nil
-	return p
+	reqs := r.Log.All()[r.taken:]
+	r.taken += len(reqs)
+	var paths []string
+	for _, req := range reqs {
+		paths = append(paths, req.Path)
+	}
+	return paths
+}
+
+// headers returns the headers of each request for path, oldest first.
+func (r *runRemote) headers(path string) []http.Header {
+	var hs []http.Header
+	for _, req := range r.Log.All() {
+		if req.Path == path {
+			hs = append(hs, req.Header)
+		}
+	}
+	return hs
 }
 
 // runReloader is a reload endpoint that answers a programmed status and counts calls.
@@ -174,8 +169,8 @@ func newRunEnv(t *testing.T) *runEnv {
 		reload:   newRunReloader(t),
 		now:      time.Unix(1_763_780_000, 0).UTC(),
 	}
-	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: {{interval}}\n  external_labels:\n    dc: {{datacenter}}\n")
-	e.remote.set("/rules/a.yml", "groups:\n  - name: a\n    rules: []\n")
+	e.remote.Set("/prometheus.yml", "global:\n  scrape_interval: {{interval}}\n  external_labels:\n    dc: {{datacenter}}\n")
+	e.remote.Set("/rules/a.yml", "groups:\n  - name: a\n    rules: []\n")
 	return e
 }
 
@@ -225,7 +220,7 @@ source = %q
 
 func (e *runEnv) parse(text string) *config.Config {
 	e.t.Helper()
-	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(nil))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, envtest.Lookup(nil))
 	if err != nil {
 		e.t.Fatalf("config: %v", err)
 	}

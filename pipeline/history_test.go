@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
+	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/health"
@@ -89,7 +90,7 @@ timeout = "2s"
 	e.wantMetric(t, 0, "butler_health", "manager", "prom")
 
 	// The manager refuses a config: one message, OK -> CRITICAL, with the problem.
-	e.remote.set("/prometheus.yml", "refused: 1\n")
+	e.remote.Set("/prometheus.yml", "refused: 1\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	_, err = e.run(cfg, nil)
 	wantFailed(t, err)
@@ -112,7 +113,7 @@ timeout = "2s"
 
 	// Fixed while the webhook is down: not delivered, counted, kept.
 	hook.setFail(true)
-	e.remote.set("/prometheus.yml", "fixed: 1\n")
+	e.remote.Set("/prometheus.yml", "fixed: 1\n")
 	e.reload.set(http.StatusOK, false)
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err) // a failed notification never fails the run
@@ -140,7 +141,7 @@ func TestRunHistory(t *testing.T) {
 	e := newRunEnv(t)
 	cfg := e.parse(e.config("") + "\n[health]\nhistory = 5\n")
 	for i := 0; i < 4; i++ {
-		e.remote.set("/prometheus.yml", fmt.Sprintf("v: %d\n", i))
+		e.remote.Set("/prometheus.yml", fmt.Sprintf("v: %d\n", i))
 		_, err := e.run(cfg, nil)
 		wantNoErr(t, err)
 	}
@@ -206,9 +207,7 @@ func TestStatusSeesRunningAndStuckSync(t *testing.T) {
 	}
 	// A marker left by a run that was killed (its process is gone) means nothing.
 	marker := filepath.Join(e.stateDir, "running.json")
-	if err := os.WriteFile(marker, []byte(`{"pid": 999999999, "start": "2020-01-01T00:00:00Z", "timeout": 1}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fstest.WriteFile(t, marker, `{"pid": 999999999, "start": "2020-01-01T00:00:00Z", "timeout": 1}`, 0o600)
 	st, _ = ReadStatus(e.stateDir, e.now, nil)
 	if st.Running || st.Managers[0].Health == health.Critical {
 		t.Errorf("a dead run's marker counted: running %v, %+v", st.Running, st.Managers[0])
@@ -235,7 +234,7 @@ from = "butler@example.com"
 to = ["oncall@example.com"]
 subject = "[cfg]"
 `, port)
-	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"SMTP_USER": "butler", "SMTP_PASSWORD": password}))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, envtest.Lookup(map[string]string{"SMTP_USER": "butler", "SMTP_PASSWORD": password}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +243,7 @@ subject = "[cfg]"
 	}
 	_, err = e.run(cfg, notifier)
 	wantNoErr(t, err)
-	e.remote.set("/prometheus.yml", "refused: 1\n")
+	e.remote.Set("/prometheus.yml", "refused: 1\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	_, err = e.run(cfg, notifier)
 	wantFailed(t, err)
@@ -268,7 +267,7 @@ subject = "[cfg]"
 func TestRunHeartbeat(t *testing.T) {
 	ping := newRunRemote(t)
 	for _, p := range []string{"/ping/abc/start", "/ping/abc", "/ping/abc/fail"} {
-		ping.set(p, "")
+		ping.Set(p, "")
 	}
 	take := func() string { return strings.Join(ping.takePaths(), " ") }
 	e := newRunEnv(t)
@@ -285,7 +284,7 @@ func TestRunHeartbeat(t *testing.T) {
 		t.Errorf("failed run pinged %q", got)
 	}
 	// A dead heartbeat never fails the run.
-	ping.srv.Close()
+	ping.Close()
 	e.remote.fail("/rules/a.yml", 0)
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/gitrepo"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
@@ -281,8 +282,8 @@ func TestRunWriteFailsMidway(t *testing.T) {
 	cfg, good := e.appliedGood()
 
 	// Both files change, but rules/a.yml cannot be written: a directory stands in its way.
-	e.remote.set("/prometheus.yml", "changed: 1\n")
-	e.remote.set("/rules/a.yml", "changed: 2\n")
+	e.remote.Set("/prometheus.yml", "changed: 1\n")
+	e.remote.Set("/rules/a.yml", "changed: 2\n")
 	target := filepath.Join(e.dest, "rules", "a.yml")
 	if err := os.Remove(target); err != nil {
 		t.Fatal(err)
@@ -304,7 +305,7 @@ func TestRunWriteFailsMidway(t *testing.T) {
 func TestRunTextfileGolden(t *testing.T) {
 	e := newRunEnv(t)
 	cfg := e.applied()
-	e.remote.set("/prometheus.yml", "refused: 1\n")
+	e.remote.Set("/prometheus.yml", "refused: 1\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	_, err := e.run(cfg, nil) // refused, LKG restored
 	wantFailed(t, err)
@@ -343,7 +344,7 @@ func BenchmarkRunUnchanged(b *testing.B) {
 			fmt.Fprintf(&text, "[[managers.m%d.files]]\nsource = \"%s/f%d.yml\"\n", m, srv.URL, f)
 		}
 	}
-	cfg, err := config.Parse([]byte(text.String()), "bench.toml", dir, configEnv(nil))
+	cfg, err := config.Parse([]byte(text.String()), "bench.toml", dir, envtest.Lookup(nil))
 	if err != nil {
 		b.Fatal(err)
 	}

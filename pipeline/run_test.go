@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/lkg"
@@ -93,7 +94,7 @@ func TestRunRefusedReloadRestoresLKG(t *testing.T) {
 	cfg, good := e.appliedGood()
 
 	// A config the manager refuses.
-	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: bogus\n")
+	e.remote.Set("/prometheus.yml", "global:\n  scrape_interval: bogus\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	tRefused := e.now
 	res, err := e.run(cfg, nil)
@@ -134,14 +135,14 @@ func TestRunRefusedReloadRestoresLKG(t *testing.T) {
 func TestRunRefusedThenFixedSourceIsApplied(t *testing.T) {
 	e := newRunEnv(t)
 	cfg := e.applied()
-	e.remote.set("/prometheus.yml", "bad: 1\n")
+	e.remote.Set("/prometheus.yml", "bad: 1\n")
 	e.reload.set(http.StatusBadRequest, false)
 	_, err := e.run(cfg, nil)
 	wantFailed(t, err)
 	e.reload.takeCalls()
 
 	e.reload.set(http.StatusOK, false)
-	e.remote.set("/prometheus.yml", "fixed: 1\n")
+	e.remote.Set("/prometheus.yml", "fixed: 1\n")
 	tFixed := e.now
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)
@@ -218,7 +219,7 @@ func TestRunReloadTimeout(t *testing.T) {
 		wantNoErr(t, err)
 		tFirst := e.now.Add(-time.Minute)
 
-		e.remote.set("/prometheus.yml", "changed: 1\n")
+		e.remote.Set("/prometheus.yml", "changed: 1\n")
 		e.reload.set(0, true)
 		tTimeout := e.now
 		_, err = e.run(cfg, nil)
@@ -250,7 +251,7 @@ func TestRunLockHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sd.Close()
-	e.remote.set("/prometheus.yml", "changed: 1\n")
+	e.remote.Set("/prometheus.yml", "changed: 1\n")
 	_, err = e.run(cfg, nil)
 	if !errors.Is(err, state.ErrLocked) {
 		t.Fatalf("err = %v, want state.ErrLocked", err)
@@ -316,10 +317,10 @@ func TestRunFailedPhaseWritesNothing(t *testing.T) {
 	}{
 		{"fetch 500", func(e *runEnv) string { e.remote.fail("/rules/a.yml", 500); return "" }, PhaseFetch, "butler_remote_status"},
 		{"missing variable", func(e *runEnv) string {
-			e.remote.set("/prometheus.yml", "x: {{nope}}\n")
+			e.remote.Set("/prometheus.yml", "x: {{nope}}\n")
 			return ""
 		}, PhaseRender, "butler_cfg_mustache"},
-		{"invalid yaml", func(e *runEnv) string { e.remote.set("/prometheus.yml", "a: 1\na: 2\n"); return "" }, PhaseRender, "butler_cfg_render"},
+		{"invalid yaml", func(e *runEnv) string { e.remote.Set("/prometheus.yml", "a: 1\na: 2\n"); return "" }, PhaseRender, "butler_cfg_render"},
 		{"check refuses", func(e *runEnv) string {
 			return `check = ["sh", "-c", "grep -q never prometheus.yml"]`
 		}, PhaseCheck, ""},
@@ -387,20 +388,20 @@ func TestRunSecretsNeverShow(t *testing.T) {
 	text := strings.Replace(e.config(""), e.remote.url("/prometheus.yml"),
 		strings.Replace(e.remote.url("/prometheus.yml"), "http://", "http://alice:${PASS}@", 1), 1)
 	text = strings.Replace(text, "path = \"rules/a.yml\"", "path = \"rules/a.yml\"\nheaders = { Authorization = \"Bearer ${TOKEN}\" }", 1)
-	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, configEnv(map[string]string{"PASS": "hunter2-secret", "TOKEN": "tok-abcdef-123"}))
+	cfg, err := config.Parse([]byte(text), "butler.toml", e.dir, envtest.Lookup(map[string]string{"PASS": "hunter2-secret", "TOKEN": "tok-abcdef-123"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)
-	if hs := e.remote.seen["/rules/a.yml"]; len(hs) == 0 || hs[0].Get("Authorization") != "Bearer tok-abcdef-123" {
+	if hs := e.remote.headers("/rules/a.yml"); len(hs) == 0 || hs[0].Get("Authorization") != "Bearer tok-abcdef-123" {
 		t.Errorf("header not sent: %v", hs)
 	}
 	// A failing fetch and a dry run put the source in errors and output.
 	e.remote.fail("/prometheus.yml", 503)
 	_, _ = e.run(cfg, nil)
 	e.remote.fail("/prometheus.yml", 0)
-	e.remote.set("/prometheus.yml", "changed: 1\n")
+	e.remote.Set("/prometheus.yml", "changed: 1\n")
 	_, _ = e.run(cfg, func(o *Options) { o.DryRun = true })
 
 	state, _ := os.ReadFile(filepath.Join(e.stateDir, "state.json"))
@@ -446,8 +447,8 @@ func TestRunRefusedThenSourceRevertedIsHealthy(t *testing.T) {
 	cfg := e.parse(e.config("") + "\n[health]\nstartup_grace = \"0s\"\n")
 	_, err := e.run(cfg, nil)
 	wantNoErr(t, err)
-	good, _ := e.remote.files["/prometheus.yml"]
-	e.remote.set("/prometheus.yml", "refused: 1\n")
+	good := e.remote.Get("/prometheus.yml")
+	e.remote.Set("/prometheus.yml", "refused: 1\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	_, err = e.run(cfg, nil)
 	wantFailed(t, err)
@@ -455,7 +456,7 @@ func TestRunRefusedThenSourceRevertedIsHealthy(t *testing.T) {
 		t.Fatalf("health after refusal = %v, want 2", v)
 	}
 	// The source goes back to what the LKG holds: nothing to write, and in step.
-	e.remote.set("/prometheus.yml", good)
+	e.remote.Set("/prometheus.yml", good)
 	e.reload.takeCalls()
 	_, err = e.run(cfg, nil)
 	wantNoErr(t, err)
@@ -527,7 +528,7 @@ func TestRunRemovedFileSeriesDisappear(t *testing.T) {
 func TestRunStoresLKGThatFailedBefore(t *testing.T) {
 	e := newRunEnv(t)
 	cfg := e.parse(e.config(""))
-	e.remote.set("/rules/a.yml", "groups: [v1]\n")
+	e.remote.Set("/rules/a.yml", "groups: [v1]\n")
 	_, err := e.run(cfg, nil)
 	wantNoErr(t, err)
 
@@ -539,7 +540,7 @@ func TestRunStoresLKGThatFailedBefore(t *testing.T) {
 	if err := os.WriteFile(lkgDir, []byte("in the way"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.remote.set("/rules/a.yml", "groups: [v2]\n")
+	e.remote.Set("/rules/a.yml", "groups: [v2]\n")
 	res, err := e.run(cfg, nil)
 	wantFailed(t, err)
 	if mr := res.Managers[0]; mr.Phase != PhaseLKG {
@@ -566,7 +567,7 @@ func TestRunStoresLKGThatFailedBefore(t *testing.T) {
 	}
 
 	// v3 is refused: v2, which the manager runs, comes back.
-	e.remote.set("/rules/a.yml", "groups: [v3]\n")
+	e.remote.Set("/rules/a.yml", "groups: [v3]\n")
 	e.reload.set(http.StatusInternalServerError, false)
 	_, err = e.run(cfg, nil)
 	wantFailed(t, err)
@@ -636,7 +637,7 @@ func TestRunRemovesFilesNoLongerWanted(t *testing.T) {
 
 	// Accepted (new content: the refusal is over): deleted, and the
 	// operator's own file stays.
-	e.remote.set("/prometheus.yml", "global:\n  scrape_interval: 15s\n")
+	e.remote.Set("/prometheus.yml", "global:\n  scrape_interval: 15s\n")
 	res, err := e.run(e.parse(withoutRules(e, "")), nil)
 	wantNoErr(t, err)
 	if _, err := os.Stat(rules); !os.IsNotExist(err) {
@@ -666,8 +667,8 @@ func TestRunSignedConfiguration(t *testing.T) {
 	e := newRunEnv(t)
 	serve := func(p minisigntest.Pair, path, body string, at time.Time) string {
 		sig := minisigntest.Sign(t, tool, p, []byte(body), "-t", fmt.Sprintf("timestamp:%d", at.Unix()))
-		e.remote.set(path, body)
-		e.remote.set(path+".minisig", string(sig))
+		e.remote.Set(path, body)
+		e.remote.Set(path+".minisig", string(sig))
 		return string(sig)
 	}
 	t0 := time.Unix(1_763_000_000, 0)
@@ -690,14 +691,14 @@ func TestRunSignedConfiguration(t *testing.T) {
 		errs   string
 		result string // rules/a.yml afterwards
 	}{
-		{"body altered", func() { e.remote.set("/rules/a.yml", "groups: [evil]\n") }, "signature", v1},
+		{"body altered", func() { e.remote.Set("/rules/a.yml", "groups: [evil]\n") }, "signature", v1},
 		{"signed by an unknown key", func() { serve(other, "/rules/a.yml", "groups: [other]\n", t0.Add(time.Hour)) }, "key", v1},
-		{"signature missing", func() { e.remote.set("/rules/a.yml", v1); e.remote.fail("/rules/a.yml.minisig", http.StatusNotFound) }, "404", v1},
+		{"signature missing", func() { e.remote.Set("/rules/a.yml", v1); e.remote.fail("/rules/a.yml.minisig", http.StatusNotFound) }, "404", v1},
 		{"v2 applied", func() {
 			e.remote.fail("/rules/a.yml.minisig", 0)
 			serve(trusted, "/rules/a.yml", "groups: [v2]\n", t0.Add(2*time.Hour))
 		}, "", "groups: [v2]\n"},
-		{"v1 replayed", func() { e.remote.set("/rules/a.yml", v1); e.remote.set("/rules/a.yml.minisig", v1sig) }, "replay", "groups: [v2]\n"},
+		{"v1 replayed", func() { e.remote.Set("/rules/a.yml", v1); e.remote.Set("/rules/a.yml.minisig", v1sig) }, "replay", "groups: [v2]\n"},
 	}
 	for _, st := range steps {
 		st.serve()
