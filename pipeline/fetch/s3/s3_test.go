@@ -403,21 +403,8 @@ func TestList(t *testing.T) {
 }
 
 func TestGetEndedByContext(t *testing.T) {
-	started := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "100")
-		_, _ = io.WriteString(w, "half")
-		w.(http.Flusher).Flush()
-		close(started)
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-started
-		cancel()
-	}()
-	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
+	srvURL, ctx := nettest.CanceledInBody(t)
+	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srvURL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
 	if !errors.Is(err, context.Canceled) || err.Error() != "s3: canceled" {
 		t.Errorf("error %v, want s3: canceled", err)
 	}
