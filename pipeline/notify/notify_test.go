@@ -565,14 +565,10 @@ var (
 )
 
 func TestChannelNames(t *testing.T) {
-	tests := []struct {
+	for _, tt := range []struct {
 		ch   Channel
 		want string
-	}{
-		{ch: &Webhook{}, want: "webhook"},
-		{ch: &Email{}, want: "email"},
-	}
-	for _, tt := range tests {
+	}{{&Webhook{}, "webhook"}, {&Email{}, "email"}} {
 		t.Run(tt.want, func(t *testing.T) {
 			if got := tt.ch.Name(); got != tt.want {
 				t.Errorf("Name() = %q, want %q", got, tt.want)
@@ -583,9 +579,7 @@ func TestChannelNames(t *testing.T) {
 
 func TestWebhookSubjectPrefix(t *testing.T) {
 	tests := []struct {
-		name   string
-		prefix string
-		want   string
+		name, prefix, want string
 	}{
 		{name: "email subject prefix", prefix: "[x]", want: "[x] web1: 2 health changes, worst CRITICAL"},
 		{name: "prefix of several words", prefix: "ALERT prod", want: "ALERT prod web1: 2 health changes, worst CRITICAL"},
