@@ -1,11 +1,10 @@
 package textfile
 
 import (
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/butler-sre/butler/internal/fstest"
 )
 
 // TestWriteFileRemovesStaleTemps checks that WriteFile clears the temporary
@@ -27,17 +26,11 @@ func TestWriteFileRemovesStaleTemps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, tc.entry)
-			if err := os.WriteFile(p, []byte("left behind"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			fstest.WriteFile(t, p, "left behind", 0o644)
 			if err := WriteFile(filepath.Join(dir, "butler.prom"), fams); err != nil {
 				t.Fatal(err)
 			}
-			_, err := os.Lstat(p)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				t.Fatal(err)
-			}
-			if exists := err == nil; exists == tc.removed {
+			if exists := fstest.Exists(t, p); exists == tc.removed {
 				t.Errorf("%s exists = %v, want %v", tc.entry, exists, !tc.removed)
 			}
 		})

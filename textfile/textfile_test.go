@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/butler-sre/butler/internal/envtest"
+	"github.com/butler-sre/butler/internal/fstest"
 	"github.com/butler-sre/butler/pipeline/golden"
 )
 
@@ -405,13 +407,7 @@ func TestFindAndValue(t *testing.T) {
 // TestPromtoolCheckMetrics lints every golden file the way node_exporter
 // lints its fixtures: exit 0 and nothing to report.
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not found on PATH; it is required when CI is set")
-		}
-		t.Skip("promtool not found on PATH; install it (Debian package prometheus) to run this test")
-	}
+	promtool := envtest.Program(t, "promtool", "the Debian package prometheus has it")
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := os.Open(filepath.Join(goldenDir, tc.name+".prom"))
@@ -470,19 +466,12 @@ func BenchmarkEncode(b *testing.B) {
 // assertFile checks a file's content and permission bits.
 func assertFile(t *testing.T, path, want string, mode os.FileMode) {
 	t.Helper()
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != want {
+	got, gotMode := fstest.Read(t, path)
+	if got != want {
 		t.Errorf("%s = %q, want %q", path, got, want)
 	}
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Mode().Perm() != mode {
-		t.Errorf("%s mode = %v, want %v", path, info.Mode().Perm(), mode)
+	if gotMode != mode {
+		t.Errorf("%s mode = %v, want %v", path, gotMode, mode)
 	}
 }
 
@@ -490,15 +479,7 @@ func assertFile(t *testing.T, path, want string, mode os.FileMode) {
 // temporary files were left behind.
 func assertOnlyFiles(t *testing.T, dir string, names ...string) {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range entries {
-		got = append(got, e.Name())
-	}
-	if !reflect.DeepEqual(got, names) {
+	if got := fstest.Names(t, dir); !slices.Equal(got, names) {
 		t.Errorf("%s holds %v, want %v", dir, got, names)
 	}
 }

@@ -134,3 +134,27 @@ func CanceledInBody(t testing.TB) (string, context.Context) {
 	}()
 	return srv.URL, ctx
 }
+
+// Log is a list that a test server adds to as requests come and a test
+// takes from, safe for concurrent use. The zero value is ready.
+type Log[T any] struct {
+	mu    sync.Mutex
+	items []T
+}
+
+// Add appends v.
+func (l *Log[T]) Add(v T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.items = append(l.items, v)
+}
+
+// Take returns what was added since the last Take, oldest first, and
+// forgets it.
+func (l *Log[T]) Take() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	items := l.items
+	l.items = nil
+	return items
+}

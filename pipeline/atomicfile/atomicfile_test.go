@@ -3,9 +3,7 @@ package atomicfile
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -312,9 +310,7 @@ func TestWritePathRemovesStaleTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range stale {
-		if _, err := os.Lstat(filepath.Join(dir, n)); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s: %v, want it removed", n, err)
-		}
+		fstest.Missing(t, filepath.Join(dir, n))
 	}
 	for _, n := range kept {
 		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {

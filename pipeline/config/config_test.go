@@ -3,30 +3,21 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/butler-sre/butler/internal/casefile"
+	"github.com/butler-sre/butler/internal/envtest"
+	"github.com/butler-sre/butler/internal/fstest"
 )
-
-func configEnv(vars map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := vars[k]
-		return v, ok
-	}
-}
 
 // configWrite writes a configuration into a temp dir and returns its path.
 func configWrite(t *testing.T, text string) string {
 	t.Helper()
-	dir := t.TempDir()
-	p := filepath.Join(dir, "butler.toml")
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := filepath.Join(t.TempDir(), "butler.toml")
+	fstest.WriteFile(t, p, text, 0o600)
 	return p
 }
 
@@ -38,7 +29,7 @@ source = "https://cfg.example.com/prometheus.yml"
 `
 
 func TestConfigDefaults(t *testing.T) {
-	cfg, err := LoadFile(configWrite(t, configMinimal), configEnv(nil))
+	cfg, err := LoadFile(configWrite(t, configMinimal), envtest.Lookup(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +100,7 @@ command = ["systemctl", "reload", "nginx"]
 `
 	p := configWrite(t, text)
 	dir := filepath.Dir(p)
-	cfg, err := LoadFile(p, configEnv(map[string]string{"PASS": "s3cret", "TOKEN": "tok123"}))
+	cfg, err := LoadFile(p, envtest.Lookup(map[string]string{"PASS": "s3cret", "TOKEN": "tok123"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +199,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadFile(configWrite(t, tt.text), configEnv(map[string]string{"X": "x"}))
+			_, err := LoadFile(configWrite(t, tt.text), envtest.Lookup(map[string]string{"X": "x"}))
 			wantInvalid(t, err, tt.want...)
 		})
 	}
@@ -234,13 +225,13 @@ func wantInvalid(t *testing.T, err error, want ...string) {
 func TestConfigEveryErrorReported(t *testing.T) {
 	text := "[butler]\ntimeout = \"x\"\n[managers.a]\n[[managers.a.files]]\nsource = \"https://h/a.yml\"\n" +
 		"[managers.b]\ndest = \"/srv/b\"\n[[managers.b.files]]\nsource = \"https://h/b.yml\"\nmode = \"9\"\n"
-	_, err := LoadFile(configWrite(t, text), configEnv(nil))
+	_, err := LoadFile(configWrite(t, text), envtest.Lookup(nil))
 	if err == nil {
 		t.Fatal("no error")
 	}
 	// The butler table fails first; fix it and both managers' problems are reported.
 	text = strings.Replace(text, `timeout = "x"`, `timeout = "1m"`, 1)
-	_, err = LoadFile(configWrite(t, text), configEnv(nil))
+	_, err = LoadFile(configWrite(t, text), envtest.Lookup(nil))
 	for _, w := range []string{"manager a: dest is required", "manager b: file #1 (b.yml): mode"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v does not contain %q", err, w)
@@ -249,7 +240,7 @@ func TestConfigEveryErrorReported(t *testing.T) {
 }
 
 func TestExpandEnv(t *testing.T) {
-	env := configEnv(map[string]string{"A": "1", "EMPTY": "", "B_2": "two"})
+	env := envtest.Lookup(map[string]string{"A": "1", "EMPTY": "", "B_2": "two"})
 	tests := []struct {
 		in, want, err string
 	}{
@@ -320,7 +311,7 @@ func configOneFile(source, extra string) string {
 // in dir ("" when it is not a local file) and returns its file.
 func parseOneFile(t *testing.T, dir, source, extra string) (*File, error) {
 	t.Helper()
-	cfg, err := Parse([]byte(configOneFile(source, extra)), "butler.toml", dir, configEnv(nil))
+	cfg, err := Parse([]byte(configOneFile(source, extra)), "butler.toml", dir, envtest.Lookup(nil))
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +358,7 @@ func TestFilePathRules(t *testing.T) {
 func TestCleanPathsCollide(t *testing.T) {
 	text := configOneFile("https://h/a.yml", "path = \"./x/a.yml\"\n") +
 		"[[managers.m.files]]\nsource = \"https://h/b.yml\"\npath = \"x//a.yml\"\n"
-	_, err := Parse([]byte(text), "butler.toml", "", configEnv(nil))
+	_, err := Parse([]byte(text), "butler.toml", "", envtest.Lookup(nil))
 	if err == nil || !strings.Contains(err.Error(), `files #1 and #2 both write "x/a.yml"`) {
 		t.Fatalf("two spellings of one path not refused: %v", err)
 	}

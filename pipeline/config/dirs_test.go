@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/butler-sre/butler/internal/casefile"
+	"github.com/butler-sre/butler/internal/envtest"
 )
 
 // Two minisign public keys: SPEC section 12's example and the one of the
@@ -25,7 +26,7 @@ func configDirs(extra string) string {
 
 func TestDirsDefaults(t *testing.T) {
 	text := configDirs("[[managers.m.dirs]]\nsource = \"s3::https://s3.eu-west-1.amazonaws.com/bucket/rules/\"\n")
-	cfg, err := Parse([]byte(text), "butler.toml", "", configEnv(nil))
+	cfg, err := Parse([]byte(text), "butler.toml", "", envtest.Lookup(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ minisign_keys = ["` + dirsTestKey1 + `", "untrusted comment: minisign public key
 suffix = ".sig"
 `
 	p := configWrite(t, text)
-	cfg, err := LoadFile(p, configEnv(nil))
+	cfg, err := LoadFile(p, envtest.Lookup(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ suffix = ".sig"
 
 func TestVerifyDefaults(t *testing.T) {
 	text := configDirs("[managers.m.verify]\nminisign_keys = [\"" + dirsTestKey1 + "\"]\n")
-	cfg, err := Parse([]byte(text), "butler.toml", "", configEnv(nil))
+	cfg, err := Parse([]byte(text), "butler.toml", "", envtest.Lookup(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestDirsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.text), "butler.toml", "", configEnv(nil))
+			_, err := Parse([]byte(tt.text), "butler.toml", "", envtest.Lookup(nil))
 			wantInvalid(t, err, tt.want...)
 		})
 	}
@@ -164,14 +165,14 @@ func TestDirsErrors(t *testing.T) {
 // TestDirsOnly: a manager may have dirs and no files; neither is an error.
 func TestDirsOnly(t *testing.T) {
 	text := "[managers.m]\ndest = \"/srv/m\"\n[[managers.m.dirs]]\nsource = \"gs://bucket/rules\"\n"
-	cfg, err := Parse([]byte(text), "butler.toml", "", configEnv(nil))
+	cfg, err := Parse([]byte(text), "butler.toml", "", envtest.Lookup(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := cfg.Manager("m").Dirs; len(d) != 1 || d[0].Path != "rules" {
 		t.Errorf("dirs: %+v", d)
 	}
-	_, err = Parse([]byte("[managers.m]\ndest = \"/srv/m\"\n"), "butler.toml", "", configEnv(nil))
+	_, err = Parse([]byte("[managers.m]\ndest = \"/srv/m\"\n"), "butler.toml", "", envtest.Lookup(nil))
 	if err == nil || !strings.Contains(err.Error(), "[[managers.m.files]] or [[managers.m.dirs]]") {
 		t.Errorf("a manager without files or dirs: %v", err)
 	}

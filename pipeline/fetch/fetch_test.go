@@ -90,54 +90,29 @@ func (tc fetchCase) check(t *testing.T, f *Fetcher, timeout time.Duration) error
 	return err
 }
 
-// requestLog records what an HTTP test server saw.
-type requestLog struct {
-	mu      sync.Mutex
-	methods []string
-	ranges  []string
-	headers []http.Header
-}
-
-func (r *requestLog) record(req *http.Request) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.methods = append(r.methods, req.Method)
-	if v := req.Header.Get("Range"); v != "" {
-		r.ranges = append(r.ranges, v)
-	}
-	r.headers = append(r.headers, req.Header.Clone())
-}
-
-func (r *requestLog) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.methods)
-}
-
 // assertOnlyGETs fails on any HEAD (or other non-GET) request and on any
-// Range header.
-func (r *requestLog) assertOnlyGETs(t *testing.T) {
+// Range header rec saw.
+func assertOnlyGETs(t *testing.T, rec *nettest.Recorder) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range r.methods {
-		if m != http.MethodGet {
-			t.Errorf("server saw a %s request; want GET only", m)
+	var ranges []string
+	for _, r := range rec.All() {
+		if r.Method != http.MethodGet {
+			t.Errorf("server saw a %s request; want GET only", r.Method)
+		}
+		if v := r.Header.Get("Range"); v != "" {
+			ranges = append(ranges, v)
 		}
 	}
-	if len(r.ranges) > 0 {
-		t.Errorf("server saw Range headers %q; want none", r.ranges)
+	if len(ranges) > 0 {
+		t.Errorf("server saw Range headers %q; want none", ranges)
 	}
 }
 
 // recordingServer starts an httptest server that records every request.
-func recordingServer(t *testing.T, h http.Handler) (*httptest.Server, *requestLog) {
+func recordingServer(t *testing.T, h http.Handler) (*httptest.Server, *nettest.Recorder) {
 	t.Helper()
-	rec := &requestLog{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.record(r)
-		h.ServeHTTP(w, r)
-	}))
+	rec := &nettest.Recorder{}
+	srv := httptest.NewServer(rec.Wrap(h))
 	t.Cleanup(srv.Close)
 	return srv, rec
 }
@@ -279,7 +254,7 @@ func TestFetchHTTP(t *testing.T) {
 			assertNoStaging(t, staging)
 		})
 	}
-	rec.assertOnlyGETs(t)
+	assertOnlyGETs(t, rec)
 }
 
 func TestFetchHTTPNeverSendsRangeOrHead(t *testing.T) {
@@ -296,10 +271,10 @@ func TestFetchHTTPNeverSendsRangeOrHead(t *testing.T) {
 			t.Fatalf("fetch %d: data %q, status %d, err %v", i, data, status, err)
 		}
 	}
-	if n := rec.count(); n != 2 {
+	if n := rec.Count(); n != 2 {
 		t.Errorf("server saw %d requests, want 2", n)
 	}
-	rec.assertOnlyGETs(t)
+	assertOnlyGETs(t, rec)
 }
 
 func TestFetchHTTPSizeLimit(t *testing.T) {
@@ -463,7 +438,7 @@ func TestFetchHTTPSchemesAndRedirects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := plainRec.count()
+			before := plainRec.Count()
 			f := New(Config{Schemes: tc.schemes, MaxFileSize: 1 << 20, TempDir: t.TempDir(), HTTPClient: tc.client})
 			data, status, err := f.Fetch(context.Background(), tc.source, tc.headers)
 			if status != tc.wantStatus {
@@ -473,7 +448,7 @@ func TestFetchHTTPSchemesAndRedirects(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 				}
-				if n := plainRec.count() - before; n != 0 {
+				if n := plainRec.Count() - before; n != 0 {
 					t.Errorf("the plain http server saw %d requests, want 0", n)
 				}
 				return
@@ -483,18 +458,14 @@ func TestFetchHTTPSchemesAndRedirects(t *testing.T) {
 			}
 		})
 	}
-	otherRec.mu.Lock()
-	for _, h := range otherRec.headers {
-		if v := h.Get("X-Cfg-Token"); v != "" {
+	for _, r := range otherRec.All() {
+		if v := r.Header.Get("X-Cfg-Token"); v != "" {
 			t.Errorf("the redirect target on another host received X-Cfg-Token %q", v)
 		}
 	}
-	otherRec.mu.Unlock()
-	redirectorRec.mu.Lock()
-	if len(redirectorRec.headers) == 0 || redirectorRec.headers[0].Get("X-Cfg-Token") != "header-secret-1" {
+	if first := redirectorRec.All(); len(first) == 0 || first[0].Header.Get("X-Cfg-Token") != "header-secret-1" {
 		t.Errorf("the first host did not receive X-Cfg-Token")
 	}
-	redirectorRec.mu.Unlock()
 }
 
 func TestFetchConcurrent(t *testing.T) {
@@ -626,7 +597,7 @@ func TestFetchGCS(t *testing.T) {
 			assertNoStaging(t, staging)
 		})
 	}
-	if rec.count() == 0 {
+	if rec.Count() == 0 {
 		t.Error("the storage server saw no request")
 	}
 }

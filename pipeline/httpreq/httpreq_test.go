@@ -10,8 +10,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/butler-sre/butler/internal/nettest"
 )
 
 func TestNew(t *testing.T) {
@@ -62,8 +63,7 @@ func TestNew(t *testing.T) {
 // receives.
 type seenServer struct {
 	*httptest.Server
-	mu   sync.Mutex
-	seen []string
+	seen nettest.Log[string]
 }
 
 // newSeenServer starts a seenServer that answers with h, closed when the
@@ -71,22 +71,11 @@ type seenServer struct {
 func newSeenServer(t *testing.T, see func(*http.Request) string, h http.HandlerFunc) *seenServer {
 	s := &seenServer{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.seen = append(s.seen, see(r))
-		s.mu.Unlock()
+		s.seen.Add(see(r))
 		h(w, r)
 	}))
 	t.Cleanup(s.Close)
 	return s
-}
-
-// take returns what the server has seen since the last take.
-func (s *seenServer) take() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seen := s.seen
-	s.seen = nil
-	return seen
 }
 
 func TestNewHostReachesServer(t *testing.T) {
@@ -100,7 +89,7 @@ func TestNewHostReachesServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	if hosts := srv.take(); len(hosts) != 1 || hosts[0] != "prometheus.internal" {
+	if hosts := srv.seen.Take(); len(hosts) != 1 || hosts[0] != "prometheus.internal" {
 		t.Errorf("server saw hosts %q, want one prometheus.internal", hosts)
 	}
 }
@@ -115,7 +104,7 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("nil does not follow a redirect", func(t *testing.T) {
-		srv.take()
+		srv.seen.Take()
 		resp, err := Client(nil).Get(srv.URL + "/moved")
 		if err != nil {
 			t.Fatal(err)
@@ -124,7 +113,7 @@ func TestClient(t *testing.T) {
 		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/elsewhere" {
 			t.Errorf("got %d Location %q, want the 302 itself", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		if paths := srv.take(); len(paths) != 1 || paths[0] != "/moved" {
+		if paths := srv.seen.Take(); len(paths) != 1 || paths[0] != "/moved" {
 			t.Errorf("server saw %q, want only /moved", paths)
 		}
 	})

@@ -61,6 +61,16 @@ func lkgTestStore(t *testing.T, dir string, files []write.File) {
 	}
 }
 
+// lkgTestVersion returns the name of the version the link dir points to.
+func lkgTestVersion(t *testing.T, dir string) string {
+	t.Helper()
+	target, err := os.Readlink(dir)
+	if err != nil {
+		t.Fatalf("dir is not the link Store documents: %v", err)
+	}
+	return target
+}
+
 // lkgTestOneVersion fails the test unless parent holds the link and one
 // version: the old ones must be gone.
 func lkgTestOneVersion(t *testing.T, parent string) {
@@ -78,11 +88,7 @@ func TestLKGRoundTrip(t *testing.T) {
 	lkgTestLoad(t, dir, files)
 
 	// Every directory of the copy is 0700: it may hold secrets.
-	target, err := os.Readlink(dir)
-	if err != nil {
-		t.Fatalf("dir is not the link Store documents: %v", err)
-	}
-	root := filepath.Join(parent, target)
+	root := filepath.Join(parent, lkgTestVersion(t, dir))
 	for _, d := range []string{parent, root, filepath.Join(root, "rules"), filepath.Join(root, "rules", "sub")} {
 		fi, err := os.Stat(d)
 		if err != nil || fi.Mode().Perm() != 0o700 {

@@ -1,7 +1,6 @@
 package lkg
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -19,10 +18,7 @@ func TestLKGStoreReportsUndeletableOldVersion(t *testing.T) {
 	parent, dir := lkgTestDir(t)
 	v1 := []write.File{{Path: "a.yml", Data: []byte("v1"), Mode: 0o644}}
 	lkgTestStore(t, dir, v1)
-	oldVersion, err := os.Readlink(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldVersion := lkgTestVersion(t, dir)
 	undo := undeletable.Make(t, filepath.Join(parent, oldVersion, "a.yml"))
 
 	v2 := []write.File{{Path: "a.yml", Data: []byte("v2"), Mode: 0o644}}

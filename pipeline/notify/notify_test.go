@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/internal/smtptest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/golden"
@@ -191,18 +192,6 @@ func (s *hookServer) snapshot() (int, []string, []http.Header, [][]byte) {
 	return s.calls, s.methods, s.headers, s.bodies
 }
 
-// deadAddr returns a local address nothing listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 func TestWebhook(t *testing.T) {
 	const token = "s3cr3t-hook-token"
 	tests := []struct {
@@ -223,7 +212,7 @@ func TestWebhook(t *testing.T) {
 		{
 			name: "server down, url credentials kept out",
 			url: func(string) string {
-				return "http://user:pw-" + token + "@" + deadAddr(t) + "/hook?token=" + token
+				return "http://user:pw-" + token + "@" + nettest.ClosedAddr(t) + "/hook?token=" + token
 			},
 			wantErr: "webhook: no response",
 		},
@@ -399,7 +388,7 @@ func TestEmail(t *testing.T) {
 			var port int
 			switch {
 			case tt.down:
-				port, _ = strconv.Atoi(deadAddr(t)[len("127.0.0.1:"):])
+				port, _ = strconv.Atoi(nettest.ClosedAddr(t)[len("127.0.0.1:"):])
 			case tt.silent:
 				port = smtptest.Silent(t)
 			case tt.noTLS:
@@ -576,14 +565,10 @@ var (
 )
 
 func TestChannelNames(t *testing.T) {
-	tests := []struct {
+	for _, tt := range []struct {
 		ch   Channel
 		want string
-	}{
-		{ch: &Webhook{}, want: "webhook"},
-		{ch: &Email{}, want: "email"},
-	}
-	for _, tt := range tests {
+	}{{&Webhook{}, "webhook"}, {&Email{}, "email"}} {
 		t.Run(tt.want, func(t *testing.T) {
 			if got := tt.ch.Name(); got != tt.want {
 				t.Errorf("Name() = %q, want %q", got, tt.want)
@@ -594,9 +579,7 @@ func TestChannelNames(t *testing.T) {
 
 func TestWebhookSubjectPrefix(t *testing.T) {
 	tests := []struct {
-		name   string
-		prefix string
-		want   string
+		name, prefix, want string
 	}{
 		{name: "email subject prefix", prefix: "[x]", want: "[x] web1: 2 health changes, worst CRITICAL"},
 		{name: "prefix of several words", prefix: "ALERT prod", want: "ALERT prod web1: 2 health changes, worst CRITICAL"},
@@ -695,7 +678,7 @@ func TestPingerDead(t *testing.T) {
 		url     func(t *testing.T) string
 		wantErr string
 	}{
-		{name: "refused", url: func(t *testing.T) string { return "http://" + deadAddr(t) + "/ping/secret-uuid" }, wantErr: "ping /start: no response"},
+		{name: "refused", url: func(t *testing.T) string { return "http://" + nettest.ClosedAddr(t) + "/ping/secret-uuid" }, wantErr: "ping /start: no response"},
 		{name: "silent", url: func(t *testing.T) string {
 			return "http://127.0.0.1:" + strconv.Itoa(smtptest.Silent(t)) + "/ping/secret-uuid"
 		}, wantErr: "ping /start: no response within 300ms"},

@@ -262,9 +262,8 @@ func TestRenderSetsLibraryStrict(t *testing.T) {
 // tags comes back as it is, and appending to it never writes into the input.
 func TestRenderAliasing(t *testing.T) {
 	tests := []struct {
-		name    string
-		content string
-		same    bool
+		name, content string
+		same          bool
 	}{
 		{name: "no tags", content: "a: 1\n", same: true},
 		{name: "tags", content: "a: {{port}}\n"},
@@ -294,9 +293,8 @@ func TestRenderAliasing(t *testing.T) {
 func TestRenderConcurrent(t *testing.T) {
 	const goroutines, rounds = 8, 40
 	tests := []struct {
-		name   string
-		delims []string
-		tmpl   string
+		name, tmpl string
+		delims     []string
 	}{
 		{name: "default delims", tmpl: "m: {{manager}}\n{{#jobs}}- {{name}}:{{port}}@{{host.hostname}}\n{{/jobs}}"},
 		{name: "custom delims", delims: []string{"[[", "]]"}, tmpl: "m: [[manager]]\n[[#jobs]]- [[name]]:[[port]]@[[host.hostname]]\n[[/jobs]]"},

@@ -30,12 +30,10 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-cleanhttp"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 
@@ -55,10 +53,9 @@ const Scope = "https://www.googleapis.com/auth/devstorage.read_only"
 const DefaultEndpoint = "https://storage.googleapis.com"
 
 const (
-	defaultAttempts = 2
-	retryPause      = 250 * time.Millisecond
-	maxErrorBody    = 64 << 10
-	maxErrorText    = 300
+	retryPause   = 250 * time.Millisecond
+	maxErrorBody = 64 << 10
+	maxErrorText = 300
 )
 
 // Options configure a Client. The zero value is usable.
@@ -103,22 +100,11 @@ type Client struct {
 // New returns a Client for opts.
 func New(opts Options) *Client {
 	c := &Client{
-		http:     opts.HTTPClient,
-		getenv:   opts.Getenv,
 		endpoint: strings.TrimSuffix(opts.Endpoint, "/"),
-		attempts: opts.Attempts,
 		given:    opts.TokenSource,
 		tsDone:   make(chan struct{}),
 	}
-	if c.http == nil {
-		c.http = &http.Client{Transport: cleanhttp.DefaultPooledTransport()}
-	}
-	if c.getenv == nil {
-		c.getenv = os.Getenv
-	}
-	if c.attempts <= 0 {
-		c.attempts = defaultAttempts
-	}
+	c.http, c.getenv, c.attempts = object.Defaults(opts.HTTPClient, opts.Getenv, opts.Attempts)
 	if c.endpoint == "" {
 		c.endpoint = DefaultEndpoint
 		if host := c.getenv("STORAGE_EMULATOR_HOST"); host != "" {
@@ -240,16 +226,11 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	}
 	defer func() { _ = resp.Body.Close() }()
 
-	obj := Object{Status: resp.StatusCode, ETag: resp.Header.Get("ETag"), Generation: resp.Header.Get("X-Goog-Generation")}
-	switch {
-	case resp.StatusCode == http.StatusNotModified:
-		return obj, nil
-	case resp.StatusCode != http.StatusOK:
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotModified {
 		return Object{Status: resp.StatusCode}, apiError(resp, scrub)
-	case resp.ContentLength > max:
-		return obj, tooLarge(obj.Status, max)
 	}
-	return object.ReadBody(ctx, "gcs", obj, resp.Body, max, scrub)
+	obj := Object{Status: resp.StatusCode, ETag: resp.Header.Get("ETag"), Generation: resp.Header.Get("X-Goog-Generation")}
+	return object.ReadResponse(ctx, "gcs", obj, resp, max, scrub)
 }
 
 // List returns the names of the objects under the prefix loc.Object (read
@@ -257,10 +238,7 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 // store's order. More than limit objects is an error: a directory source
 // stops there.
 func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, error) {
-	prefix := loc.Object
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
+	list := object.NewListing("gcs", loc.Object, limit)
 	scrub := redact.NewScrubber()
 	header := http.Header{}
 	if !c.anon {
@@ -272,10 +250,9 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 		scrub.Add(auth)
 		header.Set("Authorization", auth)
 	}
-	var names []string
 	token := ""
 	for {
-		q := url.Values{"prefix": {prefix}, "fields": {"items(name),nextPageToken"}}
+		q := url.Values{"prefix": {list.Prefix}, "fields": {"items(name),nextPageToken"}}
 		if token != "" {
 			q.Set("pageToken", token)
 		}
@@ -303,17 +280,12 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 			return nil, &failure{Msg: scrub.Scrub("gcs: list: " + err.Error())}
 		}
 		for _, it := range page.Items {
-			n := strings.TrimPrefix(it.Name, prefix)
-			if n == "" || strings.HasSuffix(n, "/") {
-				continue
-			}
-			names = append(names, n)
-			if len(names) > limit {
-				return nil, fmt.Errorf("gcs: more than %d objects under %s", limit, prefix)
+			if err := list.Add(it.Name); err != nil {
+				return nil, err
 			}
 		}
 		if page.NextPageToken == "" {
-			return names, nil
+			return list.Names, nil
 		}
 		token = page.NextPageToken
 	}
@@ -352,21 +324,10 @@ func retryable(ctx context.Context, resp *http.Response, err error) bool {
 }
 
 // pause waits before a retry, or until ctx ends.
-func pause(ctx context.Context) error {
-	t := time.NewTimer(retryPause)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func pause(ctx context.Context) error { return object.Pause(ctx, retryPause) }
 
 // failure is the error Get returns (see object.Failure).
 type failure = object.Failure
-
-func tooLarge(status int, max int64) *failure { return object.TooLarge("gcs", status, max) }
 
 // apiError describes an error response: the status, the reason of the
 // JSON API's error document ("notFound", "forbidden") and its message.

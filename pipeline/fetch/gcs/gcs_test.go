@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -73,7 +72,7 @@ func conditional(fake *fakestorage.Server) http.Handler {
 		object, _ = url.PathUnescape(object)
 		if obj, err := fake.GetObject(bucket, object); ok && err == nil {
 			gen := strconv.FormatInt(obj.Generation, 10)
-			etag := fmt.Sprintf("%q", obj.Etag)
+			etag := strconv.Quote(obj.Etag)
 			inm := r.Header.Get("If-None-Match")
 			if q := r.URL.Query().Get("ifGenerationNotMatch"); (q != "" && q == gen) || (q == "" && inm != "" && inm == etag) {
 				w.Header().Set("ETag", etag)
@@ -98,7 +97,7 @@ func (s *store) validators(t *testing.T, name string) (etag, generation string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%q", obj.Etag), strconv.FormatInt(obj.Generation, 10)
+	return strconv.Quote(obj.Etag), strconv.FormatInt(obj.Generation, 10)
 }
 
 // countingSource gives a fixed token and counts the calls.

@@ -9,6 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
 
 	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 	"github.com/butler-sre/butler/pipeline/redact"
@@ -40,6 +46,40 @@ type Conditions struct {
 	// Generation of the copy the caller holds, sent by gcs as
 	// ifGenerationNotMatch; not used by S3.
 	Generation string
+}
+
+// DefaultAttempts is how often a client tries a request when its options
+// say 0.
+const DefaultAttempts = 2
+
+// Defaults returns the HTTP client, the reader of the environment and the
+// number of attempts a client's options give, each unset one replaced by
+// its default: a client whose connections are kept alive across requests,
+// os.Getenv and DefaultAttempts.
+func Defaults(hc *http.Client, getenv func(string) string, attempts int) (*http.Client, func(string) string, int) {
+	if hc == nil {
+		hc = &http.Client{Transport: cleanhttp.DefaultPooledTransport()}
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if attempts <= 0 {
+		attempts = DefaultAttempts
+	}
+	return hc, getenv, attempts
+}
+
+// Pause waits d before another try, or until ctx ends; then it returns
+// ctx's error.
+func Pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ErrTooLarge marks an object larger than the limit given to Get.
@@ -90,4 +130,51 @@ func ReadBody(ctx context.Context, store string, obj Object, r io.Reader, max in
 	}
 	obj.Body = body
 	return obj, nil
+}
+
+// ReadResponse finishes a conditional GET whose answer resp (a 200 or a
+// 304) obj describes: a 304 comes back as obj, a length announced above
+// max is an error wrapping ErrTooLarge, else the body is read as ReadBody
+// reads it. The caller closes resp.Body.
+func ReadResponse(ctx context.Context, store string, obj Object, resp *http.Response, max int64, scrub *redact.Scrubber) (Object, error) {
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return obj, nil
+	case resp.ContentLength > max:
+		return obj, TooLarge(store, obj.Status, max)
+	}
+	return ReadBody(ctx, store, obj, resp.Body, max, scrub)
+}
+
+// Listing gathers, page by page, the names of the objects under a prefix
+// read as a directory, relative to it, up to a limit.
+type Listing struct {
+	store  string
+	limit  int
+	Prefix string
+	// Names are the names added so far, in the order they came.
+	Names []string
+}
+
+// NewListing starts the listing of prefix (a "/" is added when missing)
+// for store ("s3", "gcs"); more than limit names is an error.
+func NewListing(store, prefix string, limit int) *Listing {
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &Listing{store: store, limit: limit, Prefix: prefix}
+}
+
+// Add adds the object name of a page, passing over the prefix itself and
+// "directory" markers; past the limit it is an error.
+func (l *Listing) Add(name string) error {
+	n := strings.TrimPrefix(name, l.Prefix)
+	if n == "" || strings.HasSuffix(n, "/") {
+		return nil
+	}
+	l.Names = append(l.Names, n)
+	if len(l.Names) > l.limit {
+		return fmt.Errorf("%s: more than %d objects under %s", l.store, l.limit, l.Prefix)
+	}
+	return nil
 }

@@ -10,13 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/butler-sre/butler/internal/errtest"
 	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/nettest"
 )
 
 func TestParseProfile(t *testing.T) {
@@ -166,9 +166,7 @@ type imdsServer struct {
 	expires  atomic.Value // time.Time: the Expiration given; zero for 6h from now
 	requests atomic.Int64
 	arrived  chan struct{}
-
-	mu  sync.Mutex
-	log []string // "METHOD path" and " token" when the GET had one
+	log      nettest.Log[string] // "METHOD path" and " token" when the GET had one
 }
 
 func newIMDS(t *testing.T, mode string) *imdsServer {
@@ -182,9 +180,7 @@ func newIMDS(t *testing.T, mode string) *imdsServer {
 		if r.Header.Get("X-Aws-Ec2-Metadata-Token") != "" {
 			entry += " token"
 		}
-		s.mu.Lock()
-		s.log = append(s.log, entry)
-		s.mu.Unlock()
+		s.log.Add(entry)
 		mode := s.mode.Load().(string)
 		switch {
 		case mode == "hang":
@@ -333,15 +329,6 @@ func TestInstanceRoleCanceledIsNotKept(t *testing.T) {
 	}
 }
 
-// requestLog returns the requests the service saw, and forgets them.
-func (s *imdsServer) requestLog() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	log := s.log
-	s.log = nil
-	return log
-}
-
 func TestInstanceRoleIMDSv2(t *testing.T) {
 	s := newStore(t)
 	s.put(t, "a.yml", []byte("a"))
@@ -370,7 +357,7 @@ func TestInstanceRoleIMDSv2(t *testing.T) {
 			if id, _ := scope(t, s.rec.Last(t)); id != "ROLEKEY" {
 				t.Errorf("signed by %s, want ROLEKEY", id)
 			}
-			if got := imds.requestLog(); !slices.Equal(got, tc.wantLog) {
+			if got := imds.log.Take(); !slices.Equal(got, tc.wantLog) {
 				t.Errorf("requests\n got %q\nwant %q", got, tc.wantLog)
 			}
 		})
@@ -415,7 +402,7 @@ func TestInstanceRoleRefresh(t *testing.T) {
 		if st.wantErr != (err != nil) || (err == nil && k.id != "ROLEKEY") {
 			t.Errorf("%s: %+v, %v", st.name, k.id, err)
 		}
-		if n := len(imds.requestLog()); n != st.wantAsked {
+		if n := len(imds.log.Take()); n != st.wantAsked {
 			t.Errorf("%s: %d requests, want %d", st.name, n, st.wantAsked)
 		}
 	}

@@ -37,14 +37,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/go-cleanhttp"
 
 	"github.com/butler-sre/butler/pipeline/fetch/neterr"
 	"github.com/butler-sre/butler/pipeline/fetch/object"
@@ -57,7 +54,6 @@ var ErrTooLarge = object.ErrTooLarge
 
 // Defaults of Options.
 const (
-	defaultAttempts    = 2
 	defaultIMDSTimeout = 2 * time.Second
 	maxBackoff         = 500 * time.Millisecond
 )
@@ -105,17 +101,9 @@ type Client struct {
 
 // New returns a Client for opts.
 func New(opts Options) *Client {
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Transport: cleanhttp.DefaultPooledTransport()}
-	}
-	if opts.Getenv == nil {
-		opts.Getenv = os.Getenv
-	}
+	opts.HTTPClient, opts.Getenv, opts.Attempts = object.Defaults(opts.HTTPClient, opts.Getenv, opts.Attempts)
 	if opts.IMDSTimeout <= 0 {
 		opts.IMDSTimeout = defaultIMDSTimeout
-	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = defaultAttempts
 	}
 	return &Client{
 		http:     opts.HTTPClient,
@@ -168,34 +156,24 @@ func (c *Client) Get(ctx context.Context, loc Location, cond Conditions, max int
 	defer func() { _ = resp.Body.Close() }()
 
 	obj := Object{Status: resp.StatusCode, ETag: resp.Header.Get("ETag")}
-	switch {
-	case resp.StatusCode == http.StatusNotModified:
-		return obj, nil
-	case resp.ContentLength > max:
-		return obj, tooLarge(obj.Status, max)
-	}
-	return object.ReadBody(ctx, "s3", obj, resp.Body, max, scrub)
+	return object.ReadResponse(ctx, "s3", obj, resp, max, scrub)
 }
 
 // List returns the keys under the prefix loc.Key (read as a directory: a
 // "/" is added when missing), relative to it, in the store's order. More
 // than limit keys is an error: a directory source stops there.
 func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, error) {
-	prefix := loc.Key
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
+	list := object.NewListing("s3", loc.Key, limit)
 	region := c.region(loc)
-	var keys []string
 	token := ""
 	for {
 		u := bucketURL(loc, region)
-		q := "list-type=2&prefix=" + uriEncode(prefix, false)
+		q := "list-type=2&prefix=" + uriEncode(list.Prefix, false)
 		if token != "" {
 			q += "&continuation-token=" + uriEncode(token, false)
 		}
 		// Ask no more than the limit needs to be found exceeded.
-		if want := limit + 1 - len(keys); want < maxListKeys {
+		if want := limit + 1 - len(list.Names); want < maxListKeys {
 			q += "&max-keys=" + strconv.Itoa(max(want, 1))
 		}
 		u.RawQuery = q
@@ -204,17 +182,12 @@ func (c *Client) List(ctx context.Context, loc Location, limit int) ([]string, e
 			return nil, err
 		}
 		for _, o := range page.Contents {
-			k := strings.TrimPrefix(o.Key, prefix)
-			if k == "" || strings.HasSuffix(k, "/") {
-				continue // the prefix itself, or a "directory" marker
-			}
-			keys = append(keys, k)
-			if len(keys) > limit {
-				return nil, fmt.Errorf("s3: more than %d objects under %s", limit, prefix)
+			if err := list.Add(o.Key); err != nil {
+				return nil, err
 			}
 		}
 		if !page.IsTruncated || page.NextContinuationToken == "" {
-			return keys, nil
+			return list.Names, nil
 		}
 		if page.NextContinuationToken == token {
 			return nil, fmt.Errorf("s3: list: the store gave the same continuation token twice")
@@ -440,14 +413,7 @@ func (c *Client) noteSkew(code, date string, signedAt time.Time) bool {
 // pause waits before another try, a random while of at most maxBackoff
 // (at least half of it), or until ctx ends.
 func pause(ctx context.Context) error {
-	t := time.NewTimer(maxBackoff/2 + rand.N(maxBackoff/2))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return object.Pause(ctx, maxBackoff/2+rand.N(maxBackoff/2))
 }
 
 // errorDocument reads the code and message of an S3 error answer
@@ -477,8 +443,6 @@ func statusOf(err error) int {
 	}
 	return 0
 }
-
-func tooLarge(status int, max int64) *failure { return object.TooLarge("s3", status, max) }
 
 // apiError describes an error answer: "s3 status 404: NoSuchKey: The
 // specified key does not exist.", unwrapping to fs.ErrNotExist for 404

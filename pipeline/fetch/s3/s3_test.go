@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -95,20 +94,6 @@ func testEnv(t *testing.T, vars map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
 
-// closedPort returns an address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // s3Error writes an S3 error document.
 func s3Error(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/xml")
@@ -145,15 +130,8 @@ func TestGet(t *testing.T) {
 	}))
 	t.Cleanup(bare.Close)
 	// unannounced streams a body larger than max without a Content-Length.
-	unannounced := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("ETag", `"big"`)
-		for range 4 {
-			_, _ = w.Write(bytes.Repeat([]byte("y"), max/2))
-			w.(http.Flusher).Flush()
-		}
-	}))
-	t.Cleanup(unannounced.Close)
-	closed := closedPort(t)
+	unannounced := nettest.Unannounced(t, max, "ETag", `"big"`)
+	closed := nettest.ClosedAddr(t)
 
 	cases := []struct {
 		name      string
@@ -425,21 +403,8 @@ func TestList(t *testing.T) {
 }
 
 func TestGetEndedByContext(t *testing.T) {
-	started := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "100")
-		_, _ = io.WriteString(w, "half")
-		w.(http.Flusher).Flush()
-		close(started)
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-started
-		cancel()
-	}()
-	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srv.URL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
+	srvURL, ctx := nettest.CanceledInBody(t)
+	got, err := New(Options{Getenv: testEnv(t, nil)}).Get(ctx, location(t, srvURL+"/configs/rules.yml"+withKeys()), Conditions{}, 1000)
 	if !errors.Is(err, context.Canceled) || err.Error() != "s3: canceled" {
 		t.Errorf("error %v, want s3: canceled", err)
 	}
