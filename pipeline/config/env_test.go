@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"testing"
+
+	"github.com/butler-sre/butler/internal/envtest"
 )
 
 // TestExpandEnvAllWhere pins how an unset variable's error names where the
@@ -23,7 +25,7 @@ func TestExpandEnvAllWhere(t *testing.T) {
 		{"[butler]\nstate_dir = \"${BAD NAME}\"\n",
 			"configuration error: c.toml: butler.state_dir: \"BAD NAME\" is not an environment variable name"},
 	} {
-		cfg, err := Parse([]byte(head+tc.extra), "c.toml", "/etc/butler", configEnv(nil))
+		cfg, err := Parse([]byte(head+tc.extra), "c.toml", "/etc/butler", envtest.Lookup(nil))
 		if cfg != nil || err == nil || err.Error() != tc.want || !errors.Is(err, ErrInvalid) {
 			t.Errorf("Parse with %q: %v, %v; want nil, %q", tc.extra, cfg, err, tc.want)
 		}
