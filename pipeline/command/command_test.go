@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,15 +12,15 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/butler-sre/butler/internal/envtest"
 )
 
 // needPrograms skips the test when one of the programs it runs is missing.
 func needPrograms(t *testing.T, names ...string) {
 	t.Helper()
 	for _, name := range names {
-		if _, err := exec.LookPath(name); err != nil {
-			t.Skipf("%s not found: %v", name, err)
-		}
+		envtest.Program(t, name, "coreutils")
 	}
 }
 

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/nettest"
 	"github.com/butler-sre/butler/pipeline/command"
 	"github.com/butler-sre/butler/pipeline/redact"
@@ -329,9 +329,7 @@ func TestHTTPContext(t *testing.T) {
 // package command.
 func TestCommand(t *testing.T) {
 	for _, bin := range []string{"true", "false", "sh", "sleep"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not found: %v", bin, err)
-		}
+		envtest.Program(t, bin, "coreutils")
 	}
 	tests := []struct {
 		name       string

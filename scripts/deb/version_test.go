@@ -54,6 +54,9 @@ func TestDebVersion(t *testing.T) {
 // TestDebVersionOrder asks dpkg itself that the versions sort as the commits do.
 func TestDebVersionOrder(t *testing.T) {
 	dpkg, err := exec.LookPath("dpkg")
+	if err != nil && os.Getenv("CI") != "" {
+		t.Fatal("dpkg is not installed: CI runs every test")
+	}
 	if err != nil {
 		t.Skip("dpkg is not installed")
 	}
