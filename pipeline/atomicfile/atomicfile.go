@@ -1,10 +1,13 @@
 // Package atomicfile is butler's one careful write sequence. Every file butler
 // writes (a manager's files, the last-known-good copies, the state, the
-// textfile) goes through WriteFile.
+// textfile) goes through WriteFile, or WriteFileFunc for content written as
+// it is encoded, through a buffer, so that it is never whole in memory.
+// Replace is the same sequence without the fsyncs, for a file that only
+// matters while a run lasts (the running-sync marker).
 //
 // Guarantees:
-//   - A reader, or the disk after a crash or power loss, sees the complete old
-//     file or the complete new one, never a mix: the content goes to a
+//   - A reader, or (except after Replace) the disk after a crash or power
+//     loss, sees the complete old file or the complete new one, never a mix: the content goes to a
 //     temporary file beside the target (created with O_EXCL), is fsynced,
 //     closed and renamed over the target, and the directory is fsynced.
 //   - The new file gets the requested mode whatever the umask, and the owner
