@@ -1193,8 +1193,13 @@ func mapKeyName(k reflect.Value) string {
 	return fmt.Sprint(k.Interface())
 }
 
+// joinWhere adds name to where; an embedded struct has no name of its own,
+// and adds nothing.
 func joinWhere(where, name string) string {
-	if where == "" {
+	switch {
+	case name == "":
+		return where
+	case where == "":
 		return name
 	}
 	return where + "." + name

@@ -17,7 +17,7 @@ func TestExpandEnvAllWhere(t *testing.T) {
 		{"[[managers.m.files]]\nsource = \"https://h/${NOPE}.yml\"\n",
 			"configuration error: c.toml: managers.m.files[1].source: environment variable NOPE is not set"},
 		{"[[managers.m.dirs]]\nsource = \"/srv/${NOPE}\"\n",
-			"configuration error: c.toml: managers.m.dirs[0]..source: environment variable NOPE is not set"},
+			"configuration error: c.toml: managers.m.dirs[0].source: environment variable NOPE is not set"},
 		{"[managers.m.reload]\ncommand = [\"kill\", \"${NOPE}\"]\n",
 			"configuration error: c.toml: managers.m.reload.command[1]: environment variable NOPE is not set"},
 		{"[vars]\nx = [1, { y = \"${NOPE}\" }]\n",

@@ -91,8 +91,10 @@ func TestLKGRoundTrip(t *testing.T) {
 	root := filepath.Join(parent, lkgTestVersion(t, dir))
 	for _, d := range []string{parent, root, filepath.Join(root, "rules"), filepath.Join(root, "rules", "sub")} {
 		fi, err := os.Stat(d)
-		if err != nil || fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s: %v, mode %v; want 0700", d, err, fi.Mode().Perm())
+		if err != nil {
+			t.Errorf("%s: %v", d, err)
+		} else if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v; want 0700", d, fi.Mode().Perm())
 		}
 	}
 	lkgTestOneVersion(t, parent)
