@@ -1,6 +1,10 @@
 package pipeline
 
 import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/butler-sre/butler/pipeline/health"
@@ -72,31 +76,48 @@ func (s *metricSet) add(m metricSpec, value float64, labels textfile.Labels) {
 // Metrics turns the state into metric families.
 func Metrics(st *state.State, build BuildInfo) []textfile.Family {
 	s := &metricSet{families: map[string]*textfile.Family{}}
+	// The series go in the order the textfile lists them (by file, then
+	// manager: the labels' order), so that it need not sort them.
+	type fileOf struct {
+		path, manager string
+		fs            *state.FileState
+	}
+	var files []fileOf
 	for name, ms := range st.Managers {
 		for path, fs := range ms.Files {
-			// One label set for every series of the file, sorted as written.
-			l := textfile.L("file", path, "manager", name)
-			if fs.Fetched {
-				s.add(mRemoteStatus, float64(fs.RemoteStatus), l)
-			}
-			if !fs.RemoteTime.IsZero() {
-				s.add(mRemoteTime, unixSeconds(fs.RemoteTime), l)
-			}
-			if fs.Rendered {
-				s.add(mMustache, boolValue(fs.Mustache), l)
-				s.add(mRender, boolValue(fs.Valid), textfile.L("file", path, "manager", name, "method", fs.Method))
-			}
-			if fs.Written {
-				s.add(mWrite, boolValue(fs.WriteOK), l)
-			}
-			s.add(mFetches, float64(fs.FetchesTotal), l)
-			s.add(mFetchFailures, float64(fs.FetchFailuresTotal), l)
-			s.add(mNotModified, float64(fs.NotModifiedTotal), l)
-			if fs.Verified {
-				s.add(mVerify, boolValue(fs.VerifyOK), l)
-			}
-			s.add(mBytes, float64(fs.BytesTotal), l)
+			files = append(files, fileOf{path, name, fs})
 		}
+	}
+	slices.SortFunc(files, func(a, b fileOf) int {
+		return cmp.Or(strings.Compare(a.path, b.path), strings.Compare(a.manager, b.manager))
+	})
+	for _, f := range files {
+		path, name, fs := f.path, f.manager, f.fs
+		// One label set for every series of the file, sorted as written.
+		l := textfile.L("file", path, "manager", name)
+		if fs.Fetched {
+			s.add(mRemoteStatus, float64(fs.RemoteStatus), l)
+		}
+		if !fs.RemoteTime.IsZero() {
+			s.add(mRemoteTime, unixSeconds(fs.RemoteTime), l)
+		}
+		if fs.Rendered {
+			s.add(mMustache, boolValue(fs.Mustache), l)
+			s.add(mRender, boolValue(fs.Valid), textfile.L("file", path, "manager", name, "method", fs.Method))
+		}
+		if fs.Written {
+			s.add(mWrite, boolValue(fs.WriteOK), l)
+		}
+		s.add(mFetches, float64(fs.FetchesTotal), l)
+		s.add(mFetchFailures, float64(fs.FetchFailuresTotal), l)
+		s.add(mNotModified, float64(fs.NotModifiedTotal), l)
+		if fs.Verified {
+			s.add(mVerify, boolValue(fs.VerifyOK), l)
+		}
+		s.add(mBytes, float64(fs.BytesTotal), l)
+	}
+	for _, name := range slices.Sorted(maps.Keys(st.Managers)) {
+		ms := st.Managers[name]
 		l := textfile.L("manager", name)
 		if ms.Reloaded {
 			s.add(mReloadStatus, float64(ms.ReloadStatus), l)

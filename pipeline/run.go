@@ -226,8 +226,12 @@ func begin(cfg *config.Config, opts Options, log *slog.Logger, scrub *redact.Scr
 	if err != nil {
 		return nil, err
 	}
+	var cache *fetch.Cache
 	defer func() {
 		if err != nil {
+			if cache != nil {
+				_ = cache.Close()
+			}
 			_ = sd.Close()
 		}
 	}()
@@ -244,7 +248,20 @@ func begin(cfg *config.Config, opts Options, log *slog.Logger, scrub *redact.Scr
 	if err := sd.WriteMarker(start, runTimeout(cfg, opts)); err != nil {
 		log.Warn("cannot record the running sync for butler status", "phase", "state", "error", err)
 	}
+	// Every run reads the state and the cache's indexes: at once.
+	cache, cacheErr := fetch.OpenCache(sd.CacheDir())
+	var indexes sync.WaitGroup
+	if cacheErr == nil {
+		indexes.Go(func() {
+			names := make([]string, len(cfg.Managers))
+			for i, m := range cfg.Managers {
+				names[i] = m.Name
+			}
+			cache.Load(names)
+		})
+	}
 	st, warning, err := sd.Load(start)
+	indexes.Wait()
 	if err != nil {
 		return nil, err
 	}
@@ -265,9 +282,10 @@ func begin(cfg *config.Config, opts Options, log *slog.Logger, scrub *redact.Scr
 	}
 	r := newRun(cfg, opts, log, scrub, st, tmp)
 	r.start, r.sd = start, sd
-	if r.cache, err = fetch.OpenCache(sd.CacheDir()); err != nil {
-		log.Warn("cannot use the cache: every fetch is a plain one", "phase", PhaseFetch, "error", err)
+	if cacheErr != nil {
+		log.Warn("cannot use the cache: every fetch is a plain one", "phase", PhaseFetch, "error", cacheErr)
 	} else {
+		r.cache = cache
 		r.pruneCache()
 	}
 	r.pinger = opts.Pinger

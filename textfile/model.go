@@ -148,7 +148,8 @@ func sortedCopy(fams []Family) []Family {
 		}
 		ks := make([]keyed, len(f.Series))
 		for i, s := range f.Series {
-			s.Labels = slices.SortedFunc(slices.Values(s.Labels), compareNames)
+			s.Labels = slices.Clone(s.Labels)
+			slices.SortFunc(s.Labels, compareNames)
 			ks[i] = keyed{seriesKey(s.Labels), s}
 		}
 		slices.SortFunc(ks, func(a, b keyed) int { return compareKeys(a.key, b.key) })

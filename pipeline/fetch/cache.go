@@ -101,6 +101,15 @@ func (c *Cache) index(manager string) *cacheIndex {
 	return ix
 }
 
+// Load reads the indexes of managers now rather than on first use.
+func (c *Cache) Load(managers []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range managers {
+		c.index(m)
+	}
+}
+
 // Lookup returns the index entry of manager for key, without reading the
 // body; ok is false when there is none.
 func (c *Cache) Lookup(manager, key string) (IndexEntry, bool) {
