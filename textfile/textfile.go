@@ -115,11 +115,15 @@ func sortedRows(f Family, rows []row) ([]row, error) {
 		}
 		labels := s.Labels
 		if !slices.IsSortedFunc(labels, compareNames) {
-			labels = slices.SortedFunc(slices.Values(labels), compareNames)
+			labels = slices.Clone(labels)
+			slices.SortFunc(labels, compareNames)
 		}
 		rows[i] = row{labels: labels, key: seriesKey(labels), value: s.Value}
 	}
-	slices.SortFunc(rows, func(a, b row) int { return compareKeys(a.key, b.key) })
+	byKey := func(a, b row) int { return compareKeys(a.key, b.key) }
+	if !slices.IsSortedFunc(rows, byKey) { // a caller may give them in order
+		slices.SortFunc(rows, byKey)
+	}
 	for i := 1; i < len(rows); i++ {
 		if compareKeys(rows[i-1].key, rows[i].key) == 0 {
 			return nil, fmt.Errorf("metric %s: duplicate series %s", f.Name, formatKey(rows[i].key))
