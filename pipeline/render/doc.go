@@ -11,5 +11,9 @@
 //   - Validate checks syntax only: every YAML document of a stream parses
 //     without duplicate keys or an alias inside its own anchor, JSON is one
 //     value without duplicate keys, text is UTF-8 without NUL bytes.
+//   - A YAML file of 1 MiB or more whose root is a block mapping or sequence
+//     is parsed in segments of its root's entries, so the library's tree of
+//     the whole file is never in memory; the answer is the one a parse of
+//     the whole gives, and every error comes from a parse of the whole.
 //   - Render and Validate are safe for concurrent use and touch no disk.
 package render

@@ -151,6 +151,7 @@ func FuzzValidate(f *testing.F) {
 		"", "a: 1\na: 2\n", "a: 1\n---\nb: [\n", `{"a":1,"a":2}`, `{"a":1} x`, "[1, 2", "\x00", "\xff", "1e400",
 		"&a [*a, *a]", "? [a]\n: 1\n", "a: !!binary AAAA\n", `"\ud800"`, "{\"a\":{\"b\":{}}}",
 		"!!int abc", "a: !!timestamp 2001-12-14\n", "<<: 1\n", "b: &x {k: 1}\n<<: [*x, {j: 2}]\n", "b: &x [1]\nc:\n  <<: *x\n",
+		"a: \"x\nb: y\"\n", "a: |\n x\nb: 1\n", "- a\n- b: 1\n  c: 2\n", "a: 1\nb:\n- 2\nc: 3\n", "a: &x 1\nb: *x\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -168,7 +169,14 @@ func FuzzValidate(f *testing.F) {
 		if err != nil && json.Valid(content) && utf8.Valid(content) && !strings.Contains(err.Error(), "duplicate key") {
 			t.Fatalf("Validate(json, %q) = %v; encoding/json accepts it", content, err)
 		}
-		// yml
+		// yml: what segments show valid, the whole is.
+		for _, size := range []int{1, 16} {
+			if validateYAMLSegments(content, size) {
+				if err := validateYAMLWhole(content); err != nil {
+					t.Fatalf("validateYAMLSegments(%q, %d) passes what the whole refuses: %v", content, size, err)
+				}
+			}
+		}
 		err = Validate("yml", content)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "yaml: ") {

@@ -43,6 +43,14 @@ func Validate(format string, content []byte) error {
 }
 
 func validateYAML(content []byte) error {
+	if len(content) >= yamlSegmentMin && validateYAMLSegments(content, yamlSegmentSize) {
+		return nil
+	}
+	return validateYAMLWhole(content)
+}
+
+// validateYAMLWhole parses each document of the stream whole.
+func validateYAMLWhole(content []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(content))
 	for {
 		// Decoding into a yaml.Node skips the library's duplicate key check

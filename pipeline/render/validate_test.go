@@ -1,9 +1,13 @@
 package render
 
 import (
+	"bytes"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/butler-sre/butler/internal/casefile"
 )
@@ -95,4 +99,146 @@ func TestValidateYAMLLargeMapping(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidateYAMLSegments validates each case of testdata/segments.txt in
+// segments of one key and whole: the segments show valid only what the
+// whole does, and the whole gives the error.
+func TestValidateYAMLSegments(t *testing.T) {
+	casefile.Run(t, "testdata/segments.txt", 2, func(t *testing.T, tc casefile.Case) {
+		content, want := []byte(tc.Fields[0]), tc.Fields[1]
+		seg := validateYAMLSegments(content, 1)
+		if seg != (want == "segments") {
+			t.Errorf("validateYAMLSegments = %v, want %v", seg, want == "segments")
+		}
+		err := validateYAMLWhole(content)
+		text, isErr := casefile.WantErr(want)
+		switch {
+		case !isErr && want != "segments" && want != "whole":
+			t.Fatalf("line %d: want %q is neither segments, whole nor an error", tc.Line, want)
+		case !isErr && err != nil:
+			t.Fatalf("the whole is refused: %v", err)
+		case isErr && err == nil:
+			t.Fatalf("the whole passes, want an error containing %q", text)
+		case isErr:
+			for _, s := range strings.Split(text, "; ") {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+		}
+	})
+}
+
+// TestValidateYAMLLarge: a file above yamlSegmentMin is shown valid in
+// segments when it can be, and otherwise gets the whole's answer, with the
+// lines of the whole.
+func TestValidateYAMLLarge(t *testing.T) {
+	// Lines of "kI: vvv...", each 64 bytes or more: five segments or more;
+	// edit changes some of them.
+	const lines = (yamlSegmentMin + yamlSegmentSize) / 64
+	doc := func(seq bool, edit map[int]string) []byte {
+		var b bytes.Buffer
+		for i := range lines {
+			switch line, ok := edit[i]; {
+			case ok:
+				b.WriteString(line)
+			case seq:
+				fmt.Fprintf(&b, "- k%d: %s\n", i, strings.Repeat("v", 52))
+			default:
+				fmt.Fprintf(&b, "k%d: %s\n", i, strings.Repeat("v", 54))
+			}
+		}
+		return b.Bytes()
+	}
+	last := lines - 1
+	cases := []struct {
+		name     string
+		content  []byte
+		segments bool   // shown valid in segments
+		want     string // Validate's error, "" for none
+	}{
+		{"mapping", doc(false, nil), true, ""},
+		{"sequence", doc(true, nil), true, ""},
+		{"duplicate key across segments", doc(false, map[int]string{last: "k3: again\n"}), false,
+			fmt.Sprintf(`line %d: duplicate key "k3" (first at line 4)`, lines)},
+		{"alias across segments", doc(false, map[int]string{2: "k2: &a x\n", last: "end: *a\n"}), false, ""},
+		{"syntax error in the last segment", doc(false, map[int]string{last: "k: [1\n"}), false,
+			"did not find expected ',' or ']'"},
+		{"second document", doc(false, map[int]string{last: "---\n"}), false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.content) < 2*yamlSegmentSize {
+				t.Fatalf("content of %d bytes makes one segment", len(tc.content))
+			}
+			if got := validateYAMLSegments(tc.content, yamlSegmentSize); got != tc.segments {
+				t.Errorf("validateYAMLSegments = %v, want %v", got, tc.segments)
+			}
+			err := Validate("yml", tc.content)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Validate = %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("Validate = %v, want %q", err, tc.want)
+			case err != nil:
+				if whole := validateYAMLWhole(tc.content); err.Error() != whole.Error() {
+					t.Errorf("Validate = %v, not the whole's error %v", err, whole)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkValidateYAMLLarge validates a mapping of 10 MiB whole and in
+// segments; peak-heap-MiB is the most heap the objects took while it ran
+// (sampled), the figure that segments bring down.
+func BenchmarkValidateYAMLLarge(b *testing.B) {
+	var doc bytes.Buffer
+	for i := 0; doc.Len() < 10<<20; i++ {
+		fmt.Fprintf(&doc, "k%d: %s\n", i, strings.Repeat("v", 60))
+	}
+	for _, bc := range []struct {
+		name     string
+		validate func([]byte) error
+	}{
+		{"whole", validateYAMLWhole},
+		{"segments", validateYAML},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(doc.Len()))
+			b.ReportAllocs()
+			peak := heapPeak()
+			for b.Loop() {
+				if err := bc.validate(doc.Bytes()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(peak())/(1<<20), "peak-heap-MiB")
+		})
+	}
+}
+
+// heapPeak samples the heap's objects until the returned func is called,
+// which returns the most it saw.
+func heapPeak() func() uint64 {
+	runtime.GC()
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var most uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(s)
+			most = max(most, s[0].Value.Uint64())
+			select {
+			case <-stop:
+				done <- most
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 { close(stop); return <-done }
 }
