@@ -3,7 +3,6 @@ package fetch
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +11,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
 )
@@ -84,6 +86,10 @@ func Key(src string, headers map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))[:40]
 }
 
+// jsonV1 makes go-json-experiment/json read and write the index as
+// encoding/json does, in about half the time: every run reads the indexes.
+var jsonV1 = jsonv1.DefaultOptionsV1()
+
 // index returns the index of manager, loading it on first use. A missing
 // or unreadable index is an empty one.
 func (c *Cache) index(manager string) *cacheIndex {
@@ -93,7 +99,7 @@ func (c *Cache) index(manager string) *cacheIndex {
 	ix := &cacheIndex{Version: cacheVersion, Entries: map[string]IndexEntry{}}
 	if data, err := c.root.ReadFile(path.Join(manager, indexName)); err == nil {
 		var loaded cacheIndex
-		if json.Unmarshal(data, &loaded) == nil && loaded.Version == cacheVersion && loaded.Entries != nil {
+		if jsonv2.Unmarshal(data, &loaded, jsonV1) == nil && loaded.Version == cacheVersion && loaded.Entries != nil {
 			ix = &loaded
 		}
 	}
@@ -175,7 +181,7 @@ func (c *Cache) Save() error {
 		if !ix.dirty {
 			continue
 		}
-		data, err := json.Marshal(ix)
+		data, err := jsonv2.Marshal(ix, jsonV1)
 		if err == nil {
 			err = atomicfile.WriteFile(c.root, path.Join(manager, indexName), data, 0o600, 0o700)
 		}

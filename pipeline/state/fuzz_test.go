@@ -63,6 +63,18 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"version":2,"managers":{"a":null,"b":{"files":{"x":null}}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := Parse(data)
+		// The fast path reads what encoding/json reads.
+		slow, slowErr := parseV1(data)
+		if (err == nil) != (slowErr == nil) {
+			t.Fatalf("Parse: %v; by encoding/json: %v", err, slowErr)
+		}
+		if err == nil {
+			a, _ := json.Marshal(st)
+			b, _ := json.Marshal(slow)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("Parse and encoding/json read otherwise:\n%s\n%s", a, b)
+			}
+		}
 		if err != nil {
 			var head struct{ Version int }
 			if json.Unmarshal(data, &head) == nil && head.Version > Version && !errors.Is(err, ErrNewer) {

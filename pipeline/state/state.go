@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/gofrs/flock"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
@@ -510,9 +512,27 @@ var ErrNewer = errors.New("the state file was written by a newer butler")
 // of a newer version is an error wrapping ErrNewer that names both versions;
 // anything else that is not butler state is an error of its own.
 func Parse(data []byte) (*State, error) {
-	// A file of this version, the common case, is decoded in one pass.
+	// A file of this version, the common case, is decoded in one pass, by
+	// the faster decoder.
 	st := New()
 	st.Version = 0 // what the file says, or nothing
+	if jsonv2.Unmarshal(data, st, jsonV1) == nil && st.Version == Version {
+		return normalize(st), nil
+	}
+	return parseV1(data)
+}
+
+// jsonV1 makes go-json-experiment/json read and write what encoding/json
+// does: the same bytes out, the same values in. It decodes state.json in
+// about half the time (a test holds the two to the same results), which
+// every run pays for.
+var jsonV1 = jsonv1.DefaultOptionsV1()
+
+// parseV1 is Parse by encoding/json alone: the older versions, and every
+// file the fast path refuses, so that errors read as they always have.
+func parseV1(data []byte) (*State, error) {
+	st := New()
+	st.Version = 0
 	if json.Unmarshal(data, st) == nil && st.Version == Version {
 		return normalize(st), nil
 	}
@@ -629,7 +649,10 @@ func (d *Dir) Save(st *State) error {
 	// temporary file: no second copy of a large state in memory.
 	_ = atomicfile.RemoveStale(d.root, []string{FileName})
 	err := atomicfile.WriteFileFunc(d.root, FileName, func(w *bufio.Writer) error {
-		return json.NewEncoder(w).Encode(st)
+		if err := jsonv2.MarshalWrite(w, st, jsonV1); err != nil {
+			return err
+		}
+		return w.WriteByte('\n')
 	}, fileMode, dirMode)
 	if err != nil {
 		return fmt.Errorf("state file: %w", err)

@@ -1,7 +1,10 @@
 package state
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -15,11 +18,12 @@ import (
 	"github.com/butler-sre/butler/internal/casefile"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/pipeline/health"
+	"github.com/butler-sre/butler/pipeline/write"
 )
 
 // openTemp opens a new state directory in the test's temporary directory,
 // closed when the test ends.
-func openTemp(t *testing.T) *Dir {
+func openTemp(t testing.TB) *Dir {
 	t.Helper()
 	sd, err := Open(filepath.Join(t.TempDir(), "state"))
 	if err != nil {
@@ -52,6 +56,69 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("state file mode: %v %v", info, err)
 	}
+}
+
+// TestStateSaveReadsAsEncodingJSON: the state file reads back, by
+// encoding/json and by Parse, as the state saved, also for the strings and
+// values where encoders differ (HTML, U+2028, invalid UTF-8, a zone, a
+// duration, nil and empty collections). Only invalid UTF-8 is written
+// otherwise (U+FFFD itself, not its escape): the same string once read.
+func TestStateSaveReadsAsEncodingJSON(t *testing.T) {
+	sd := openTemp(t)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.FixedZone("X", 3600))
+	st := New()
+	st.Run = RunState{Start: at, Duration: 1500 * time.Millisecond, Success: true}
+	st.RunStarts = []time.Time{}
+	st.Owner = "<a href=\"x\">&amp;</a>\u2028\u2029 \xff\xfe é"
+	st.Notify.Failures = map[string]int64{"webhook": 3, "email": 0}
+	ms := st.Manager("prom")
+	ms.Error, ms.Owned = "line\nbreak\ttab \x00 \x7f", []string{"b", "a"}
+	ms.Events = []Event{{Time: at, Kind: "applied", Message: "<>&", Files: nil}}
+	fs := ms.File("z/a.yml")
+	fs.SignedAt, fs.Env, fs.BytesTotal = at, []string{}, 1<<63
+	ms.File("b.yml").Disk.Size = -1
+
+	if err := sd.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(sd.Path, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(data, []byte("}\n")) || bytes.Count(data, []byte("\n")) != 1 {
+		t.Errorf("state file is not one line of JSON and a newline:\n%s", data)
+	}
+	// What encoding/json reads of its own output of st.
+	want := encodingJSON(t, readEncodingJSON(t, encodingJSON(t, st)))
+	byParse, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]*State{"encoding/json": readEncodingJSON(t, data), "Parse": byParse} {
+		if g := encodingJSON(t, got); !bytes.Equal(g, want) {
+			t.Errorf("read by %s:\n%s\nwant:\n%s", name, g, want)
+		}
+	}
+}
+
+// readEncodingJSON is data read by encoding/json, normalized as Parse does.
+func readEncodingJSON(t *testing.T, data []byte) *State {
+	t.Helper()
+	st := New()
+	if err := json.Unmarshal(data, st); err != nil {
+		t.Fatal(err)
+	}
+	return normalize(st)
+}
+
+// encodingJSON is st as encoding/json writes it.
+func encodingJSON(t *testing.T, st *State) []byte {
+	t.Helper()
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func TestStateUnreadableIsMovedAside(t *testing.T) {
@@ -499,4 +566,58 @@ func TestStateDirLockAndTmp(t *testing.T) {
 		t.Fatalf("lock not released: %v", err)
 	}
 	sd.Close()
+}
+
+// benchState is the state of a no-change run of one manager of n files.
+func benchState(n int) *State {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+	st := New()
+	st.Run = RunState{Start: at, Duration: 60 * time.Millisecond, Success: true, LastSuccess: at}
+	ms := st.Manager("m")
+	ms.Ran, ms.InStep = true, true
+	for i := range n {
+		fs := ms.File(fmt.Sprintf("f%d.yml", i))
+		*fs = FileState{
+			Fetched: true, RemoteStatus: 304, RemoteTime: at, Rendered: true, Mustache: true, Method: "yml",
+			Valid: true, Written: true, WriteOK: true, FetchesTotal: 24, NotModifiedTotal: 23, BytesTotal: 4070,
+			Input: strings.Repeat("7", 64), Output: strings.Repeat("a", 64), Env: []string{"_"},
+			Disk: write.Stat{Size: 4070, MtimeNs: at.UnixNano(), CtimeNs: at.UnixNano(), Ino: uint64(10_000_000 + i), Mode: 0o644},
+		}
+	}
+	return st
+}
+
+// BenchmarkStateParse1000 and BenchmarkStateSave1000: the state of 1,000
+// files, read and written as every run does; the read also by encoding/json
+// alone, as before Parse had its fast path.
+func BenchmarkStateParse1000(b *testing.B) {
+	data, err := json.Marshal(benchState(1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name  string
+		parse func([]byte) (*State, error)
+	}{{"Parse", Parse}, {"encoding-json", parseV1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.parse(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkStateSave1000(b *testing.B) {
+	sd := openTemp(b)
+	st := benchState(1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := sd.Save(st); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
