@@ -264,6 +264,11 @@ func TestDiskFull(t *testing.T) {
 				if now, _ := os.ReadFile(filepath.Join(e.stateDir, "state.json")); !bytes.Equal(now, stateBefore) {
 					t.Error("on the full disk, state.json changed though it could not be saved")
 				}
+				// The textfile, written while the state was being saved,
+				// says the run failed.
+				if v, ok := textfileValue(t, e.textfile, "butler_run_success", nil); !ok || v != 0 {
+					t.Errorf("on the full disk, butler_run_success = %v (present %v), want 0", v, ok)
+				}
 			case "textfile":
 				if now, _ := os.ReadFile(e.textfile); !bytes.Equal(now, textBefore) {
 					t.Error("on the full disk, the textfile changed though it could not be written")

@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/butler-sre/butler/pipeline/atomicfile"
 	"github.com/butler-sre/butler/pipeline/health"
 	"github.com/butler-sre/butler/pipeline/state"
 	"github.com/butler-sre/butler/textfile"
@@ -19,6 +22,51 @@ func WriteMetrics(path string, st *state.State, build BuildInfo) error {
 		return nil
 	}
 	return textfile.WriteFile(path, Metrics(st, build))
+}
+
+// pendingMetrics is the textfile of a state, written in the background
+// while the run saves the state: a large textfile costs its encoding and
+// an fsync, which need not wait for the state's.
+type pendingMetrics struct {
+	path   string
+	build  BuildInfo
+	wg     sync.WaitGroup
+	staged *atomicfile.Staged
+	err    error
+}
+
+// stageMetrics starts writing the textfile of st at path (none when path is
+// empty) under its temporary name. Until wait returns, st is read in the
+// background and must not change.
+func stageMetrics(path string, st *state.State, build BuildInfo) *pendingMetrics {
+	p := &pendingMetrics{path: path, build: build}
+	if path != "" {
+		p.wg.Go(func() { p.staged, p.err = textfile.Stage(path, Metrics(st, build)) })
+	}
+	return p
+}
+
+// wait waits until the staged textfile is written (or failed).
+func (p *pendingMetrics) wait() { p.wg.Wait() }
+
+// finish puts the staged textfile in place. When st changed since
+// stageMetrics (changed), the staged file is discarded and the textfile of
+// st written instead: it must say what the state says.
+func (p *pendingMetrics) finish(st *state.State, changed bool) error {
+	p.wait()
+	switch {
+	case p.path == "":
+		return nil
+	case changed:
+		p.staged.Discard()
+		return WriteMetrics(p.path, st, p.build)
+	case p.err != nil:
+		return p.err
+	}
+	if err := p.staged.Commit(); err != nil {
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	return nil
 }
 
 // metricSpec describes one family: its name, help and type.

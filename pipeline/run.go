@@ -401,9 +401,14 @@ func (r *run) finish(ctx context.Context, res *Result, selected []*config.Manage
 	r.notify(after, end)
 
 	var errs []error
-	if err := r.sd.Save(r.st); err != nil {
-		r.log.Error("cannot save the state", "phase", "state", "error", err)
-		errs = append(errs, err)
+	// The textfile is written while the state is saved, and replaces the
+	// old one once the state is.
+	metrics := stageMetrics(r.cfg.Butler.Textfile, r.st, r.opts.Build)
+	saveErr := r.sd.Save(r.st)
+	metrics.wait()
+	if saveErr != nil {
+		r.log.Error("cannot save the state", "phase", "state", "error", saveErr)
+		errs = append(errs, saveErr)
 		success = false
 		r.st.Run.Success = false
 	} else {
@@ -414,7 +419,7 @@ func (r *run) finish(ctx context.Context, res *Result, selected []*config.Manage
 			}
 		}
 	}
-	if err := WriteMetrics(r.cfg.Butler.Textfile, r.st, r.opts.Build); err != nil {
+	if err := metrics.finish(r.st, saveErr != nil); err != nil {
 		r.log.Error("cannot write the textfile", "phase", "textfile", "error", err)
 		errs = append(errs, err)
 		success = false

@@ -89,6 +89,40 @@ func TestRunDriftIsRepaired(t *testing.T) {
 	}
 }
 
+// TestRunStateNotSaved: a run that did everything but save the state
+// failed, and its textfile, written while the state was being saved, says
+// so.
+func TestRunStateNotSaved(t *testing.T) {
+	e := newRunEnv(t)
+	cfg := e.applied()
+	e.wantMetric(t, 1, "butler_run_success")
+	e.reload.takeCalls()
+
+	e.remote.Set("/prometheus.yml", "global:\n  scrape_interval: 30s\n")
+	statePath := filepath.Join(e.stateDir, state.FileName)
+	e.reload.mu.Lock()
+	e.reload.onCall = func() {
+		// A directory where state.json was: the rename that saves it fails.
+		if err := os.Remove(statePath); err != nil {
+			t.Error(err)
+		}
+		if err := os.Mkdir(statePath, 0o700); err != nil {
+			t.Error(err)
+		}
+	}
+	e.reload.mu.Unlock()
+	res, err := e.run(cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "state file") {
+		t.Fatalf("Run = %v, want the state file's error", err)
+	}
+	if mr := res.Managers[0]; !mr.InStep {
+		t.Errorf("the manager is not in step: %+v", mr)
+	}
+	e.wantReloads(t, 1)
+	e.wantMetric(t, 0, "butler_run_success")
+	e.wantMetric(t, 1, "butler_manager_success", "manager", "prom")
+}
+
 func TestRunRefusedReloadRestoresLKG(t *testing.T) {
 	e := newRunEnv(t)
 	cfg, good := e.appliedGood()

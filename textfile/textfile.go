@@ -217,24 +217,38 @@ func appendFloat(b []byte, v float64) []byte {
 // first, so the caller must be the only writer of path: butler writes it
 // while holding its run lock.
 func WriteFile(path string, fams []Family) error {
+	st, err := Stage(path, fams)
+	if err != nil {
+		return err
+	}
+	if err := st.Commit(); err != nil {
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	return nil
+}
+
+// Stage is WriteFile up to the rename: the text is written and fsynced
+// under its temporary name, and path is as it was until the caller commits
+// the file (or discards it).
+func Stage(path string, fams []Family) (*atomicfile.Staged, error) {
 	sorted, err := checkFamilies(fams)
 	if err != nil {
-		return fmt.Errorf("write metrics %s: %w", path, err)
+		return nil, fmt.Errorf("write metrics %s: %w", path, err)
 	}
 	// Written as it is made: a series that fails its check leaves path as
 	// it was, and the whole text is never in memory at once.
 	var invalid error // a series refused, rather than a failed write
-	err = atomicfile.WritePathFunc(path, func(w *bufio.Writer) error {
+	st, err := atomicfile.StagePathFunc(path, func(w *bufio.Writer) error {
 		invalid = encode(w, sorted)
 		return invalid
 	}, 0o644, 0o755)
 	switch {
 	case invalid != nil:
-		return fmt.Errorf("write metrics %s: %w", path, invalid)
+		return nil, fmt.Errorf("write metrics %s: %w", path, invalid)
 	case err != nil:
-		return fmt.Errorf("write metrics: %w", err)
+		return nil, fmt.Errorf("write metrics: %w", err)
 	}
-	return nil
+	return st, nil
 }
 
 // ReadFile parses a textfile back into families, sorted as Encode sorts them.

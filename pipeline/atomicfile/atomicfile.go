@@ -3,7 +3,9 @@
 // textfile) goes through WriteFile, or WriteFileFunc for content written as
 // it is encoded, through a buffer, so that it is never whole in memory.
 // Replace is the same sequence without the fsyncs, for a file that only
-// matters while a run lasts (the running-sync marker).
+// matters while a run lasts (the running-sync marker). StagePathFunc stops
+// before the rename, so that a file can be written while the caller does
+// something else, and put in place (Staged.Commit) or not after.
 //
 // Guarantees:
 //   - A reader, or (except after Replace) the disk after a crash or power
@@ -159,13 +161,36 @@ func Replace(root *os.Root, name string, data []byte, mode, dirMode os.FileMode)
 
 // write is WriteFile, durable or not, of what fill writes to the temporary
 // file.
-func write(root *os.Root, name string, fill func(*os.File) error, mode, dirMode os.FileMode, durable bool) (err error) {
+func write(root *os.Root, name string, fill func(*os.File) error, mode, dirMode os.FileMode, durable bool) error {
+	st, err := stage(root, name, fill, mode, dirMode, durable)
+	if err != nil {
+		return err
+	}
+	return st.commit()
+}
+
+// Staged is a write up to its rename: the content is in a temporary file
+// beside the target, complete, with its mode and owner, and fsynced; the
+// target is as it was. Commit puts it in place, Discard removes it. It lets
+// a caller prepare a file while it does something else, and decide after
+// whether the file replaces the old one.
+type Staged struct {
+	root     *os.Root
+	ownRoot  bool // the root was opened for this write, and is closed after
+	name     string
+	tmp, rel string
+	syncs    []string // directories to fsync after the rename; nil if not durable
+	done     bool
+}
+
+// stage is write up to the rename.
+func stage(root *os.Root, name string, fill func(*os.File) error, mode, dirMode os.FileMode, durable bool) (_ *Staged, err error) {
 	rel, err := CleanRel(name)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := CheckNoSymlink(root, rel); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	dir, base := path.Split(rel)
 	dir = strings.TrimSuffix(dir, "/")
@@ -174,11 +199,11 @@ func write(root *os.Root, name string, fill func(*os.File) error, mode, dirMode 
 	}
 	created, err := MkdirAll(root, dir, dirMode)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	f, tmp, err := createTemp(root, dir, base)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	closed := false
 	defer func() {
@@ -190,44 +215,92 @@ func write(root *os.Root, name string, fill func(*os.File) error, mode, dirMode 
 		}
 	}()
 	if err = fill(f); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	// Owner first: chown clears the setuid and setgid bits that chmod sets.
 	if err = keepOwner(root, f, rel); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	if err = f.Chmod(mode & ModeMask); err != nil {
-		return fmt.Errorf("write %s: set mode: %w", name, err)
+		return nil, fmt.Errorf("write %s: set mode: %w", name, err)
 	}
 	// Without this fsync the rename can reach the disk before the data does,
 	// and a crash leaves an empty or partial file under the target's name.
 	if durable {
 		if err = f.Sync(); err != nil {
-			return fmt.Errorf("write %s: sync: %w", name, err)
+			return nil, fmt.Errorf("write %s: sync: %w", name, err)
 		}
 	}
 	closed = true
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: close: %w", name, err)
+		return nil, fmt.Errorf("write %s: close: %w", name, err)
 	}
-	if err = root.Rename(tmp, rel); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+	st := &Staged{root: root, name: name, tmp: tmp, rel: rel}
+	if durable {
+		// The rename is durable only once the directory entry is on disk,
+		// and so is each directory created above.
+		st.syncs = []string{dir}
+		for _, d := range created {
+			st.syncs = append(st.syncs, parent(d))
+		}
 	}
-	if !durable {
-		return nil
+	return st, nil
+}
+
+// commit is Commit, its errors naming the file as write's do.
+func (st *Staged) commit() (err error) {
+	if st.done {
+		return fmt.Errorf("write %s: committed or discarded already", st.name)
 	}
-	// The rename is durable only once the directory entry is on disk, and so
-	// is each directory created above.
-	syncs := []string{dir}
-	for _, d := range created {
-		syncs = append(syncs, parent(d))
+	st.done = true
+	defer st.closeRoot()
+	if err = st.root.Rename(st.tmp, st.rel); err != nil {
+		_ = st.root.Remove(st.tmp)
+		return fmt.Errorf("write %s: %w", st.name, err)
 	}
-	for _, d := range syncs {
-		if err = SyncDir(root, d); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
+	for _, d := range st.syncs {
+		if err = SyncDir(st.root, d); err != nil {
+			return fmt.Errorf("write %s: %w", st.name, err)
 		}
 	}
 	return nil
+}
+
+// Commit renames the staged file over its target and fsyncs the
+// directories, as WriteFile would have; on failure the target is as it was
+// (or, when only a directory fsync failed, already replaced). A Staged
+// commits or discards once.
+func (st *Staged) Commit() error {
+	if err := st.commit(); err != nil {
+		return st.pathError(err)
+	}
+	return nil
+}
+
+// Discard removes the staged file and leaves the target as it was. It is
+// a no-op once the file is committed or discarded.
+func (st *Staged) Discard() {
+	if st == nil || st.done {
+		return
+	}
+	st.done = true
+	_ = st.root.Remove(st.tmp)
+	st.closeRoot()
+}
+
+func (st *Staged) closeRoot() {
+	if st.ownRoot {
+		_ = st.root.Close()
+	}
+}
+
+// pathError adds the directory of a StagePathFunc write to err, as
+// WritePath's errors give it.
+func (st *Staged) pathError(err error) error {
+	if st.ownRoot {
+		return fmt.Errorf("%s: %w", st.root.Name(), err)
+	}
+	return err
 }
 
 // WritePath is WriteFile for a file outside any managed directory (the
@@ -245,24 +318,41 @@ func WritePathFunc(p string, fill func(*bufio.Writer) error, mode, dirMode os.Fi
 
 // writePath is WritePath of what fill writes to the temporary file.
 func writePath(p string, fill func(*os.File) error, mode, dirMode os.FileMode) error {
+	st, err := stagePath(p, fill, mode, dirMode)
+	if err != nil {
+		return err
+	}
+	return st.Commit()
+}
+
+// StagePathFunc is WritePathFunc up to the rename (see Staged): the caller
+// then commits or discards the file.
+func StagePathFunc(p string, fill func(*bufio.Writer) error, mode, dirMode os.FileMode) (*Staged, error) {
+	return stagePath(p, bufferedFill(fill), mode, dirMode)
+}
+
+// stagePath is WritePath up to the rename.
+func stagePath(p string, fill func(*os.File) error, mode, dirMode os.FileMode) (*Staged, error) {
 	dir := filepath.Dir(p)
 	if err := MkdirAllPath(dir, dirMode); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
+		return nil, fmt.Errorf("write %s: %w", p, err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
+		return nil, fmt.Errorf("write %s: %w", p, err)
 	}
-	defer root.Close()
 	base := filepath.Base(p)
 	// A temporary file already there was left by a writer that was killed:
 	// butler is the only writer, under its lock. Best effort: a leftover is
 	// harmless, and the next write tries again.
 	_ = RemoveStale(root, []string{base})
-	if err := write(root, base, fill, mode, dirMode, true); err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
+	st, err := stage(root, base, fill, mode, dirMode, true)
+	if err != nil {
+		_ = root.Close()
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	return nil
+	st.ownRoot = true
+	return st, nil
 }
 
 // MkdirAllPath creates the directory dir (a path, not under a root: the

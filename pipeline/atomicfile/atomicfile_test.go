@@ -298,6 +298,73 @@ func TestWritePath(t *testing.T) {
 	}
 }
 
+// TestStagePathFunc: a staged file leaves its target as it was until
+// Commit puts it in place, or Discard removes it; each happens once.
+func TestStagePathFunc(t *testing.T) {
+	fill := func(w *bufio.Writer) error {
+		_, err := w.WriteString("new\n")
+		return err
+	}
+	for _, tt := range []struct {
+		name   string
+		commit bool
+		want   string // the target's content after
+	}{
+		{"commit", true, "new\n"},
+		{"discard", false, "old"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "butler.prom")
+			fstest.WriteFile(t, p, "old", 0o644)
+			st, err := StagePathFunc(p, fill, 0o640, 0o755)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, _ := fstest.Read(t, p); data != "old" {
+				t.Fatalf("staged: the target holds %q, want it untouched", data)
+			}
+			if names := fstest.Names(t, dir); len(names) != 2 {
+				t.Fatalf("staged: %v, want the target and one temporary file", names)
+			}
+			if tt.commit {
+				if err := st.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				st.Discard()
+			}
+			if data, mode := fstest.Read(t, p); data != tt.want || (tt.commit && mode != 0o640) {
+				t.Errorf("after: %q mode %v, want %q", data, mode, tt.want)
+			}
+			fstest.NoTemp(t, dir, IsTemp)
+			st.Discard() // a no-op now
+			if err := st.Commit(); err == nil || !strings.Contains(err.Error(), "committed or discarded already") {
+				t.Errorf("a second Commit: %v, want an error", err)
+			}
+			if data, _ := fstest.Read(t, p); data != tt.want {
+				t.Errorf("after a second Commit: %q, want %q", data, tt.want)
+			}
+		})
+	}
+	t.Run("fill fails", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "butler.prom")
+		fstest.WriteFile(t, p, "old", 0o644)
+		st, err := StagePathFunc(p, func(w *bufio.Writer) error {
+			_, _ = w.WriteString("half")
+			return errors.New("refused")
+		}, 0o644, 0o755)
+		if err == nil || st != nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("StagePathFunc = %v, %v; want the fill's error naming the directory", st, err)
+		}
+		if data, _ := fstest.Read(t, p); data != "old" {
+			t.Errorf("the target holds %q", data)
+		}
+		fstest.NoTemp(t, dir, IsTemp)
+	})
+}
+
 // TestWritePathRemovesStaleTemps: the temporary files a killed writer left
 // beside the file go with the next write, and nothing else does.
 func TestWritePathRemovesStaleTemps(t *testing.T) {
