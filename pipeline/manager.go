@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -816,6 +817,9 @@ type templateContext struct {
 	// environment variables are set (a template may fall back to another
 	// name when one is not): all but the values of the environment.
 	base string
+
+	mu     sync.Mutex
+	hashes map[string]string // hash by its names, joined: most files share theirs
 }
 
 func newTemplateContext(m *config.Manager, hostname string, data map[string]any) *templateContext {
@@ -830,6 +834,21 @@ func newTemplateContext(m *config.Manager, hostname string, data map[string]any)
 // hash identifies the context as seen by a template that may use the
 // values of the environment variables names (see render.EnvNames).
 func (c *templateContext) hash(names []string) string {
+	key := strings.Join(names, "\x00")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, ok := c.hashes[key]; ok {
+		return h
+	}
+	if c.hashes == nil {
+		c.hashes = map[string]string{}
+	}
+	c.hashes[key] = c.hashNames(names)
+	return c.hashes[key]
+}
+
+// hashNames is hash, computed.
+func (c *templateContext) hashNames(names []string) string {
 	h := sha256.New()
 	h.Write([]byte(c.base))
 	for _, n := range names {
