@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/butler-sre/butler/commands"
 	"github.com/butler-sre/butler/pipeline"
@@ -22,10 +23,26 @@ var (
 var signals = commands.CatchSignals()
 
 func main() {
+	tuneGC()
 	quietChildren()
 	d := commands.SystemDeps(pipeline.BuildInfo{Version: version, Revision: revision, GoVersion: runtime.Version()})
 	d.Signals = signals
 	os.Exit(commands.Main(context.Background(), os.Args, d))
+}
+
+// gcPercent is the collector's target (GOGC) when the environment sets
+// none. A run allocates several times what it keeps (every response, the
+// state read and written whole): at Go's default of 100, whose smallest
+// target is a heap of 4 MiB, a no-change run of 1,000 files collects seven
+// times in a tenth of a second; at 150, four times, for about a tenth less
+// CPU and a MiB more at the peak (README, Performance).
+const gcPercent = 150
+
+// tuneGC sets gcPercent, unless GOGC says otherwise.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // quietChildren keeps libraries from talking or asking where a cron job has

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -161,4 +162,30 @@ func textfileValue(t *testing.T, path, name string, labels textfile.Labels) (flo
 	}
 	f, _ := textfile.Find(fams, name)
 	return f.Value(labels)
+}
+
+// TestTuneGC: butler sets its collector target unless GOGC is set, which
+// it leaves to the runtime.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tt := range []struct {
+		name string
+		env  string // GOGC, "-" for unset
+		want int
+	}{
+		{"GOGC unset", "-", gcPercent},
+		{"GOGC set", "80", 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOGC", tt.env)
+			if tt.env == "-" {
+				os.Unsetenv("GOGC")
+			}
+			debug.SetGCPercent(100)
+			tuneGC()
+			if got := debug.SetGCPercent(100); got != tt.want {
+				t.Errorf("GC percent %d, want %d", got, tt.want)
+			}
+		})
+	}
 }
