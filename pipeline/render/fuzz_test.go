@@ -152,6 +152,7 @@ func FuzzValidate(f *testing.F) {
 		"&a [*a, *a]", "? [a]\n: 1\n", "a: !!binary AAAA\n", `"\ud800"`, "{\"a\":{\"b\":{}}}",
 		"!!int abc", "a: !!timestamp 2001-12-14\n", "<<: 1\n", "b: &x {k: 1}\n<<: [*x, {j: 2}]\n", "b: &x [1]\nc:\n  <<: *x\n",
 		"a: \"x\nb: y\"\n", "a: |\n x\nb: 1\n", "- a\n- b: 1\n  c: 2\n", "a: 1\nb:\n- 2\nc: 3\n", "a: &x 1\nb: *x\n",
+		"groups:\n  - a: 1\n  - b: |\n      x\n  - c: [1]\n", "a:\n  b:\n    - 1\n    - 2\n  c: 3\n", "outer:\n  a: 1\n  b: 2\n", "s:\n- a\n- b\nt: 1\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -171,7 +172,7 @@ func FuzzValidate(f *testing.F) {
 		}
 		// yml: what segments show valid, the whole is.
 		for _, size := range []int{1, 16} {
-			if validateYAMLSegments(content, size) {
+			if ok, _ := validateYAMLSegments(content, size); ok {
 				if err := validateYAMLWhole(content); err != nil {
 					t.Fatalf("validateYAMLSegments(%q, %d) passes what the whole refuses: %v", content, size, err)
 				}

@@ -43,8 +43,10 @@ func Validate(format string, content []byte) error {
 }
 
 func validateYAML(content []byte) error {
-	if len(content) >= yamlSegmentMin && validateYAMLSegments(content, yamlSegmentSize) {
-		return nil
+	if len(content) >= yamlSegmentMin {
+		if ok, _ := validateYAMLSegments(content, yamlSegmentSize); ok {
+			return nil
+		}
 	}
 	return validateYAMLWhole(content)
 }

@@ -107,7 +107,7 @@ func TestValidateYAMLLargeMapping(t *testing.T) {
 func TestValidateYAMLSegments(t *testing.T) {
 	casefile.Run(t, "testdata/segments.txt", 2, func(t *testing.T, tc casefile.Case) {
 		content, want := []byte(tc.Fields[0]), tc.Fields[1]
-		seg := validateYAMLSegments(content, 1)
+		seg, _ := validateYAMLSegments(content, 1)
 		if seg != (want == "segments") {
 			t.Errorf("validateYAMLSegments = %v, want %v", seg, want == "segments")
 		}
@@ -134,19 +134,25 @@ func TestValidateYAMLSegments(t *testing.T) {
 // segments when it can be, and otherwise gets the whole's answer, with the
 // lines of the whole.
 func TestValidateYAMLLarge(t *testing.T) {
-	// Lines of "kI: vvv...", each 64 bytes or more: five segments or more;
-	// edit changes some of them.
+	// A head, then lines of "kI: vvv..." of 64 bytes or more, each an entry
+	// in the shape's way: five segments or more; edit changes some entries.
 	const lines = (yamlSegmentMin + yamlSegmentSize) / 64
-	doc := func(seq bool, edit map[int]string) []byte {
-		var b bytes.Buffer
+	type shape struct{ head, entry string }
+	var (
+		mapping    = shape{"", "k%d: %s\n"}
+		sequence   = shape{"", "- k%d: %s\n"}
+		rules      = shape{"# rules\ngroups:\n", "  - k%d: %s\n"}
+		indentless = shape{"scrape_configs:\n", "- k%d: %s\n"}
+		nested     = shape{"outer:\n", "  k%d: %s\n"}
+		twoLevels  = shape{"a:\n  b:\n", "    - k%d: %s\n"}
+	)
+	doc := func(sh shape, edit map[int]string) []byte {
+		b := bytes.NewBufferString(sh.head)
 		for i := range lines {
-			switch line, ok := edit[i]; {
-			case ok:
+			if line, ok := edit[i]; ok {
 				b.WriteString(line)
-			case seq:
-				fmt.Fprintf(&b, "- k%d: %s\n", i, strings.Repeat("v", 52))
-			default:
-				fmt.Fprintf(&b, "k%d: %s\n", i, strings.Repeat("v", 54))
+			} else {
+				fmt.Fprintf(b, sh.entry, i, strings.Repeat("v", 54))
 			}
 		}
 		return b.Bytes()
@@ -155,25 +161,38 @@ func TestValidateYAMLLarge(t *testing.T) {
 	cases := []struct {
 		name     string
 		content  []byte
-		segments bool   // shown valid in segments
+		segments bool   // shown valid in segments, none longer than two
 		want     string // Validate's error, "" for none
 	}{
-		{"mapping", doc(false, nil), true, ""},
-		{"sequence", doc(true, nil), true, ""},
-		{"duplicate key across segments", doc(false, map[int]string{last: "k3: again\n"}), false,
+		{"mapping", doc(mapping, nil), true, ""},
+		{"sequence", doc(sequence, nil), true, ""},
+		{"rules: a sequence below one key", doc(rules, nil), true, ""},
+		{"an indentless sequence of one key", doc(indentless, nil), true, ""},
+		{"a mapping below one key", doc(nested, nil), true, ""},
+		{"two levels of one key", doc(twoLevels, nil), true, ""},
+		{"duplicate key across segments", doc(mapping, map[int]string{last: "k3: again\n"}), false,
 			fmt.Sprintf(`line %d: duplicate key "k3" (first at line 4)`, lines)},
-		{"alias across segments", doc(false, map[int]string{2: "k2: &a x\n", last: "end: *a\n"}), false, ""},
-		{"syntax error in the last segment", doc(false, map[int]string{last: "k: [1\n"}), false,
+		{"duplicate key across segments below one key", doc(nested, map[int]string{last: "  k3: again\n"}), false,
+			fmt.Sprintf(`line %d: duplicate key "k3" (first at line 5)`, lines+1)},
+		{"alias across segments", doc(mapping, map[int]string{2: "k2: &a x\n", last: "end: *a\n"}), false, ""},
+		{"alias across segments below one key", doc(rules, map[int]string{2: "  - &a x\n", last: "  - *a\n"}), false, ""},
+		{"syntax error in the last segment", doc(mapping, map[int]string{last: "k: [1\n"}), false,
 			"did not find expected ',' or ']'"},
-		{"second document", doc(false, map[int]string{last: "---\n"}), false, ""},
+		{"syntax error in the last segment below one key", doc(rules, map[int]string{last: " - k: 1\n"}), false,
+			"did not find expected key"},
+		{"second document", doc(mapping, map[int]string{last: "---\n"}), false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if len(tc.content) < 2*yamlSegmentSize {
 				t.Fatalf("content of %d bytes makes one segment", len(tc.content))
 			}
-			if got := validateYAMLSegments(tc.content, yamlSegmentSize); got != tc.segments {
+			got, largest := validateYAMLSegments(tc.content, yamlSegmentSize)
+			if got != tc.segments {
 				t.Errorf("validateYAMLSegments = %v, want %v", got, tc.segments)
+			}
+			if tc.segments && largest > 2*yamlSegmentSize {
+				t.Errorf("a segment of %d bytes, more than two of %d", largest, yamlSegmentSize)
 			}
 			err := Validate("yml", tc.content)
 			switch {
