@@ -135,8 +135,12 @@ func TestValidateYAMLSegments(t *testing.T) {
 // lines of the whole.
 func TestValidateYAMLLarge(t *testing.T) {
 	// A head, then lines of "kI: vvv..." of 64 bytes or more, each an entry
-	// in the shape's way: five segments or more; edit changes some entries.
-	const lines = (yamlSegmentMin + yamlSegmentSize) / 64
+	// in the shape's way: eight segments of size or more; edit changes some
+	// entries. Validate cuts only files of yamlSegmentMin, so the cases are
+	// smaller and cut by validateYAMLSegments with a smaller size, but for
+	// two, given to Validate.
+	const size = 16 << 10
+	const lines = 8 * size / 64
 	type shape struct{ head, entry string }
 	var (
 		mapping    = shape{"", "k%d: %s\n"}
@@ -184,15 +188,40 @@ func TestValidateYAMLLarge(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if len(tc.content) < 2*yamlSegmentSize {
-				t.Fatalf("content of %d bytes makes one segment", len(tc.content))
-			}
-			got, largest := validateYAMLSegments(tc.content, yamlSegmentSize)
+			got, largest := validateYAMLSegments(tc.content, size)
 			if got != tc.segments {
 				t.Errorf("validateYAMLSegments = %v, want %v", got, tc.segments)
 			}
-			if tc.segments && largest > 2*yamlSegmentSize {
-				t.Errorf("a segment of %d bytes, more than two of %d", largest, yamlSegmentSize)
+			if tc.segments && largest > 2*size {
+				t.Errorf("a segment of %d bytes, more than two of %d", largest, size)
+			}
+			err := validateYAMLWhole(tc.content)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("the whole: %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("the whole: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// Validate itself: a file of yamlSegmentMin is cut, and an error in
+	// one gets the whole's words.
+	var big bytes.Buffer
+	for i := 0; big.Len() < yamlSegmentMin+yamlSegmentSize; i++ {
+		fmt.Fprintf(&big, "  - k%d: %s\n", i, strings.Repeat("v", 54))
+	}
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		want    string
+	}{
+		{"Validate cuts a large file", append([]byte("groups:\n"), big.Bytes()...), ""},
+		{"Validate gives the whole's error", append(append([]byte("groups:\n"), big.Bytes()...), "  - k3: [\n"...), "did not find expected node content"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, largest := validateYAMLSegments(tc.content, yamlSegmentSize)
+			if ok != (tc.want == "") || (ok && largest > 2*yamlSegmentSize) {
+				t.Errorf("validateYAMLSegments = %v, longest segment %d", ok, largest)
 			}
 			err := Validate("yml", tc.content)
 			switch {
