@@ -56,7 +56,7 @@ func checkFamilies(fams []Family) ([]Family, error) {
 	sorted := make([]Family, 0, len(fams))
 	for _, f := range fams {
 		switch {
-		case !model.LegacyValidation.IsValidMetricName(f.Name):
+		case !isMetricName(f.Name):
 			return nil, fmt.Errorf("invalid metric name %q", f.Name)
 		case seen[f.Name]:
 			return nil, fmt.Errorf("duplicate metric family %s", f.Name)
