@@ -130,6 +130,22 @@ func compareKeys(a, b Labels) int {
 	})
 }
 
+// Check returns fams as Encode writes them, in new slices (fams is left as
+// it is): the families with series, sorted by name, each with its series
+// sorted by label set and the labels of a series by name. When fams could
+// not be written and read back unchanged it returns why instead, in Encode's
+// words: a metric or label name outside the legacy character set, a label
+// name starting with "__" or given twice in a series, a type other than
+// Gauge or Counter, a family name given twice, or two series of one family
+// with the same label set. Unlike Encode it accepts an empty HELP text,
+// which a file read back may lack.
+func Check(fams []Family) ([]Family, error) {
+	if err := validate(fams); err != nil {
+		return nil, err
+	}
+	return sortedCopy(fams), nil
+}
+
 // sortedCopy returns the families sorted by name, each with its series sorted
 // by label set and their labels by name, without touching the caller's
 // slices. Families without series

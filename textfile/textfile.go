@@ -274,10 +274,11 @@ func ReadFile(path string) ([]Family, error) {
 		}
 		fams = append(fams, fam)
 	}
-	if err := validate(fams); err != nil {
+	sorted, err := Check(fams)
+	if err != nil {
 		return nil, fmt.Errorf("parse metrics %s: %w", path, err)
 	}
-	return sortedCopy(fams), nil
+	return sorted, nil
 }
 
 // fromDTO converts one parsed family. Series without labels get nil Labels.
