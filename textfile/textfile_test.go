@@ -2,7 +2,6 @@ package textfile_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/textfiletest"
 	"github.com/butler-sre/butler/pipeline/golden"
 	"github.com/butler-sre/butler/textfile"
 )
@@ -154,7 +154,7 @@ func TestEncodeValuesExact(t *testing.T) {
 			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			back, err := textfile.ReadFile(path)
+			back, err := textfiletest.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -272,7 +272,7 @@ func TestWriteFileThenReadFile(t *testing.T) {
 			if err := textfile.WriteFile(path, tc.fams); err != nil {
 				t.Fatal(err)
 			}
-			got, err := textfile.ReadFile(path)
+			got, err := textfiletest.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -338,39 +338,6 @@ func TestWriteFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertFile(t, path, "", 0o644)
-	})
-}
-
-func TestReadFileErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		content string
-		wantErr string
-	}{
-		{"malformed", "# TYPE m gauge\nm{a=1} 1\n", "parse metrics"},
-		{"untyped", "m 1\n", "unsupported type UNTYPED"},
-		{"summary", "# TYPE m summary\nm_sum 1\nm_count 1\n", "unsupported type SUMMARY"},
-		{"timestamp", "# TYPE m gauge\nm 1 1763780000000\n", "sample timestamps are not allowed"},
-		{"duplicate series", "# TYPE m gauge\nm{a=\"1\"} 1\nm{a=\"1\"} 2\n", `duplicate series {a="1"}`},
-		{"reserved label", "# TYPE m gauge\nm{__x=\"1\"} 1\n", `reserved label name "__x"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "x.prom")
-			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := textfile.ReadFile(path)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
-				t.Errorf("ReadFile error = %v, want one naming the file and containing %q", err, tt.wantErr)
-			}
-		})
-	}
-	t.Run("missing file", func(t *testing.T) {
-		_, err := textfile.ReadFile(filepath.Join(t.TempDir(), "none.prom"))
-		if !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("ReadFile error = %v, want os.ErrNotExist", err)
-		}
 	})
 }
 
