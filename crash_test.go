@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butler-sre/butler/internal/textfiletest"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -391,7 +392,7 @@ func (e *crashEnv) checkWhole(when string) (left crashLeft) {
 	}
 	// The textfile is never half-written; its temporaries never end in .prom.
 	if _, err := os.Stat(e.textfile); err == nil {
-		if _, err := textfile.ReadFile(e.textfile); err != nil {
+		if _, err := textfiletest.ReadFile(e.textfile); err != nil {
 			t.Errorf("%s: textfile: %v", when, err)
 		}
 	}

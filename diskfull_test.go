@@ -21,7 +21,7 @@ import (
 	"testing"
 
 	"github.com/butler-sre/butler/internal/nettest"
-	"github.com/butler-sre/butler/textfile"
+	"github.com/butler-sre/butler/internal/textfiletest"
 )
 
 // diskManager is the manager's name; diskFiles its files.
@@ -151,7 +151,7 @@ func (e *diskEnv) checkReadable(when string) {
 	if err != nil || !json.Valid(data) {
 		e.t.Errorf("%s: state.json is not readable JSON (%v):\n%s", when, err, data)
 	}
-	if _, err := textfile.ReadFile(e.textfile); err != nil {
+	if _, err := textfiletest.ReadFile(e.textfile); err != nil {
 		e.t.Errorf("%s: textfile: %v", when, err)
 	}
 }

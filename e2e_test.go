@@ -37,7 +37,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/butler-sre/butler/internal/nettest"
-	"github.com/butler-sre/butler/textfile"
+	"github.com/butler-sre/butler/internal/textfiletest"
 )
 
 const (
@@ -616,7 +616,7 @@ func (b *e2eButler) checkTextfile(t *testing.T) {
 // metrics returns the textfile's series by their key (see e2eKey).
 func (b *e2eButler) metrics(t *testing.T) map[string]float64 {
 	t.Helper()
-	fams, err := textfile.ReadFile(b.textfile)
+	fams, err := textfiletest.ReadFile(b.textfile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/butler-sre/butler/internal/envtest"
+	"github.com/butler-sre/butler/internal/textfiletest"
 	"github.com/butler-sre/butler/textfile"
 )
 
@@ -156,7 +157,7 @@ func TestMakeInstall(t *testing.T) {
 // the test.
 func textfileValue(t *testing.T, path, name string, labels textfile.Labels) (float64, bool) {
 	t.Helper()
-	fams, err := textfile.ReadFile(path)
+	fams, err := textfiletest.ReadFile(path)
 	if err != nil {
 		t.Fatalf("textfile %s: %v", path, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/butler-sre/butler/internal/nettest"
+	"github.com/butler-sre/butler/internal/textfiletest"
 	"github.com/butler-sre/butler/pipeline"
 	"github.com/butler-sre/butler/pipeline/health"
 	"github.com/butler-sre/butler/pipeline/minisigntest"
@@ -191,7 +192,7 @@ func TestSyncConfigErrorWritesMetrics(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d, want 2", code)
 	}
-	fams, err := textfile.ReadFile(e.textfile)
+	fams, err := textfiletest.ReadFile(e.textfile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestSyncConfigErrorWritesMetrics(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d, want 2", code)
 	}
-	if _, err := textfile.ReadFile(other); err != nil {
+	if _, err := textfiletest.ReadFile(other); err != nil {
 		t.Errorf("no metrics for an unreadable configuration: %v", err)
 	}
 }
@@ -280,7 +281,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 	if code := Main(context.Background(), []string{"butler", "sync"}, d); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if _, err := textfile.ReadFile(filepath.Join(e.dir, "from-env.prom")); err != nil {
+	if _, err := textfiletest.ReadFile(filepath.Join(e.dir, "from-env.prom")); err != nil {
 		t.Errorf("BUTLER_TEXTFILE not used: %v", err)
 	}
 }
@@ -397,7 +398,7 @@ source = "%s/app.yml"
 	}
 	fetchMetric := func() float64 {
 		t.Helper()
-		fams, err := textfile.ReadFile(prom)
+		fams, err := textfiletest.ReadFile(prom)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -511,7 +512,7 @@ func TestRemoteConfigSigned(t *testing.T) {
 	sync := func() (int, string, float64) {
 		t.Helper()
 		code, _, stderr := runButlerWith(t, withRealClock, "--config", srv.URL+"/butler.toml", "--config-key", key.Pub, "--state-dir", stateDir, "sync")
-		fams, err := textfile.ReadFile(prom)
+		fams, err := textfiletest.ReadFile(prom)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/nettest"
+	"github.com/butler-sre/butler/internal/textfiletest"
 	"github.com/butler-sre/butler/pipeline/config"
 	"github.com/butler-sre/butler/textfile"
 )
@@ -279,7 +280,7 @@ func (e *runEnv) read(path string) string {
 
 func (e *runEnv) metrics() []textfile.Family {
 	e.t.Helper()
-	fams, err := textfile.ReadFile(e.textfile)
+	fams, err := textfiletest.ReadFile(e.textfile)
 	if err != nil {
 		e.t.Fatalf("textfile: %v", err)
 	}

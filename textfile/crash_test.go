@@ -1,10 +1,11 @@
-package textfile
+package textfile_test
 
 import (
 	"path/filepath"
 	"testing"
 
 	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/textfile"
 )
 
 // TestWriteFileRemovesStaleTemps checks that WriteFile clears the temporary
@@ -12,7 +13,7 @@ import (
 // names are temporaries, and what is swept, is atomicfile's (its tests of
 // IsTemp and RemoveStale); this shows that WriteFile sweeps.
 func TestWriteFileRemovesStaleTemps(t *testing.T) {
-	fams := []Family{{Name: "butler_run_success", Help: "h", Type: Gauge, Series: []Series{{Value: 1}}}}
+	fams := []textfile.Family{{Name: "butler_run_success", Help: "h", Type: textfile.Gauge, Series: []textfile.Series{{Value: 1}}}}
 	tests := []struct {
 		name    string
 		entry   string
@@ -27,7 +28,7 @@ func TestWriteFileRemovesStaleTemps(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, tc.entry)
 			fstest.WriteFile(t, p, "left behind", 0o644)
-			if err := WriteFile(filepath.Join(dir, "butler.prom"), fams); err != nil {
+			if err := textfile.WriteFile(filepath.Join(dir, "butler.prom"), fams); err != nil {
 				t.Fatal(err)
 			}
 			if exists := fstest.Exists(t, p); exists == tc.removed {

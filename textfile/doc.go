@@ -1,5 +1,5 @@
-// Package textfile is the metrics model of butler and the atomic writer and
-// reader of node_exporter textfile-collector files (".prom").
+// Package textfile is the metrics model of butler and the atomic writer of
+// node_exporter textfile-collector files (".prom").
 //
 // A file is written in full each time through package atomicfile, butler's one
 // write sequence: temporary name not ending in ".prom" in the same directory,
@@ -10,5 +10,7 @@
 // node_exporter never drops the file and diffs between runs stay readable.
 //
 // The package knows nothing of where the values come from: it takes a slice
-// of Family and writes a file.
+// of Family and writes a file. It does not read one: tests read a file back
+// with the reference parser, through internal/textfiletest, which the binary
+// does not link.
 package textfile

@@ -1,35 +1,41 @@
-package textfile
+package textfile_test
 
 import (
 	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/butler-sre/butler/textfile"
 )
 
-// expfmtText is what the reference encoder writes for fams, as Encode sorts
-// them: the oracle Encode's own writer is held to.
-func expfmtText(t *testing.T, fams []Family) string {
+// expfmtText is what the reference encoder writes for fams, in the order
+// textfile.Check puts them (families, series, the labels of a series): the
+// oracle Encode's own writer is held to.
+func expfmtText(t *testing.T, fams []textfile.Family) string {
 	t.Helper()
+	sorted, err := textfile.Check(fams)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
-	for _, f := range sortedCopy(fams) {
+	for _, f := range sorted {
 		mf := &dto.MetricFamily{Name: proto.String(f.Name), Help: proto.String(f.Help)}
 		mf.Type = dto.MetricType_GAUGE.Enum()
-		if f.Type == Counter {
+		if f.Type == textfile.Counter {
 			mf.Type = dto.MetricType_COUNTER.Enum()
 		}
 		for _, s := range f.Series {
 			m := &dto.Metric{}
-			for _, l := range slices.SortedFunc(slices.Values(s.Labels), compareNames) {
+			for _, l := range s.Labels {
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
 			}
-			if f.Type == Counter {
+			if f.Type == textfile.Counter {
 				m.Counter = &dto.Counter{Value: proto.Float64(s.Value)}
 			} else {
 				m.Gauge = &dto.Gauge{Value: proto.Float64(s.Value)}
@@ -47,7 +53,7 @@ func expfmtText(t *testing.T, fams []Family) string {
 // on the golden cases and on random families with escapes, empty label
 // values, special and extreme floats.
 func TestEncodeMatchesExpfmt(t *testing.T) {
-	cases := map[string][]Family{}
+	cases := map[string][]textfile.Family{}
 	for _, gc := range goldenCases() {
 		cases[gc.name] = gc.fams
 	}
@@ -55,15 +61,15 @@ func TestEncodeMatchesExpfmt(t *testing.T) {
 	values := []float64{0, 1, -1, 0.5, 1e-300, 1.7976931348623157e308, math.Inf(1), math.Inf(-1), math.NaN(), 1763780000.123, 42}
 	texts := []string{"a", "", "with \"quotes\"", "back\\slash", "line\nfeed", "ünïcode", "x{y}=z,"}
 	for n := range 30 {
-		var fams []Family
+		var fams []textfile.Family
 		for fi := range 1 + rng.IntN(4) {
-			f := Family{Name: fmt.Sprintf("m_%d_%d", n, fi), Help: texts[rng.IntN(len(texts))] + "h", Type: Type(1 + rng.IntN(2))}
+			f := textfile.Family{Name: fmt.Sprintf("m_%d_%d", n, fi), Help: texts[rng.IntN(len(texts))] + "h", Type: textfile.Type(1 + rng.IntN(2))}
 			for si := range rng.IntN(6) {
-				l := L("i", fmt.Sprint(si))
+				l := textfile.L("i", fmt.Sprint(si))
 				if rng.IntN(2) == 0 {
-					l = append(l, Label{"text", texts[rng.IntN(len(texts))]})
+					l = append(l, textfile.Label{Name: "text", Value: texts[rng.IntN(len(texts))]})
 				}
-				f.Series = append(f.Series, Series{Labels: l, Value: values[rng.IntN(len(values))]})
+				f.Series = append(f.Series, textfile.Series{Labels: l, Value: values[rng.IntN(len(values))]})
 			}
 			fams = append(fams, f)
 		}
@@ -72,7 +78,7 @@ func TestEncodeMatchesExpfmt(t *testing.T) {
 	for name, fams := range cases {
 		t.Run(name, func(t *testing.T) {
 			var got bytes.Buffer
-			if err := Encode(&got, fams); err != nil {
+			if err := textfile.Encode(&got, fams); err != nil {
 				t.Fatal(err)
 			}
 			if want := expfmtText(t, fams); got.String() != want {
@@ -85,11 +91,11 @@ func TestEncodeMatchesExpfmt(t *testing.T) {
 // BenchmarkEncode8000 encodes 8,000 series in 10 families, as a run of 1,000
 // files writes them.
 func BenchmarkEncode8000(b *testing.B) {
-	var fams []Family
+	var fams []textfile.Family
 	for fi := range 10 {
-		f := Family{Name: fmt.Sprintf("butler_metric_%d", fi), Help: "help", Type: Gauge}
+		f := textfile.Family{Name: fmt.Sprintf("butler_metric_%d", fi), Help: "help", Type: textfile.Gauge}
 		for si := range 800 {
-			f.Series = append(f.Series, Series{Labels: L("manager", "m", "file", fmt.Sprintf("f%d.yml", si)), Value: 1763780000.5})
+			f.Series = append(f.Series, textfile.Series{Labels: textfile.L("manager", "m", "file", fmt.Sprintf("f%d.yml", si)), Value: 1763780000.5})
 		}
 		fams = append(fams, f)
 	}
@@ -97,7 +103,7 @@ func BenchmarkEncode8000(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf.Reset()
-		if err := Encode(&buf, fams); err != nil {
+		if err := textfile.Encode(&buf, fams); err != nil {
 			b.Fatal(err)
 		}
 	}

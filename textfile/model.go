@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-
-	"github.com/prometheus/common/model"
 )
 
 // Type is the Prometheus type of a metric family. Only the two types butler
@@ -132,6 +130,22 @@ func compareKeys(a, b Labels) int {
 	})
 }
 
+// Check returns fams as Encode writes them, in new slices (fams is left as
+// it is): the families with series, sorted by name, each with its series
+// sorted by label set and the labels of a series by name. When fams could
+// not be written and read back unchanged it returns why instead, in Encode's
+// words: a metric or label name outside the legacy character set, a label
+// name starting with "__" or given twice in a series, a type other than
+// Gauge or Counter, a family name given twice, or two series of one family
+// with the same label set. Unlike Encode it accepts an empty HELP text,
+// which a file read back may lack.
+func Check(fams []Family) ([]Family, error) {
+	if err := validate(fams); err != nil {
+		return nil, err
+	}
+	return sortedCopy(fams), nil
+}
+
 // sortedCopy returns the families sorted by name, each with its series sorted
 // by label set and their labels by name, without touching the caller's
 // slices. Families without series
@@ -169,7 +183,7 @@ func sortedCopy(fams []Family) []Family {
 func validate(fams []Family) error {
 	seen := make(map[string]bool, len(fams))
 	for _, f := range fams {
-		if !model.LegacyValidation.IsValidMetricName(f.Name) {
+		if !isMetricName(f.Name) {
 			return fmt.Errorf("invalid metric name %q", f.Name)
 		}
 		if seen[f.Name] {
@@ -214,13 +228,41 @@ func validateLabels(labels Labels) error {
 
 // validateLabelName accepts legacy label names not reserved by Prometheus.
 func validateLabelName(name string) error {
-	if !model.LegacyValidation.IsValidLabelName(name) {
+	if !isLabelName(name) {
 		return fmt.Errorf("invalid label name %q", name)
 	}
 	if len(name) >= 2 && name[:2] == "__" {
 		return fmt.Errorf("reserved label name %q", name)
 	}
 	return nil
+}
+
+// isMetricName reports whether name is a metric name of the legacy character
+// set, [a-zA-Z_:][a-zA-Z0-9_:]*, which every scraper reads unquoted.
+func isMetricName(name string) bool { return isLegacyName(name, true) }
+
+// isLabelName reports whether name is a label name of the legacy character
+// set, [a-zA-Z_][a-zA-Z0-9_]*: a metric name's, without the colon.
+func isLabelName(name string) bool { return isLegacyName(name, false) }
+
+// isLegacyName reports whether name is not empty and made of ASCII letters,
+// underscores, digits after the first byte, and colons when colon is true.
+// Any byte of a multi-byte UTF-8 sequence, or of none, is refused.
+func isLegacyName(name string, colon bool) bool {
+	if name == "" {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
+		case c == ':' && colon:
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // formatKey renders a series key for error messages, e.g. {a="x",b="y"}.

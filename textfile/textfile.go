@@ -7,14 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/butler-sre/butler/pipeline/atomicfile"
 )
@@ -56,7 +51,7 @@ func checkFamilies(fams []Family) ([]Family, error) {
 	sorted := make([]Family, 0, len(fams))
 	for _, f := range fams {
 		switch {
-		case !model.LegacyValidation.IsValidMetricName(f.Name):
+		case !isMetricName(f.Name):
 			return nil, fmt.Errorf("invalid metric name %q", f.Name)
 		case seen[f.Name]:
 			return nil, fmt.Errorf("duplicate metric family %s", f.Name)
@@ -249,60 +244,4 @@ func Stage(path string, fams []Family) (*atomicfile.Staged, error) {
 		return nil, fmt.Errorf("write metrics: %w", err)
 	}
 	return st, nil
-}
-
-// ReadFile parses a textfile back into families, sorted as Encode sorts them.
-// It fails on anything Encode would refuse to write (see Encode; an empty
-// HELP text is accepted), on types other than gauge and counter, and on
-// sample timestamps.
-func ReadFile(path string) ([]Family, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		return nil, fmt.Errorf("parse metrics %s: %w", path, err)
-	}
-	fams := make([]Family, 0, len(mfs))
-	for _, mf := range mfs {
-		fam, err := fromDTO(mf)
-		if err != nil {
-			return nil, fmt.Errorf("parse metrics %s: %w", path, err)
-		}
-		fams = append(fams, fam)
-	}
-	if err := validate(fams); err != nil {
-		return nil, fmt.Errorf("parse metrics %s: %w", path, err)
-	}
-	return sortedCopy(fams), nil
-}
-
-// fromDTO converts one parsed family. Series without labels get nil Labels.
-func fromDTO(mf *dto.MetricFamily) (Family, error) {
-	fam := Family{Name: mf.GetName(), Help: mf.GetHelp()}
-	switch mf.GetType() {
-	case dto.MetricType_GAUGE:
-		fam.Type = Gauge
-	case dto.MetricType_COUNTER:
-		fam.Type = Counter
-	default:
-		return Family{}, fmt.Errorf("metric %s: unsupported type %s", fam.Name, mf.GetType())
-	}
-	for _, m := range mf.GetMetric() {
-		if m.TimestampMs != nil {
-			return Family{}, fmt.Errorf("metric %s: sample timestamps are not allowed", fam.Name)
-		}
-		s := Series{Value: m.GetGauge().GetValue()}
-		if fam.Type == Counter {
-			s.Value = m.GetCounter().GetValue()
-		}
-		for _, lp := range m.GetLabel() {
-			s.Labels = append(s.Labels, Label{lp.GetName(), lp.GetValue()})
-		}
-		fam.Series = append(fam.Series, s)
-	}
-	return fam, nil
 }

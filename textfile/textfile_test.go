@@ -1,8 +1,7 @@
-package textfile
+package textfile_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -16,7 +15,9 @@ import (
 
 	"github.com/butler-sre/butler/internal/envtest"
 	"github.com/butler-sre/butler/internal/fstest"
+	"github.com/butler-sre/butler/internal/textfiletest"
 	"github.com/butler-sre/butler/pipeline/golden"
+	"github.com/butler-sre/butler/textfile"
 )
 
 // goldenDir holds the expected output of each golden case.
@@ -25,69 +26,69 @@ var goldenDir = filepath.Join("..", "testdata", "textfile")
 // goldenCase is an input built in Go and the name of its expected output file.
 type goldenCase struct {
 	name string
-	fams []Family
+	fams []textfile.Family
 }
 
 func goldenCases() []goldenCase {
 	return []goldenCase{
-		{"ordering", []Family{
-			{Name: "butler_write", Help: "1 when the last write succeeded.", Type: Gauge, Series: []Series{
-				{Labels: L("manager", "prometheus", "file", "rules/b.yml"), Value: 1},
-				{Labels: L("manager", "alertmanager", "file", "alertmanager.yml"), Value: 0},
-				{Labels: L("file", "rules/a.yml", "manager", "prometheus"), Value: 1},
-				{Labels: L("manager", "prometheus", "file", "prometheus.yml"), Value: 1},
+		{"ordering", []textfile.Family{
+			{Name: "butler_write", Help: "1 when the last write succeeded.", Type: textfile.Gauge, Series: []textfile.Series{
+				{Labels: textfile.L("manager", "prometheus", "file", "rules/b.yml"), Value: 1},
+				{Labels: textfile.L("manager", "alertmanager", "file", "alertmanager.yml"), Value: 0},
+				{Labels: textfile.L("file", "rules/a.yml", "manager", "prometheus"), Value: 1},
+				{Labels: textfile.L("manager", "prometheus", "file", "prometheus.yml"), Value: 1},
 			}},
-			{Name: "butler_run_success", Help: "1 when this run exited 0.", Type: Gauge, Series: []Series{
+			{Name: "butler_run_success", Help: "1 when this run exited 0.", Type: textfile.Gauge, Series: []textfile.Series{
 				{Value: 1},
 			}},
-			{Name: "butler_cfg_render", Help: "1 when the rendered content is valid for its method.", Type: Gauge, Series: []Series{
-				{Labels: L("method", "yml", "manager", "prometheus", "file", "prometheus.yml"), Value: 1},
-				{Labels: L("method", "json", "manager", "grafana", "file", "dash.json"), Value: 0},
+			{Name: "butler_cfg_render", Help: "1 when the rendered content is valid for its method.", Type: textfile.Gauge, Series: []textfile.Series{
+				{Labels: textfile.L("method", "yml", "manager", "prometheus", "file", "prometheus.yml"), Value: 1},
+				{Labels: textfile.L("method", "json", "manager", "grafana", "file", "dash.json"), Value: 0},
 			}},
-			{Name: "butler_manager_success", Help: "1 when the manager is in step after this run.", Type: Gauge, Series: []Series{
-				{Labels: L("manager", "prometheus"), Value: 1},
-				{Labels: L("manager", "alertmanager"), Value: 0},
-				{Labels: L("manager", "Zed"), Value: 1},
-			}},
-		}},
-		{"counters_and_gauges", []Family{
-			{Name: "butler_remote_fetches_total", Help: "Fetches attempted.", Type: Counter, Series: []Series{
-				{Labels: L("manager", "prometheus", "file", "prometheus.yml"), Value: 1234},
-				{Labels: L("manager", "prometheus", "file", "rules.yml"), Value: 0},
-			}},
-			{Name: "butler_reload_failures_total", Help: "Reloads that failed.", Type: Counter, Series: []Series{
-				{Labels: L("manager", "prometheus"), Value: 3},
-			}},
-			{Name: "butler_remote_status", Help: "Response code of the last fetch.", Type: Gauge, Series: []Series{
-				{Labels: L("manager", "prometheus", "file", "prometheus.yml"), Value: 200},
-				{Labels: L("manager", "prometheus", "file", "rules.yml"), Value: 404},
-			}},
-			{Name: "butler_build_info", Help: "Build information; always 1.", Type: Gauge, Series: []Series{
-				{Labels: L("version", "1.0.0", "revision", "", "goversion", "go1.26.8"), Value: 1},
+			{Name: "butler_manager_success", Help: "1 when the manager is in step after this run.", Type: textfile.Gauge, Series: []textfile.Series{
+				{Labels: textfile.L("manager", "prometheus"), Value: 1},
+				{Labels: textfile.L("manager", "alertmanager"), Value: 0},
+				{Labels: textfile.L("manager", "Zed"), Value: 1},
 			}},
 		}},
-		{"escaping", []Family{
-			{Name: "butler_write", Help: "Help with a backslash \\ and a\nnewline.", Type: Gauge, Series: []Series{
-				{Labels: L("manager", "m", "file", `say "hi".yml`), Value: 1},
-				{Labels: L("manager", "m", "file", `C:\conf\x.yml`), Value: 1},
-				{Labels: L("manager", "m", "file", "two\nlines.yml"), Value: 0},
-				{Labels: L("manager", "m", "file", "ünïcode {x=1}, #.yml"), Value: 1},
+		{"counters_and_gauges", []textfile.Family{
+			{Name: "butler_remote_fetches_total", Help: "Fetches attempted.", Type: textfile.Counter, Series: []textfile.Series{
+				{Labels: textfile.L("manager", "prometheus", "file", "prometheus.yml"), Value: 1234},
+				{Labels: textfile.L("manager", "prometheus", "file", "rules.yml"), Value: 0},
+			}},
+			{Name: "butler_reload_failures_total", Help: "Reloads that failed.", Type: textfile.Counter, Series: []textfile.Series{
+				{Labels: textfile.L("manager", "prometheus"), Value: 3},
+			}},
+			{Name: "butler_remote_status", Help: "Response code of the last fetch.", Type: textfile.Gauge, Series: []textfile.Series{
+				{Labels: textfile.L("manager", "prometheus", "file", "prometheus.yml"), Value: 200},
+				{Labels: textfile.L("manager", "prometheus", "file", "rules.yml"), Value: 404},
+			}},
+			{Name: "butler_build_info", Help: "Build information; always 1.", Type: textfile.Gauge, Series: []textfile.Series{
+				{Labels: textfile.L("version", "1.0.0", "revision", "", "goversion", "go1.26.8"), Value: 1},
 			}},
 		}},
-		{"empty_family", []Family{
-			{Name: "butler_lkg", Help: "Unix time the last-known-good copy was stored.", Type: Gauge},
-			{Name: "butler_reloads_total", Help: "Reloads attempted.", Type: Counter, Series: []Series{}},
-			{Name: "butler_run_success", Help: "1 when this run exited 0.", Type: Gauge, Series: []Series{{Value: 0}}},
+		{"escaping", []textfile.Family{
+			{Name: "butler_write", Help: "Help with a backslash \\ and a\nnewline.", Type: textfile.Gauge, Series: []textfile.Series{
+				{Labels: textfile.L("manager", "m", "file", `say "hi".yml`), Value: 1},
+				{Labels: textfile.L("manager", "m", "file", `C:\conf\x.yml`), Value: 1},
+				{Labels: textfile.L("manager", "m", "file", "two\nlines.yml"), Value: 0},
+				{Labels: textfile.L("manager", "m", "file", "ünïcode {x=1}, #.yml"), Value: 1},
+			}},
 		}},
-		{"large_values", []Family{
-			{Name: "butler_remote_time", Help: "Unix time of the last successful fetch.", Type: Gauge, Series: []Series{
-				{Labels: L("manager", "a"), Value: 1763780000},
-				{Labels: L("manager", "b"), Value: 1763780123},
-				{Labels: L("manager", "c"), Value: 1763780123.456789},
-				{Labels: L("manager", "d"), Value: 1 << 53},
-				{Labels: L("manager", "e"), Value: 0.1},
-				{Labels: L("manager", "f"), Value: -1.5e-9},
-				{Labels: L("manager", "g"), Value: math.MaxFloat64},
+		{"empty_family", []textfile.Family{
+			{Name: "butler_lkg", Help: "Unix time the last-known-good copy was stored.", Type: textfile.Gauge},
+			{Name: "butler_reloads_total", Help: "Reloads attempted.", Type: textfile.Counter, Series: []textfile.Series{}},
+			{Name: "butler_run_success", Help: "1 when this run exited 0.", Type: textfile.Gauge, Series: []textfile.Series{{Value: 0}}},
+		}},
+		{"large_values", []textfile.Family{
+			{Name: "butler_remote_time", Help: "Unix time of the last successful fetch.", Type: textfile.Gauge, Series: []textfile.Series{
+				{Labels: textfile.L("manager", "a"), Value: 1763780000},
+				{Labels: textfile.L("manager", "b"), Value: 1763780123},
+				{Labels: textfile.L("manager", "c"), Value: 1763780123.456789},
+				{Labels: textfile.L("manager", "d"), Value: 1 << 53},
+				{Labels: textfile.L("manager", "e"), Value: 0.1},
+				{Labels: textfile.L("manager", "f"), Value: -1.5e-9},
+				{Labels: textfile.L("manager", "g"), Value: math.MaxFloat64},
 			}},
 		}},
 	}
@@ -97,7 +98,7 @@ func TestEncodeGolden(t *testing.T) {
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := Encode(&buf, tc.fams); err != nil {
+			if err := textfile.Encode(&buf, tc.fams); err != nil {
 				t.Fatalf("Encode: %v", err)
 			}
 			golden.Assert(t, filepath.Join(goldenDir, tc.name+".prom"), buf.Bytes())
@@ -112,7 +113,7 @@ func TestEncodeGolden(t *testing.T) {
 func TestEncodeDoesNotModifyInput(t *testing.T) {
 	fams := goldenCases()[0].fams
 	before := fmt.Sprint(fams)
-	if err := Encode(&bytes.Buffer{}, fams); err != nil {
+	if err := textfile.Encode(&bytes.Buffer{}, fams); err != nil {
 		t.Fatal(err)
 	}
 	if after := fmt.Sprint(fams); after != before {
@@ -140,9 +141,9 @@ func TestEncodeValuesExact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fams := []Family{{Name: "m", Help: "h", Type: Gauge, Series: []Series{{Value: tt.value}}}}
+			fams := []textfile.Family{{Name: "m", Help: "h", Type: textfile.Gauge, Series: []textfile.Series{{Value: tt.value}}}}
 			var buf bytes.Buffer
-			if err := Encode(&buf, fams); err != nil {
+			if err := textfile.Encode(&buf, fams); err != nil {
 				t.Fatal(err)
 			}
 			wantLine := "\nm " + tt.text + "\n"
@@ -153,7 +154,7 @@ func TestEncodeValuesExact(t *testing.T) {
 			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			back, err := ReadFile(path)
+			back, err := textfiletest.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,53 +169,53 @@ func TestEncodeValuesExact(t *testing.T) {
 // invalidCases are inputs Encode and WriteFile must refuse.
 func invalidCases() []struct {
 	name    string
-	fams    []Family
+	fams    []textfile.Family
 	wantErr string
 } {
-	gauge := func(name string, series ...Series) Family {
-		return Family{Name: name, Help: "h", Type: Gauge, Series: series}
+	gauge := func(name string, series ...textfile.Series) textfile.Family {
+		return textfile.Family{Name: name, Help: "h", Type: textfile.Gauge, Series: series}
 	}
-	one := Series{Value: 1}
-	labelled := func(kv ...string) Series { return Series{Labels: L(kv...), Value: 1} }
+	one := textfile.Series{Value: 1}
+	labelled := func(kv ...string) textfile.Series { return textfile.Series{Labels: textfile.L(kv...), Value: 1} }
 	return []struct {
 		name    string
-		fams    []Family
+		fams    []textfile.Family
 		wantErr string
 	}{
-		{"metric name with dash", []Family{gauge("butler-write", one)}, `invalid metric name "butler-write"`},
-		{"metric name starting with digit", []Family{gauge("1m", one)}, `invalid metric name "1m"`},
-		{"metric name utf-8", []Family{gauge("bütler", one)}, `invalid metric name "bütler"`},
-		{"empty metric name", []Family{gauge("", one)}, `invalid metric name ""`},
-		{"invalid name in empty family", []Family{gauge("a.b")}, `invalid metric name "a.b"`},
-		{"label name with colon", []Family{gauge("m", labelled("a:b", "x"))}, `invalid label name "a:b"`},
-		{"label name with dot", []Family{gauge("m", labelled("a.b", "x"))}, `invalid label name "a.b"`},
-		{"reserved label name", []Family{gauge("m", labelled("__name__", "x"))}, `reserved label name "__name__"`},
-		{"label name twice", []Family{gauge("m", labelled("a", "1", "b", "2", "a", "3"))}, `label "a" given twice`},
-		{"duplicate family", []Family{gauge("m", one), gauge("n", one), gauge("m", labelled("a", "1"))}, "duplicate metric family m"},
-		{"duplicate family one empty", []Family{gauge("m", one), gauge("m")}, "duplicate metric family m"},
-		{"duplicate series no labels", []Family{gauge("m", one, one)}, "metric m: duplicate series {}"},
-		{"duplicate series", []Family{gauge("m", labelled("a", "1", "b", "2"), labelled("a", "2"), labelled("b", "2", "a", "1"))},
+		{"metric name with dash", []textfile.Family{gauge("butler-write", one)}, `invalid metric name "butler-write"`},
+		{"metric name starting with digit", []textfile.Family{gauge("1m", one)}, `invalid metric name "1m"`},
+		{"metric name utf-8", []textfile.Family{gauge("bütler", one)}, `invalid metric name "bütler"`},
+		{"empty metric name", []textfile.Family{gauge("", one)}, `invalid metric name ""`},
+		{"invalid name in empty family", []textfile.Family{gauge("a.b")}, `invalid metric name "a.b"`},
+		{"label name with colon", []textfile.Family{gauge("m", labelled("a:b", "x"))}, `invalid label name "a:b"`},
+		{"label name with dot", []textfile.Family{gauge("m", labelled("a.b", "x"))}, `invalid label name "a.b"`},
+		{"reserved label name", []textfile.Family{gauge("m", labelled("__name__", "x"))}, `reserved label name "__name__"`},
+		{"label name twice", []textfile.Family{gauge("m", labelled("a", "1", "b", "2", "a", "3"))}, `label "a" given twice`},
+		{"duplicate family", []textfile.Family{gauge("m", one), gauge("n", one), gauge("m", labelled("a", "1"))}, "duplicate metric family m"},
+		{"duplicate family one empty", []textfile.Family{gauge("m", one), gauge("m")}, "duplicate metric family m"},
+		{"duplicate series no labels", []textfile.Family{gauge("m", one, one)}, "metric m: duplicate series {}"},
+		{"duplicate series", []textfile.Family{gauge("m", labelled("a", "1", "b", "2"), labelled("a", "2"), labelled("b", "2", "a", "1"))},
 			`metric m: duplicate series {a="1",b="2"}`},
-		{"duplicate series by empty label value", []Family{gauge("m", labelled("a", "1", "b", ""), labelled("a", "1"))},
+		{"duplicate series by empty label value", []textfile.Family{gauge("m", labelled("a", "1", "b", ""), labelled("a", "1"))},
 			`metric m: duplicate series {a="1"}`},
-		{"empty help", []Family{{Name: "m", Type: Gauge, Series: []Series{one}}}, "metric m: empty help text"},
-		{"zero type", []Family{{Name: "m", Help: "h", Series: []Series{one}}}, "metric m: unsupported type Type(0)"},
+		{"empty help", []textfile.Family{{Name: "m", Type: textfile.Gauge, Series: []textfile.Series{one}}}, "metric m: empty help text"},
+		{"zero type", []textfile.Family{{Name: "m", Help: "h", Series: []textfile.Series{one}}}, "metric m: unsupported type Type(0)"},
 	}
 }
 
 // TestEncodeKeepsLabels checks that Encode sorts labels for its output only:
 // series may share one Labels, which it never reorders.
 func TestEncodeKeepsLabels(t *testing.T) {
-	shared := L("manager", "m", "file", "a.yml")
-	fams := []Family{
-		{Name: "x", Help: "h", Type: Gauge, Series: []Series{{Labels: shared, Value: 1}}},
-		{Name: "y", Help: "h", Type: Gauge, Series: []Series{{Labels: shared, Value: 2}}},
+	shared := textfile.L("manager", "m", "file", "a.yml")
+	fams := []textfile.Family{
+		{Name: "x", Help: "h", Type: textfile.Gauge, Series: []textfile.Series{{Labels: shared, Value: 1}}},
+		{Name: "y", Help: "h", Type: textfile.Gauge, Series: []textfile.Series{{Labels: shared, Value: 2}}},
 	}
 	var buf bytes.Buffer
-	if err := Encode(&buf, fams); err != nil {
+	if err := textfile.Encode(&buf, fams); err != nil {
 		t.Fatal(err)
 	}
-	if want := L("manager", "m", "file", "a.yml"); !slices.Equal(shared, want) {
+	if want := textfile.L("manager", "m", "file", "a.yml"); !slices.Equal(shared, want) {
 		t.Errorf("labels after Encode = %v, want %v as given", shared, want)
 	}
 	if !strings.Contains(buf.String(), `x{file="a.yml",manager="m"} 1`) {
@@ -227,8 +228,8 @@ func TestEncodeErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			// A valid family first, so a partial write would show.
-			fams := append([]Family{{Name: "aaa", Help: "h", Type: Gauge, Series: []Series{{Value: 1}}}}, tc.fams...)
-			err := Encode(&buf, fams)
+			fams := append([]textfile.Family{{Name: "aaa", Help: "h", Type: textfile.Gauge, Series: []textfile.Series{{Value: 1}}}}, tc.fams...)
+			err := textfile.Encode(&buf, fams)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Encode error = %v, want one containing %q", err, tc.wantErr)
 			}
@@ -248,7 +249,7 @@ func TestWriteFileErrorsKeepOldFile(t *testing.T) {
 			if err := os.WriteFile(path, old, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			err := WriteFile(path, tc.fams)
+			err := textfile.WriteFile(path, tc.fams)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("WriteFile error = %v, want one naming %s and containing %q", err, path, tc.wantErr)
 			}
@@ -268,14 +269,17 @@ func TestWriteFileThenReadFile(t *testing.T) {
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "butler.prom")
-			if err := WriteFile(path, tc.fams); err != nil {
+			if err := textfile.WriteFile(path, tc.fams); err != nil {
 				t.Fatal(err)
 			}
-			got, err := ReadFile(path)
+			got, err := textfiletest.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := sortedCopy(tc.fams)
+			want, err := textfile.Check(tc.fams)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("read back\n%v\nwant\n%v", got, want)
 			}
@@ -284,7 +288,7 @@ func TestWriteFileThenReadFile(t *testing.T) {
 }
 
 func TestWriteFile(t *testing.T) {
-	fams := []Family{{Name: "butler_run_success", Help: "h", Type: Gauge, Series: []Series{{Value: 1}}}}
+	fams := []textfile.Family{{Name: "butler_run_success", Help: "h", Type: textfile.Gauge, Series: []textfile.Series{{Value: 1}}}}
 	want := "# HELP butler_run_success h\n# TYPE butler_run_success gauge\nbutler_run_success 1\n"
 
 	t.Run("replaces an existing file and leaves nothing else", func(t *testing.T) {
@@ -294,7 +298,7 @@ func TestWriteFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 3 {
-			if err := WriteFile(path, fams); err != nil {
+			if err := textfile.WriteFile(path, fams); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -304,7 +308,7 @@ func TestWriteFile(t *testing.T) {
 	t.Run("creates a missing directory", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a", "b")
 		path := filepath.Join(dir, "butler.prom")
-		if err := WriteFile(path, fams); err != nil {
+		if err := textfile.WriteFile(path, fams); err != nil {
 			t.Fatal(err)
 		}
 		assertFile(t, path, want, 0o644)
@@ -323,76 +327,43 @@ func TestWriteFile(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(path, "keep"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := WriteFile(path, fams); err == nil {
+		if err := textfile.WriteFile(path, fams); err == nil {
 			t.Fatal("WriteFile over a directory succeeded")
 		}
 		assertOnlyFiles(t, dir, "butler.prom")
 	})
 	t.Run("no families gives an empty file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "butler.prom")
-		if err := WriteFile(path, nil); err != nil {
+		if err := textfile.WriteFile(path, nil); err != nil {
 			t.Fatal(err)
 		}
 		assertFile(t, path, "", 0o644)
 	})
 }
 
-func TestReadFileErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		content string
-		wantErr string
-	}{
-		{"malformed", "# TYPE m gauge\nm{a=1} 1\n", "parse metrics"},
-		{"untyped", "m 1\n", "unsupported type UNTYPED"},
-		{"summary", "# TYPE m summary\nm_sum 1\nm_count 1\n", "unsupported type SUMMARY"},
-		{"timestamp", "# TYPE m gauge\nm 1 1763780000000\n", "sample timestamps are not allowed"},
-		{"duplicate series", "# TYPE m gauge\nm{a=\"1\"} 1\nm{a=\"1\"} 2\n", `duplicate series {a="1"}`},
-		{"reserved label", "# TYPE m gauge\nm{__x=\"1\"} 1\n", `reserved label name "__x"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "x.prom")
-			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := ReadFile(path)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
-				t.Errorf("ReadFile error = %v, want one naming the file and containing %q", err, tt.wantErr)
-			}
-		})
-	}
-	t.Run("missing file", func(t *testing.T) {
-		_, err := ReadFile(filepath.Join(t.TempDir(), "none.prom"))
-		if !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("ReadFile error = %v, want os.ErrNotExist", err)
-		}
-	})
-}
-
 func TestFindAndValue(t *testing.T) {
 	fams := goldenCases()[1].fams
-	status, ok := Find(fams, "butler_remote_status")
+	status, ok := textfile.Find(fams, "butler_remote_status")
 	if !ok || status.Name != "butler_remote_status" {
 		t.Fatalf("Find = %v, %v", status.Name, ok)
 	}
-	if _, ok := Find(fams, "butler_nothing"); ok {
+	if _, ok := textfile.Find(fams, "butler_nothing"); ok {
 		t.Error("Find found a family that does not exist")
 	}
-	info, _ := Find(fams, "butler_build_info")
+	info, _ := textfile.Find(fams, "butler_build_info")
 	tests := []struct {
 		name   string
-		fam    Family
-		labels Labels
+		fam    textfile.Family
+		labels textfile.Labels
 		want   float64
 		found  bool
 	}{
-		{"exact labels", status, L("manager", "prometheus", "file", "rules.yml"), 404, true},
-		{"other series", status, L("file", "prometheus.yml", "manager", "prometheus"), 200, true},
-		{"subset of labels", status, L("manager", "prometheus"), 0, false},
-		{"extra label", status, L("manager", "prometheus", "file", "rules.yml", "x", "1"), 0, false},
+		{"exact labels", status, textfile.L("manager", "prometheus", "file", "rules.yml"), 404, true},
+		{"other series", status, textfile.L("file", "prometheus.yml", "manager", "prometheus"), 200, true},
+		{"subset of labels", status, textfile.L("manager", "prometheus"), 0, false},
+		{"extra label", status, textfile.L("manager", "prometheus", "file", "rules.yml", "x", "1"), 0, false},
 		{"no labels", status, nil, 0, false},
-		{"empty value same as absent", info, L("version", "1.0.0", "goversion", "go1.26.8"), 1, true},
+		{"empty value same as absent", info, textfile.L("version", "1.0.0", "goversion", "go1.26.8"), 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -437,27 +408,27 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 func BenchmarkEncode(b *testing.B) {
 	fileFamilies := []string{"butler_remote_status", "butler_remote_time", "butler_cfg_mustache", "butler_cfg_render", "butler_write"}
 	managerFamilies := []string{"butler_reload_status", "butler_reload_time", "butler_lkg", "butler_manager_success"}
-	var fams []Family
+	var fams []textfile.Family
 	for _, name := range fileFamilies {
-		f := Family{Name: name, Help: "h", Type: Gauge}
+		f := textfile.Family{Name: name, Help: "h", Type: textfile.Gauge}
 		for m := range 50 {
 			for i := range 20 {
-				labels := L("manager", fmt.Sprintf("manager%02d", m), "file", fmt.Sprintf("/etc/app/conf.d/file%02d.yml", i))
-				f.Series = append(f.Series, Series{Labels: labels, Value: 1763780000 + float64(i)})
+				labels := textfile.L("manager", fmt.Sprintf("manager%02d", m), "file", fmt.Sprintf("/etc/app/conf.d/file%02d.yml", i))
+				f.Series = append(f.Series, textfile.Series{Labels: labels, Value: 1763780000 + float64(i)})
 			}
 		}
 		fams = append(fams, f)
 	}
 	for _, name := range managerFamilies {
-		f := Family{Name: name, Help: "h", Type: Gauge}
+		f := textfile.Family{Name: name, Help: "h", Type: textfile.Gauge}
 		for m := range 50 {
-			f.Series = append(f.Series, Series{Labels: L("manager", "manager"+strconv.Itoa(m)), Value: 200})
+			f.Series = append(f.Series, textfile.Series{Labels: textfile.L("manager", "manager"+strconv.Itoa(m)), Value: 200})
 		}
 		fams = append(fams, f)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := Encode(&bytes.Buffer{}, fams); err != nil {
+		if err := textfile.Encode(&bytes.Buffer{}, fams); err != nil {
 			b.Fatal(err)
 		}
 	}

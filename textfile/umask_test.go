@@ -1,12 +1,14 @@
 //go:build unix
 
-package textfile
+package textfile_test
 
 import (
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/butler-sre/butler/textfile"
 )
 
 // TestWriteFileModeUnderUmask shows the mode is set explicitly: a restrictive
@@ -14,7 +16,7 @@ import (
 func TestWriteFileModeUnderUmask(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
-	fams := []Family{{Name: "m", Help: "h", Type: Gauge, Series: []Series{{Value: 1}}}}
+	fams := []textfile.Family{{Name: "m", Help: "h", Type: textfile.Gauge, Series: []textfile.Series{{Value: 1}}}}
 	for _, tc := range []struct {
 		name     string
 		existing bool
@@ -26,7 +28,7 @@ func TestWriteFileModeUnderUmask(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := WriteFile(path, fams); err != nil {
+			if err := textfile.WriteFile(path, fams); err != nil {
 				t.Fatal(err)
 			}
 			assertFile(t, path, "# HELP m h\n# TYPE m gauge\nm 1\n", 0o644)
