@@ -247,7 +247,7 @@ func isLabelName(name string) bool { return isLegacyName(name, false) }
 
 // isLegacyName reports whether name is not empty and made of ASCII letters,
 // underscores, digits after the first byte, and colons when colon is true.
-// Any byte of a multi-byte UTF-8 sequence, or of none, is refused.
+// Every byte outside ASCII is refused.
 func isLegacyName(name string, colon bool) bool {
 	if name == "" {
 		return false
