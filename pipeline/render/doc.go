@@ -12,8 +12,9 @@
 //     without duplicate keys or an alias inside its own anchor, JSON is one
 //     value without duplicate keys, text is UTF-8 without NUL bytes.
 //   - A YAML file of 1 MiB or more whose root is a block mapping or sequence
-//     is parsed in segments of its root's entries, so the library's tree of
-//     the whole file is never in memory; the answer is the one a parse of
-//     the whole gives, and every error comes from a parse of the whole.
+//     is parsed in segments of its root's entries (and of the entries of one
+//     large entry's value, and so on down), so the library's tree of the
+//     whole file is never in memory; the answer is the one a parse of the
+//     whole gives, and every error comes from a parse of the whole.
 //   - Render and Validate are safe for concurrent use and touch no disk.
 package render

@@ -238,27 +238,38 @@ func TestValidateYAMLLarge(t *testing.T) {
 	}
 }
 
-// BenchmarkValidateYAMLLarge validates a mapping of 10 MiB whole and in
-// segments; peak-heap-MiB is the most heap the objects took while it ran
+// BenchmarkValidateYAMLLarge validates 10 MiB of YAML whole and in
+// segments: a mapping of many keys, and a rules file (one key whose value is
+// a sequence); peak-heap-MiB is the most heap the objects took while it ran
 // (sampled), the figure that segments bring down.
 func BenchmarkValidateYAMLLarge(b *testing.B) {
-	var doc bytes.Buffer
-	for i := 0; doc.Len() < 10<<20; i++ {
-		fmt.Fprintf(&doc, "k%d: %s\n", i, strings.Repeat("v", 60))
+	doc := func(head, entry string) []byte {
+		d := bytes.NewBufferString(head)
+		for i := 0; d.Len() < 10<<20; i++ {
+			fmt.Fprintf(d, entry, i, strings.Repeat("v", 60))
+		}
+		return d.Bytes()
 	}
+	// Each document is made in its benchmark: only one is live at a time.
+	mapping := func() []byte { return doc("", "k%d: %s\n") }
+	rules := func() []byte { return doc("groups:\n", "  - name: g%d\n    rules: [{record: r, expr: %s}]\n") }
 	for _, bc := range []struct {
 		name     string
+		doc      func() []byte
 		validate func([]byte) error
 	}{
-		{"whole", validateYAMLWhole},
-		{"segments", validateYAML},
+		{"mapping/whole", mapping, validateYAMLWhole},
+		{"mapping/segments", mapping, validateYAML},
+		{"rules/whole", rules, validateYAMLWhole},
+		{"rules/segments", rules, validateYAML},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(int64(doc.Len()))
+			content := bc.doc()
+			b.SetBytes(int64(len(content)))
 			b.ReportAllocs()
 			peak := heapPeak()
 			for b.Loop() {
-				if err := bc.validate(doc.Bytes()); err != nil {
+				if err := bc.validate(content); err != nil {
 					b.Fatal(err)
 				}
 			}
