@@ -29,7 +29,9 @@ const yamlSegmentSize = 256 << 10
 // The root of the document is a block mapping or a block sequence at column
 // 0, as the first line that is not blank or a comment shows. A segment is the
 // text from one line that starts an entry of the root (yamlEntry: a plain or
-// quoted key, or "- ") to the next such line at least size bytes on. It is
+// quoted key, or "- ") to the first such line at least size bytes on, or to
+// an entry of a mapping larger than two segments, which makes a segment of
+// its own (see below). It is
 // shown valid when it is one document whose root is a block collection of
 // that kind at column 0 that passes every check of validateYAMLKeys. If
 // every segment is, and, for a mapping, no key of a segment repeats a key of
@@ -45,12 +47,11 @@ const yamlSegmentSize = 256 << 10
 // or a directive, or that is not UTF-8 (a NUL byte, a UTF-16 byte order
 // mark), is not cut at all.
 //
-// A single entry of a mapping larger than two segments ("groups:" of a
-// rules file, "scrape_configs:") is cut in turn when its value is a block
-// collection on the lines below it, at some column c (see entry): its
-// entries at column c make segments of their own, each a document whose
-// root is a collection of that kind at column c, by the same reasoning one
-// level down. So is an entry of those, and so on.
+// Such a large entry ("groups:" of a rules file, "scrape_configs:") is cut
+// in turn when its value is a block collection on the lines below it, at
+// some column c (see entry): its entries at column c make segments of their
+// own, each a document whose root is a collection of that kind at column c,
+// by the same reasoning one level down. So is an entry of those, and so on.
 func validateYAMLSegments(content []byte, size int) (ok bool, largest int) {
 	if bytes.IndexByte(content, 0) >= 0 || bytes.HasPrefix(content, []byte{0xfe, 0xff}) || bytes.HasPrefix(content, []byte{0xff, 0xfe}) {
 		return false, 0
@@ -88,14 +89,17 @@ func (s *yamlSegmenter) parse(seg []byte) (*yaml.Node, bool) {
 // for the root), is shown valid in segments. The hashes of a mapping's keys
 // are added to keys: the caller checks that none repeats.
 func (s *yamlSegmenter) collection(content []byte, kind yaml.Kind, indent int, keys *[]uint64) bool {
+	// large reports whether the entry from at to next is one to cut in
+	// turn (see entry) rather than to parse with others.
+	large := func(at, next int) bool { return kind == yaml.MappingNode && next-at > 2*s.size }
 	for start := 0; start < len(content); {
 		// A segment holds at least one entry: the first may start with
-		// comments.
+		// comments. It takes the entries after it while it is shorter
+		// than size, up to a large one, which makes a segment of its own.
 		first := yamlEntryLine(content, kind, indent, start)
-		end := yamlEntryLine(content, kind, indent, max(start+s.size, first+1))
-		seg := content[start:end]
-		if kind == yaml.MappingNode && end-first > 2*s.size && yamlEntryLine(content, kind, indent, first+1) == end {
-			if ok, cut := s.entry(seg, first-start, indent, keys); cut {
+		end := yamlEntryLine(content, kind, indent, first+1)
+		if large(first, end) {
+			if ok, cut := s.entry(content[start:end], first-start, indent, keys); cut {
 				if !ok {
 					return false
 				}
@@ -103,7 +107,14 @@ func (s *yamlSegmenter) collection(content []byte, kind yaml.Kind, indent int, k
 				continue
 			}
 		}
-		root, ok := s.parse(seg)
+		for end < len(content) && end-start < s.size {
+			next := yamlEntryLine(content, kind, indent, end+1)
+			if large(end, next) {
+				break
+			}
+			end = next
+		}
+		root, ok := s.parse(content[start:end])
 		if !ok || !yamlIsBlock(root, kind, indent) {
 			return false
 		}

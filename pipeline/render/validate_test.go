@@ -3,11 +3,15 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/butler-sre/butler/internal/casefile"
 )
@@ -233,6 +237,71 @@ func TestValidateYAMLLarge(t *testing.T) {
 				if whole := validateYAMLWhole(tc.content); err.Error() != whole.Error() {
 					t.Errorf("Validate = %v, not the whole's error %v", err, whole)
 				}
+			}
+		})
+	}
+}
+
+// TestValidateYAMLLargeRealFiles: real configurations of the repository,
+// their list under one key repeated until they are large (as the library
+// writes them back, comments kept), are shown valid in segments of a few
+// entries, none longer than two segments and the longest entry.
+func TestValidateYAMLLargeRealFiles(t *testing.T) {
+	const size = 16 << 10
+	for _, tc := range []struct{ file, key string }{
+		{"../../testdata/example/remote/prometheus.yml", "scrape_configs"},
+		{"../../testdata/example/remote/rules/node.yml", "groups"},
+		{"../../testdata/example/remote/alertmanager.yml", "receivers"},
+		{"../../testdata/e2e/prometheus/prometheus.yml", "scrape_configs"},
+		{"../../testdata/e2e/prometheus/rules/dc.yml", "groups"},
+		{"../../testdata/e2e/prometheus/rules/instance.yml", "groups"},
+		{"../../testdata/e2e/alertmanager/bootstrap.yml", "receivers"},
+		{"../../testdata/demo/store/prometheus/rules/demo.yml", "groups"},
+	} {
+		t.Run(filepath.Base(filepath.Dir(tc.file))+"/"+filepath.Base(tc.file)+"/"+tc.key, func(t *testing.T) {
+			data, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc yaml.Node
+			if err := yaml.Unmarshal(data, &doc); err != nil {
+				t.Fatal(err)
+			}
+			root := doc.Content[0]
+			var list *yaml.Node
+			for i := 0; i+1 < len(root.Content); i += 2 {
+				if root.Content[i].Value == tc.key && root.Content[i+1].Kind == yaml.SequenceNode {
+					list = root.Content[i+1]
+				}
+			}
+			if list == nil || len(list.Content) == 0 {
+				t.Fatalf("no list under %q", tc.key)
+			}
+			items := list.Content
+			var big bytes.Buffer
+			for big.Len() < 8*size { // the list doubled until the file is large
+				list.Content = append(list.Content, list.Content...)
+				big.Reset()
+				enc := yaml.NewEncoder(&big)
+				enc.SetIndent(2)
+				if err := enc.Encode(&doc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := validateYAMLWhole(big.Bytes()); err != nil {
+				t.Fatalf("the whole: %v", err)
+			}
+			longest := 0
+			for _, item := range items {
+				out, err := yaml.Marshal(item)
+				if err != nil {
+					t.Fatal(err)
+				}
+				longest = max(longest, len(out)+len(out)/4) // its lines indented
+			}
+			ok, largest := validateYAMLSegments(big.Bytes(), size)
+			if !ok || largest > 2*size+longest {
+				t.Errorf("validateYAMLSegments = %v, longest segment %d bytes (segments of %d, entries of up to %d)", ok, largest, size, longest)
 			}
 		})
 	}
