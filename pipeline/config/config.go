@@ -326,7 +326,7 @@ func Parse(data []byte, name, baseDir string, lookupEnv func(string) (string, bo
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, name, err)
 	}
 	c := &checker{name: name, baseDir: baseDir}
-	for _, p := range append(checkShapes(md, data), checkInlineExtended(data)...) {
+	for _, p := range slices.Concat(checkShapes(md, data), checkCase(md, data), checkInlineExtended(data)) {
 		c.errorf("%s", p)
 	}
 	undecoded := slices.DeleteFunc(md.Undecoded(), isVars)

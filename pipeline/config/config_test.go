@@ -154,6 +154,16 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown top key", "colour = 1\n" + file(""), []string{`unknown key "colour"`, "line 1"}},
 		{"unknown butler key", "[butler]\nstatedir = \"/x\"\n" + file(""), []string{`unknown key "butler.statedir"`, "line 2"}},
 		{"unknown file key", file("pth = \"x\"\n"), []string{`unknown key "managers.m.files.pth"`, "line 5"}},
+		// The TOML library matches a key in another case to the field: both
+		// spellings given, which one won changed from run to run.
+		{"table in another case", "[Butler]\nstate_dir = \"/x\"\n" + file(""), []string{`unknown key "Butler"`, "line 1", `did you mean "butler"?`}},
+		{"manager key in another case", "[managers.m]\nDest = \"/srv/m\"\n[[managers.m.files]]\nsource = \"https://h/a.yml\"\n",
+			[]string{`unknown key "managers.m.Dest"`, "line 2", `did you mean "dest"?`}},
+		{"key in both cases", "[managers.m]\ndest = \"/srv/m\"\nDEST = \"/srv/n\"\n[[managers.m.files]]\nsource = \"https://h/a.yml\"\n",
+			[]string{`unknown key "managers.m.DEST"`, "line 3"}},
+		{"file key in another case", file("Path = \"x\"\n"), []string{`unknown key "managers.m.files.Path"`, "line 5", `did you mean "path"?`}},
+		{"reload key in another case", file("[managers.m.reload]\nURL = \"http://h/-/reload\"\n"),
+			[]string{`unknown key "managers.m.reload.URL"`, "line 6", `did you mean "url"?`}},
 		{"unknown reload key", file("[managers.m.reload]\nurl = \"http://h/\"\nexpected = [200]\n"), []string{"managers.m.reload.expected", "line 7"}},
 		{"wrong type", "[butler]\nconcurrency = \"many\"\n" + file(""), []string{"concurrency"}},
 		{"unset env var", file("headers = { A = \"${NOPE}\" }\n"), []string{"NOPE is not set", "headers.A"}},
@@ -415,4 +425,18 @@ func TestFileFormat(t *testing.T) {
 			t.Errorf("format = %q, want %q", f.Format, want)
 		}
 	})
+}
+
+// TestConfigNamesAnyCase: the case rule is for butler's keys alone: a
+// manager's name and the keys of vars are the user's, in any case.
+func TestConfigNamesAnyCase(t *testing.T) {
+	text := "[vars]\nRegion = \"eu\"\n[managers.Prom]\ndest = \"/srv/p\"\n[managers.Prom.vars]\nDC = \"ams1\"\n" +
+		"[[managers.Prom.files]]\nsource = \"https://h/a.yml\"\n"
+	cfg, err := Parse([]byte(text), "butler.toml", t.TempDir(), envtest.Lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Manager("Prom"); m == nil || m.Vars["Region"] != "eu" || m.Vars["DC"] != "ams1" {
+		t.Errorf("manager Prom: %+v", m)
+	}
 }

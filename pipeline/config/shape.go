@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -128,6 +129,62 @@ func checkShapes(md toml.MetaData, data []byte) []string {
 			keyLine(data, key), key.String(), want, example, tomlType(got)))
 	}
 	return problems
+}
+
+// checkCase refuses a key that names one of butler's only when case is
+// ignored ("[Butler]", "Dest"): the TOML library decodes it into the field
+// all the same, and when both spellings are given, which one wins changes
+// from run to run. TOML keys are case-sensitive, and butler's are lower
+// case. Each such key is reported once, at its first line.
+func checkCase(md toml.MetaData, data []byte) []string {
+	var problems []string
+	seen := map[string]bool{}
+	for _, key := range md.Keys() {
+		at, want, ok := caseMismatch(key)
+		if !ok {
+			continue
+		}
+		bad := key[:at+1]
+		if name := bad.String(); !seen[name] {
+			seen[name] = true
+			problems = append(problems, fmt.Sprintf("line %d: unknown key %q: keys are case-sensitive, did you mean %q?",
+				keyLine(data, bad), name, want))
+		}
+	}
+	return problems
+}
+
+// caseMismatch returns the index of the first part of key that names a
+// field of rawConfig only when case is ignored, and that field's key.
+func caseMismatch(key toml.Key) (at int, want string, ok bool) {
+	t := reflect.TypeFor[rawConfig]()
+	for i, part := range key {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			fields := tomlFields(t)
+			if ft, found := fields[part]; found {
+				t = ft
+				continue
+			}
+			for _, name := range slices.Sorted(maps.Keys(fields)) {
+				if strings.EqualFold(name, part) {
+					return i, name, true
+				}
+			}
+			return 0, "", false // unknown in any case: reported as such
+		case reflect.Map:
+			if t.Elem().Kind() == reflect.Interface {
+				return 0, "", false // vars: any key
+			}
+			t = t.Elem() // a name: managers.NAME
+		default:
+			return 0, "", false
+		}
+	}
+	return 0, "", false
 }
 
 // expectedType is the Go type the key decodes into, walking rawConfig along
