@@ -2,279 +2,57 @@ package commands
 
 import (
 	"context"
-	"fmt"
-	"regexp"
+	_ "embed"
+	"io"
 	"strings"
 
-	"github.com/cpuguy83/go-md2man/v2/md2man"
-	docs "github.com/urfave/cli-docs/v3"
 	"github.com/urfave/cli/v3"
-
-	"github.com/butler-sre/butler/pipeline/config"
 )
 
-// manCommand is the hidden `butler man`: it prints the butler(1) page, made
-// from the same command definitions as --help so that the two never drift
-// apart. make man and make deb run it.
+// manPageRoff and manPageMarkdown are the butler(1) page, as roff and as the
+// markdown it is rendered from, with manVersion where the version goes: the
+// files help/butler.1 and help/butler.1.md, beside the help texts. They are
+// made from the same command definitions as --help, by TestManPage, which
+// fails when the definitions no longer make them, so the page and --help
+// never drift apart. The generator (urfave/cli-docs, go-md2man and its
+// markdown library) lives in the tests: linked into the binary, its package
+// init would cost every run of butler, for a hidden command that only make
+// man and make deb run.
+var (
+	//go:embed help/butler.1
+	manPageRoff string
+	//go:embed help/butler.1.md
+	manPageMarkdown string
+)
+
+// manVersion stands for the version in manPageRoff and manPageMarkdown. It
+// occurs in each exactly once (the page's title), as the generator wrote it:
+// markdown and go-md2man leave it as it is.
+const manVersion = "@VERSION@"
+
+// manCommand is the hidden `butler man`: it prints the butler(1) page built
+// into the binary, with the binary's version. make man and make deb run it.
 func manCommand(d *Deps) *cli.Command {
 	cmd := subcommand("man", []cli.Flag{
 		&cli.BoolFlag{Name: "markdown", Usage: "print the markdown the page is rendered from"},
 	}, func(_ context.Context, cmd *cli.Command) error {
-		md, err := manMarkdown(cmd.Root())
-		if err != nil {
-			return err
+		version := cmd.Root().Version
+		page := strings.Replace(manPageRoff, manVersion, roffText(version), 1)
+		if cmd.Bool("markdown") {
+			page = strings.Replace(manPageMarkdown, manVersion, version, 1)
 		}
-		out := []byte(md)
-		if !cmd.Bool("markdown") {
-			out = md2man.Render(out)
-		}
-		_, err = d.Stdout.Write(out)
+		_, err := io.WriteString(d.Stdout, page)
 		return err
 	})
 	cmd.Hidden = true
 	return cmd
 }
 
-// manMarkdown returns the page as markdown: what urfave/cli-docs makes of the
-// command tree (name, synopsis, global options, each command with its flags),
-// each command's description added under its heading, then the sections a
-// man page needs and --help has no place for: EXIT STATUS (taken from the
-// commands' descriptions), ENVIRONMENT (from the flags' variables), FILES
-// and EXAMPLES.
-func manMarkdown(root *cli.Command) (string, error) {
-	body, err := docs.ToMarkdown(root)
-	if err != nil {
-		return "", fmt.Errorf("man page: %w", err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%% %s 1 \"\" \"%s %s\" \"User Commands\"\n\n", strings.ToUpper(root.Name), root.Name, root.Version)
-	b.WriteString(manCommandDetails(body, root))
-	manExitStatus(&b, root)
-	manEnvironment(&b, root)
-	manFiles(&b)
-	b.WriteString(manExamples)
-	return b.String(), nil
-}
-
-// manCommandDetails puts each command's description (less its EXIT STATUS,
-// which has a section of its own) at the end of the command's part of the
-// page, and makes the commands' headings subsections of COMMANDS that name
-// the whole command ("completion bash").
-func manCommandDetails(body string, root *cli.Command) string {
-	type section struct {
-		cmd  *cli.Command
-		path string // "completion bash"
-	}
-	headings := map[string]section{}
-	var walk func(cmds []*cli.Command, level int, parent string)
-	walk = func(cmds []*cli.Command, level int, parent string) {
-		for _, c := range cmds {
-			if c.Hidden {
-				continue
-			}
-			path := strings.TrimSpace(parent + " " + c.Name)
-			headings[strings.Repeat("#", level)+" "+strings.Join(c.Names(), ", ")] = section{c, path}
-			walk(c.Commands, level+1, path)
-		}
-	}
-	walk(root.Commands, 2, "") // the headings as cli-docs writes them
-
-	var out strings.Builder
-	pending := ""
-	flush := func() {
-		if pending != "" {
-			out.WriteString("\n" + pending + "\n\n")
-			pending = ""
-		}
-	}
-	inFence := false
-	for _, line := range strings.SplitAfter(body, "\n") {
-		if strings.HasPrefix(line, "```") {
-			inFence = !inFence
-		}
-		if !inFence && strings.HasPrefix(line, "#") {
-			flush()
-			if sec, ok := headings[strings.TrimRight(line, "\n")]; ok {
-				line = "### " + sec.path + "\n"
-				desc, _ := splitExitStatus(sec.cmd.Description)
-				pending = manText(desc)
-			}
-		}
-		out.WriteString(line)
-	}
-	flush()
-	return out.String()
-}
-
-// exitStatus is the EXIT STATUS block of a command's description.
-type exitStatus struct {
-	note    string // what follows "EXIT STATUS" on its line, e.g. "(the Nagios plugin convention)"
-	entries []exitEntry
-}
-
-type exitEntry struct {
-	codes, meaning string // "130, 143", "ended by SIGINT or SIGTERM"
-}
-
-var exitEntryLine = regexp.MustCompile(`^\s+(\d+(?:,\s*\d+)*)\s{2,}(\S.*)$`)
-
-// splitExitStatus cuts the block that starts with a line "EXIT STATUS" (its
-// indented lines: "   CODE  meaning", with continuation lines indented
-// further) out of a description.
-func splitExitStatus(desc string) (string, *exitStatus) {
-	lines := strings.Split(desc, "\n")
-	for i, l := range lines {
-		if !strings.HasPrefix(l, "EXIT STATUS") {
-			continue
-		}
-		es := &exitStatus{note: strings.TrimSpace(strings.TrimPrefix(l, "EXIT STATUS"))}
-		end := i + 1
-		for ; end < len(lines); end++ {
-			l := lines[end]
-			if strings.TrimSpace(l) == "" {
-				continue
-			}
-			if !strings.HasPrefix(l, " ") {
-				break
-			}
-			if m := exitEntryLine.FindStringSubmatch(l); m != nil {
-				es.entries = append(es.entries, exitEntry{codes: m[1], meaning: m[2]})
-			} else if n := len(es.entries); n > 0 {
-				es.entries[n-1].meaning += " " + strings.TrimSpace(l)
-			}
-		}
-		rest := append(append([]string{}, lines[:i]...), lines[end:]...)
-		return strings.TrimSpace(strings.Join(rest, "\n")), es
-	}
-	return desc, nil
-}
-
-func manExitStatus(b *strings.Builder, root *cli.Command) {
-	b.WriteString("\n# EXIT STATUS\n\n")
-	for _, c := range root.Commands {
-		if c.Hidden {
-			continue
-		}
-		_, es := splitExitStatus(c.Description)
-		if es == nil {
-			continue
-		}
-		fmt.Fprintf(b, "### %s %s\n\n", root.Name, c.Name)
-		if note := strings.Trim(es.note, "()"); note != "" {
-			b.WriteString(mdEscape(strings.ToUpper(note[:1])+note[1:]) + ".\n\n")
-		}
-		for _, e := range es.entries {
-			fmt.Fprintf(b, "**%s**\n: %s\n\n", e.codes, mdEscape(e.meaning))
-		}
-	}
-	b.WriteString("### other commands\n\n" + mdEscape(
-		"0 on success; 2 for a usage or configuration error; 1 for any other failure "+
-			"(render: a fetch or a render failed).") + "\n")
-}
-
-func manEnvironment(b *strings.Builder, root *cli.Command) {
-	b.WriteString("\n# ENVIRONMENT\n\n")
-	for _, f := range root.Flags {
-		df, ok := f.(cli.DocGenerationFlag)
-		if !ok {
-			continue
-		}
-		for _, env := range df.GetEnvVars() {
-			fmt.Fprintf(b, "**%s**\n: %s (the same as **%s**)\n\n", env,
-				mdEscape(df.GetUsage()), mdEscape("--"+f.Names()[0]))
-		}
-	}
-	b.WriteString(manText(`Any string value in butler.toml may use ${NAME} to take the environment
-variable NAME: a secret that systemd reads from /etc/butler/butler.env
-(EnvironmentFile= of butler.service) or that the cron example sources from it. An
-unset variable is a configuration error that names it; $${ stands for a literal ${.
-Templates see the environment as {{env.NAME}}. S3 sources without keys in their URL
-use the AWS credential chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).`) + "\n")
-}
-
-func manFiles(b *strings.Builder) {
-	b.WriteString("\n# FILES\n\n")
-	for _, f := range []struct{ path, what string }{
-		{"/etc/butler/butler.toml", "the configuration (the default of --config)"},
-		{"/etc/butler/butler.env", "secrets for ${NAME} in the configuration, NAME=value lines, mode 0600"},
-		{config.DefaultStateDir, "the state directory ([butler] state_dir, --state-dir), mode 0700; it holds:"},
-		{config.DefaultStateDir + "/state.json", "hashes, last results and counters: the values behind every metric"},
-		{config.DefaultStateDir + "/lock", "held with flock(2) for the whole run; another run exits 3"},
-		{config.DefaultStateDir + "/lkg/", "the last-known-good copy of each manager's files"},
-		{config.DefaultStateDir + "/cache/", "the last fetched body of each source and its validators"},
-		{config.DefaultTextfile, "the metrics for node_exporter's textfile collector ([butler] textfile, --textfile)"},
-		{"/lib/systemd/system/butler.service, butler.timer", "the systemd units of the Debian package: a sync every minute"},
-		{"/usr/share/doc/butler/", "example configurations, the cron example and Prometheus alert rules"},
-	} {
-		fmt.Fprintf(b, "*%s*\n: %s\n\n", mdEscape(f.path), mdEscape(f.what))
-	}
-}
-
-var manExamples = "\n# EXAMPLES\n\n" + manText(`Check the configuration offline, see what a sync would change, then run one:`) + `
-
-    butler --config /etc/butler/butler.toml check
-    butler sync --dry-run
-    butler sync
-
-` + manText(`Print the files one manager would get, and apply that manager only, even
-when nothing changed:`) + `
-
-    butler render --manager nginx
-    butler sync --manager nginx --force
-
-` + manText(`Run every minute under systemd, and ask how it went (exit codes for Nagios):`) + `
-
-    systemctl enable --now butler.timer
-    butler status
-    butler status --nagios
-    butler status --events --manager 'prom.*'
-
-` + manText(`Complete commands and flags in the current bash:`) + `
-
-    source <(butler completion bash)
-
-# SEE ALSO
-
-systemd.timer(5), systemd.exec(5), crontab(5), nginx(8), prometheus(1)
-`
-
-// manText turns a description written for --help into markdown: paragraphs
-// stay paragraphs, and a block of indented lines stays as it is, preformatted.
-func manText(s string) string {
-	var out []string
-	for _, para := range strings.Split(strings.TrimSpace(s), "\n\n") {
-		lines := strings.Split(para, "\n")
-		indented := true
-		for _, l := range lines {
-			if !strings.HasPrefix(l, " ") {
-				indented = false
-			}
-		}
-		if indented {
-			cut := len(para)
-			for _, l := range lines {
-				cut = min(cut, len(l)-len(strings.TrimLeft(l, " ")))
-			}
-			for i, l := range lines {
-				lines[i] = "    " + l[cut:]
-			}
-			out = append(out, strings.Join(lines, "\n"))
-			continue
-		}
-		out = append(out, mdEscape(para))
-	}
-	return strings.Join(out, "\n\n")
-}
-
-// mdEscape makes text literal in markdown: a backslash before every character
-// that could start emphasis, a link, a heading, a list or a table.
-func mdEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune("\\`*_{}[]()#+-.!:|&<>~", r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+// roffText is s as go-md2man writes text in which markdown sees no markup:
+// each backslash doubled. Where markdown would see markup in a version ("<",
+// a pair of backticks, "**v1**", "&amp;", a backslash before punctuation),
+// go-md2man would drop or restyle part of it in the title; `butler man`
+// prints it as it is.
+func roffText(s string) string {
+	return strings.ReplaceAll(s, `\`, `\\`)
 }

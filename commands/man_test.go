@@ -128,7 +128,8 @@ func manMissingFlags(t *testing.T, newRoot func(d *Deps) *cli.Command, page stri
 }
 
 // TestManPageHasEveryFlag fails when a flag of any command's --help is not in
-// the page: the page is made from the same definitions, so it never should be.
+// the page: the page is made from the same definitions (TestManPage fails
+// when the one built in is not what they make now), so it never should be.
 func TestManPageHasEveryFlag(t *testing.T) {
 	if missing := manMissingFlags(t, NewRoot, manPage(t)); len(missing) > 0 {
 		t.Errorf("flags in --help but not in the man page:\n%s", strings.Join(missing, "\n"))
