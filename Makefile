@@ -18,7 +18,8 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/butler .
 
-# The butler(1) man page, made by the binary from its own command definitions.
+# The butler(1) man page as the binary prints it: built in, made from its command
+# definitions by a test of commands (TestManPage), with the binary's version put in.
 man: build
 	bin/butler man > bin/butler.1
 
