@@ -157,62 +157,65 @@ func checkCase(md toml.MetaData, data []byte) []string {
 // caseMismatch returns the index of the first part of key that names a
 // field of rawConfig only when case is ignored, and that field's key.
 func caseMismatch(key toml.Key) (at int, want string, ok bool) {
-	t := reflect.TypeFor[rawConfig]()
-	for i, part := range key {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-		switch t.Kind() {
-		case reflect.Struct:
-			fields := tomlFields(t)
-			if ft, found := fields[part]; found {
-				t = ft
-				continue
-			}
-			for _, name := range slices.Sorted(maps.Keys(fields)) {
-				if strings.EqualFold(name, part) {
-					return i, name, true
-				}
-			}
-			return 0, "", false // unknown in any case: reported as such
-		case reflect.Map:
-			if t.Elem().Kind() == reflect.Interface {
-				return 0, "", false // vars: any key
-			}
-			t = t.Elem() // a name: managers.NAME
-		default:
-			return 0, "", false
+	_, at, found := walkKey(key)
+	if found || at < 0 {
+		return 0, "", false // known, free-form (vars), or past a scalar
+	}
+	fields := tomlFields(typeAt(key[:at]))
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if strings.EqualFold(name, key[at]) {
+			return at, name, true
 		}
 	}
-	return 0, "", false
+	return 0, "", false // unknown in any case: reported as such
 }
 
 // expectedType is the Go type the key decodes into, walking rawConfig along
 // the key; false for a key butler does not know, and for anything inside the
 // free-form vars tables.
 func expectedType(key toml.Key) (reflect.Type, bool) {
-	t := reflect.TypeFor[rawConfig]()
-	for _, part := range key {
+	t, _, found := walkKey(key)
+	return t, found
+}
+
+// walkKey walks rawConfig along key. found is true when every part names a
+// field (or a name of managers.NAME), and t is then the type the key
+// decodes into. Otherwise unknown is the index of the part that names no
+// field of its struct, or -1 when the key goes into a free-form vars table
+// or below a scalar.
+func walkKey(key toml.Key) (t reflect.Type, unknown int, found bool) {
+	t = reflect.TypeFor[rawConfig]()
+	for i, part := range key {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 			t = t.Elem()
 		}
 		switch t.Kind() {
 		case reflect.Struct:
-			ft, found := tomlFields(t)[part]
-			if !found {
-				return nil, false
+			ft, ok := tomlFields(t)[part]
+			if !ok {
+				return nil, i, false
 			}
 			t = ft
 		case reflect.Map:
 			if t.Elem().Kind() == reflect.Interface {
-				return nil, false // vars: any value
+				return nil, -1, false // vars: any value
 			}
-			t = t.Elem()
+			t = t.Elem() // a name: managers.NAME
 		default:
-			return nil, false
+			return nil, -1, false
 		}
 	}
-	return t, true
+	return t, 0, true
+}
+
+// typeAt is the struct type that the parts of prefix lead to: the one whose
+// field walkKey did not find.
+func typeAt(prefix toml.Key) reflect.Type {
+	t, _, _ := walkKey(prefix)
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	return t
 }
 
 // fieldCache holds what tomlFields found for each struct type it was asked
