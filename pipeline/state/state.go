@@ -642,9 +642,13 @@ func Read(stateDir string) (*State, error) {
 	return st, nil
 }
 
-// Save writes the state file atomically and durably.
+// Save writes the state file atomically and durably. It only reads st
+// (the run writes the textfile from it meanwhile), except to set the
+// version of a state not made by New or Parse.
 func (d *Dir) Save(st *State) error {
-	st.Version = Version
+	if st.Version != Version {
+		st.Version = Version
+	}
 	// Encode writes what Marshal would and a final newline, straight to the
 	// temporary file: no second copy of a large state in memory.
 	_ = atomicfile.RemoveStale(d.root, []string{FileName})
