@@ -303,30 +303,19 @@ func (st *Staged) pathError(err error) error {
 	return err
 }
 
-// WritePath is WriteFile for a file outside any managed directory (the
-// textfile, a kept configuration): its directory is created with dirMode
-// when missing and becomes the root.
+// WritePath is WriteFile for a file outside any managed directory: its
+// directory is created with dirMode when missing and becomes the root.
 func WritePath(p string, data []byte, mode, dirMode os.FileMode) error {
-	return writePath(p, bytesFill(data), mode, dirMode)
-}
-
-// WritePathFunc is WritePath for content that fill writes (see
-// WriteFileFunc).
-func WritePathFunc(p string, fill func(*bufio.Writer) error, mode, dirMode os.FileMode) error {
-	return writePath(p, bufferedFill(fill), mode, dirMode)
-}
-
-// writePath is WritePath of what fill writes to the temporary file.
-func writePath(p string, fill func(*os.File) error, mode, dirMode os.FileMode) error {
-	st, err := stagePath(p, fill, mode, dirMode)
+	st, err := stagePath(p, bytesFill(data), mode, dirMode)
 	if err != nil {
 		return err
 	}
 	return st.Commit()
 }
 
-// StagePathFunc is WritePathFunc up to the rename (see Staged): the caller
-// then commits or discards the file.
+// StagePathFunc is WritePath for content that fill writes, through a
+// buffer (see WriteFileFunc), up to the rename (see Staged): the caller then
+// commits or discards the file. The textfile is written so.
 func StagePathFunc(p string, fill func(*bufio.Writer) error, mode, dirMode os.FileMode) (*Staged, error) {
 	return stagePath(p, bufferedFill(fill), mode, dirMode)
 }
